@@ -1,0 +1,119 @@
+package pool
+
+import (
+	"time"
+
+	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
+)
+
+// A batch is a run of items sent to a worker as one message. A job cuts
+// root batches from its input; a root keeps the job's results for its items
+// until every one is answered. Items a crash left unanswered are re-sent in
+// retry batches that point at their root.
+type batch struct {
+	job  *job
+	root *batch  // the root a retry batch belongs to; nil for a root
+	pos  []int32 // retry batches: each item's position in root
+
+	// Items: either src (Map inputs, retry batches) or data/ends (batches
+	// the Imap feeder filled). encode builds data/ends from src.
+	src     [][]byte
+	data    []byte
+	ends    []uint32
+	attempt int // which run this is for every item in the batch (1 = first)
+
+	// Root only. index and seq are fixed at cut; results and pending are
+	// guarded by job.mu; runs by Pool.mu.
+	index   int      // job-wide index of item 0
+	rootSeq int      // the order the job cut it in
+	baseID  uint64   // task id of item 0
+	results []Result // one per item
+	pending int      // items not yet resolved
+	got     []uint64 // bit i: item i is resolved
+	runs    []uint8  // runs started beyond the first, per item; nil until a crash
+	crashes []uint8  // crashes survived while running, per item; nil until a crash
+
+	// Per send, guarded by Pool.mu.
+	w      *worker
+	seq    uint64
+	done   int // items answered so far; answers come in order
+	sentAt time.Time
+}
+
+func (b *batch) len() int {
+	if b.src != nil {
+		return len(b.src)
+	}
+	return len(b.ends)
+}
+
+func (b *batch) item(i int) []byte {
+	if b.src != nil {
+		return b.src[i]
+	}
+	start := uint32(0)
+	if i > 0 {
+		start = b.ends[i-1]
+	}
+	return b.data[start:b.ends[i]]
+}
+
+// top returns the root batch b belongs to.
+func (b *batch) top() *batch {
+	if b.root != nil {
+		return b.root
+	}
+	return b
+}
+
+// rootPos maps item i of b to its position in b.top().
+func (b *batch) rootPos(i int) int {
+	if b.pos != nil {
+		return int(b.pos[i])
+	}
+	return i
+}
+
+// request encodes b as a Run request. Called by the worker's sender,
+// outside the pool lock: for Map batches this is where items are copied.
+func (b *batch) request() *workerpb.Batch {
+	if b.data == nil && b.src != nil {
+		n := 0
+		for _, it := range b.src {
+			n += len(it)
+		}
+		b.data = make([]byte, 0, n)
+		b.ends = make([]uint32, 0, len(b.src))
+		for _, it := range b.src {
+			b.data = append(b.data, it...)
+			b.ends = append(b.ends, uint32(len(b.data)))
+		}
+	}
+	req := &workerpb.Batch{Seq: b.seq, Data: b.data, Ends: b.ends, Attempt: uint32(b.attempt)}
+	root := b.top()
+	if b.pos == nil {
+		req.BaseId = root.baseID
+	} else {
+		req.Ids = make([]uint64, len(b.pos))
+		for i, p := range b.pos {
+			req.Ids[i] = root.baseID + uint64(p)
+		}
+	}
+	return req
+}
+
+// dataBytes is the size of b's items.
+func (b *batch) dataBytes() int {
+	if b.src == nil {
+		return len(b.data)
+	}
+	n := 0
+	for _, it := range b.src {
+		n += len(it)
+	}
+	return n
+}
+
+// mark records that root item i is resolved; has reports it.
+func (b *batch) mark(i int)     { b.got[i>>6] |= 1 << (i & 63) }
+func (b *batch) has(i int) bool { return b.got[i>>6]&(1<<(i&63)) != 0 }

@@ -1,0 +1,173 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config describes one plugin's pool. Only Path is required; the zero value
+// of every other field means its default. Start copies the Config: changing
+// it afterwards has no effect.
+type Config struct {
+	// Path is the plugin executable. Required.
+	Path string
+	// Name names the plugin in errors and logs. Default: the base name of
+	// Path.
+	Name string
+	// Args are extra command-line arguments for the plugin.
+	Args []string
+	// Env is extra environment for the plugin, as "KEY=value". The plugin
+	// also inherits the host's environment.
+	Env []string
+	// PluginConfig is passed to the plugin's Init as a JSON object.
+	// Default "{}".
+	PluginConfig []byte
+	// SHA256, if set, is the hex digest the executable must have. It is
+	// checked before every start; a mismatch fails that start.
+	SHA256 string
+
+	// Workers is the number of plugin processes. Default: one per core
+	// (runtime.NumCPU).
+	Workers int
+	// ChunkSize fixes the number of items per batch. Default 0: adaptive,
+	// sized from observed per-item time so a batch is a few milliseconds of
+	// work, like Python's chunksize but learned.
+	ChunkSize int
+	// InFlight is how many batches each worker may have on the wire at once,
+	// so a worker never idles on a round trip. Default 2.
+	InFlight int
+	// MaxItemBytes is the largest item accepted; a larger one fails alone
+	// with ErrTooLarge. Default 64 MiB.
+	MaxItemBytes int
+
+	// MaxAttempts is how many times a task may be started when workers
+	// crash under it (only for plugins that declare themselves idempotent)
+	// or when it asks to be retried. Default 3.
+	MaxAttempts int
+	// TaskTimeout bounds each task, counted from when the worker starts it.
+	// Default 0: no limit. On expiry the task's context is cancelled; if it
+	// has not returned KillGrace later, the worker is killed and replaced.
+	TaskTimeout time.Duration
+	// KillGrace is how long a timed-out task may take to return after its
+	// context was cancelled. Default 1s.
+	KillGrace time.Duration
+	// MaxRestarts is how many worker restarts RestartWindow may hold; one
+	// more marks the pool degraded and every pending and new task fails fast
+	// with ErrDegraded. Default 10.
+	MaxRestarts int
+	// RestartWindow is the window MaxRestarts counts over. Default 1m.
+	RestartWindow time.Duration
+	// MaxTasksPerWorker replaces a worker after it has run this many tasks,
+	// between batches, losing nothing (Python's maxtasksperchild).
+	// Default 0: never.
+	MaxTasksPerWorker int
+	// StartTimeout bounds one worker's start: launch, handshake, Describe
+	// and Init. Default 10s.
+	StartTimeout time.Duration
+
+	// Logger receives the host's and the plugins' log lines, the latter
+	// tagged with plugin, slot and pid. Default: warnings and up to
+	// os.Stderr.
+	Logger hclog.Logger
+	// Stderr receives what plugins write to their own stdout and stderr
+	// outside the SDK, line by line, each line whole and tagged with the
+	// worker. Default os.Stderr.
+	Stderr io.Writer
+}
+
+// Defaults.
+const (
+	DefaultInFlight      = 2
+	DefaultMaxItemBytes  = 64 << 20
+	DefaultMaxAttempts   = 3
+	DefaultKillGrace     = time.Second
+	DefaultMaxRestarts   = 10
+	DefaultRestartWindow = time.Minute
+	DefaultStartTimeout  = 10 * time.Second
+)
+
+// withDefaults returns a copy of c with defaults applied, or every problem
+// found, each wrapped in ErrInvalidConfig.
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...)))
+	}
+	if c.Path == "" {
+		bad("Path is required: the plugin executable to run")
+	}
+	if c.Name == "" {
+		c.Name = filepath.Base(c.Path)
+	}
+	c.Args = append([]string(nil), c.Args...)
+	c.Env = append([]string(nil), c.Env...)
+	if len(c.PluginConfig) == 0 {
+		c.PluginConfig = []byte("{}")
+	} else {
+		c.PluginConfig = append([]byte(nil), c.PluginConfig...)
+	}
+	c.SHA256 = strings.ToLower(strings.TrimSpace(c.SHA256))
+	if c.SHA256 != "" && !isHexDigest(c.SHA256) {
+		bad("SHA256 %q is not a 64-digit hex sha256 digest", c.SHA256)
+	}
+	def := func(v *int, d int, name string) {
+		switch {
+		case *v < 0:
+			bad("%s must be >= 0, got %d", name, *v)
+		case *v == 0:
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration, name string) {
+		switch {
+		case *v < 0:
+			bad("%s must be >= 0, got %s", name, *v)
+		case *v == 0:
+			*v = d
+		}
+	}
+	def(&c.Workers, runtime.NumCPU(), "Workers")
+	def(&c.ChunkSize, 0, "ChunkSize")
+	def(&c.InFlight, DefaultInFlight, "InFlight")
+	def(&c.MaxItemBytes, DefaultMaxItemBytes, "MaxItemBytes")
+	def(&c.MaxAttempts, DefaultMaxAttempts, "MaxAttempts")
+	def(&c.MaxRestarts, DefaultMaxRestarts, "MaxRestarts")
+	def(&c.MaxTasksPerWorker, 0, "MaxTasksPerWorker")
+	defDur(&c.TaskTimeout, 0, "TaskTimeout")
+	defDur(&c.KillGrace, DefaultKillGrace, "KillGrace")
+	defDur(&c.RestartWindow, DefaultRestartWindow, "RestartWindow")
+	defDur(&c.StartTimeout, DefaultStartTimeout, "StartTimeout")
+	if c.MaxItemBytes > maxMessage {
+		bad("MaxItemBytes must be at most %d, got %d", maxMessage, c.MaxItemBytes)
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "pluginpool", Level: hclog.Warn, Output: os.Stderr})
+	}
+	if c.Stderr == nil {
+		c.Stderr = os.Stderr
+	}
+	return c, errors.Join(errs...)
+}
+
+// maxMessage is gRPC's hard ceiling on one message.
+const maxMessage = 1<<31 - 1 - 1<<20
+
+func isHexDigest(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,174 @@
+package pool
+
+import (
+	"time"
+)
+
+// Batch sizing. A batch should be a few milliseconds of work: big enough
+// that the per-batch round trip (~100 µs) is noise, small enough that
+// workers finish together. Measured with a prototype on 2 cores: batches of
+// ~16k trivial items beat 4k (68 vs 90 ms for 1M ints).
+const (
+	targetBatchTime = 4 * time.Millisecond
+	maxBatchItems   = 16384
+	maxBatchBytes   = 1 << 20
+)
+
+// batchSize is how many items the next batch should hold. Called with
+// p.mu held.
+func (p *Pool) batchSize() int {
+	if p.cfg.ChunkSize > 0 {
+		return p.cfg.ChunkSize
+	}
+	return p.size
+}
+
+// observe adapts the batch size to a batch of n items that took d at the
+// head of its worker's queue. Called with p.mu held.
+//
+// Sizes grow at most 2x per observation, starting from 1, so a plugin with
+// slow tasks never gets a large first batch; they shrink at once when a
+// batch took longer than the target. Small batches (a stolen partial
+// batch, a retry) are mostly round-trip time and do not grow the size.
+func (p *Pool) observe(n int, d time.Duration) {
+	if n == 0 || d <= 0 {
+		return
+	}
+	want := int(float64(n) * float64(targetBatchTime) / float64(d))
+	switch {
+	case d > targetBatchTime:
+		p.size = max(1, min(want, p.size))
+	case 2*n >= p.size:
+		p.size = min(max(want, p.size), 2*p.size, maxBatchItems)
+	}
+}
+
+// cut hands worker w its next batch, or nil when there is none for it.
+// Called with p.mu held. Retries go first, then jobs in turn.
+func (p *Pool) cut(w *worker) *batch {
+	if len(p.retry) > 0 {
+		b := p.retry[0]
+		p.retry[0] = nil
+		p.retry = p.retry[1:]
+		return b
+	}
+	limit := p.batchSize()
+	if m := p.cfg.MaxTasksPerWorker; m > 0 {
+		limit = min(limit, m-w.tasks)
+	}
+	for range len(p.jobs) {
+		p.rr = (p.rr + 1) % len(p.jobs)
+		j := p.jobs[p.rr]
+		var b *batch
+		if j.src != nil {
+			b = p.cutMap(j, limit)
+		} else {
+			b = p.cutStream(j, w)
+		}
+		if b != nil {
+			return b
+		}
+	}
+	return nil
+}
+
+// cutMap cuts the next root batch of a Map job.
+func (p *Pool) cutMap(j *job, limit int) *batch {
+	n := len(j.src)
+	if j.next >= n {
+		return nil
+	}
+	// Python's default chunksize: the input spread four times over the
+	// workers, so the tail is shared.
+	spread := (n + 4*p.cfg.Workers - 1) / (4 * p.cfg.Workers)
+	k, bytes := 0, 0
+	for k < min(limit, spread, n-j.next) {
+		sz := len(j.src[j.next+k])
+		if k > 0 && bytes+sz > maxBatchBytes {
+			break
+		}
+		bytes += sz
+		k++
+	}
+	b := j.newRoot(p, j.next, j.src[j.next:j.next+k:j.next+k])
+	j.next += k
+	if j.next == n {
+		p.dropJob(j)
+	}
+	return p.sendable(b)
+}
+
+// cutStream takes an Imap job's next full batch, or its partly filled one
+// when w is idle (so a slow or stalled input never leaves a worker waiting
+// on a batch that is not full).
+func (p *Pool) cutStream(j *job, w *worker) *batch {
+	if len(j.ready) > 0 {
+		b := j.ready[0]
+		j.ready[0] = nil
+		j.ready = j.ready[1:]
+		if j.fed && len(j.ready) == 0 {
+			p.dropJob(j)
+		}
+		p.cond.Broadcast() // the feeder may wait for room in ready
+		return p.sendable(b)
+	}
+	if j.open != nil && j.open.len() > 0 && len(w.inflight) == 0 && j.window < j.maxWindow {
+		b := j.open
+		j.open = nil
+		j.seal(p, b)
+		return p.sendable(b)
+	}
+	return nil
+}
+
+// sendable resolves the items of root b that must not be sent (too large)
+// and returns what is left to send: b itself, a retry batch with the rest,
+// or nil. Called with p.mu held.
+func (p *Pool) sendable(b *batch) *batch {
+	var big []int32
+	for i := range b.len() {
+		if len(b.item(i)) > p.cfg.MaxItemBytes {
+			big = append(big, int32(i))
+		}
+	}
+	if big == nil {
+		return b
+	}
+	for _, i := range big {
+		b.job.resolve(b, int(i), Result{Err: &TooLargeError{Size: len(b.item(int(i))), Limit: p.cfg.MaxItemBytes}})
+	}
+	if len(big) == b.len() {
+		return nil
+	}
+	rest := make([]int32, 0, b.len()-len(big))
+	for i, k := 0, 0; i < b.len(); i++ {
+		if k < len(big) && big[k] == int32(i) {
+			k++
+			continue
+		}
+		rest = append(rest, int32(i))
+	}
+	return newRetry(b, rest, 1)
+}
+
+// newRetry builds a batch of root's items at positions pos, for run attempt.
+func newRetry(root *batch, pos []int32, attempt int) *batch {
+	b := &batch{job: root.job, root: root, pos: pos, attempt: attempt, src: make([][]byte, len(pos))}
+	for i, p := range pos {
+		b.src[i] = root.item(int(p))
+	}
+	return b
+}
+
+// dropJob stops cutting from j. Called with p.mu held.
+func (p *Pool) dropJob(j *job) {
+	for i, x := range p.jobs {
+		if x == j {
+			p.jobs = append(p.jobs[:i], p.jobs[i+1:]...)
+			if p.rr >= i && p.rr > 0 {
+				p.rr--
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,32 @@
+// Package pool runs one plugin's worker pool: it starts N plugin processes
+// through hashicorp/go-plugin, feeds them batches of items over a gRPC
+// stream each, and hands back one result per item, in input order for Map
+// and Imap, as completed for ImapUnordered.
+//
+//	p, err := pool.Start(ctx, pool.Config{Path: "bin/plugins/double"})
+//	if err != nil {
+//		return err
+//	}
+//	defer p.Close()
+//	results, err := p.Map(ctx, [][]byte{[]byte("1"), []byte("2"), []byte("3")})
+//
+// Items and results are opaque bytes to the pool (JSON, by the SDK's
+// convention); the pool never decodes them. Every item gets exactly one
+// Result: a value, or an error saying why it failed. A failure never loses
+// or reorders another item's result.
+//
+// The pool supervises its workers. A worker that crashes is replaced (with
+// exponential backoff); the tasks it had not finished are re-run elsewhere if
+// the plugin declares itself idempotent, up to MaxAttempts, and a task that
+// was running during two crashes runs alone from then on. A task that runs
+// past TaskTimeout is cancelled, and its worker killed if it does not stop.
+// More than MaxRestarts restarts within RestartWindow marks the pool
+// degraded: every pending and new task fails fast with ErrDegraded rather
+// than the pool respawning forever. Processes get Linux's parent-death
+// signal, so none outlives the host, even a host that was SIGKILLed.
+//
+// Inside, each worker has a sender and a receiver goroutine owned by a
+// supervisor goroutine per slot; batches are cut when a worker has room for
+// one, sized from the observed per-item time (a few milliseconds of work),
+// and at most InFlight batches ride each stream.
+package pool

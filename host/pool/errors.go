@@ -1,0 +1,194 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Sentinel errors. Every error the pool returns matches one of these with
+// errors.Is; the typed errors below carry the details.
+var (
+	// ErrInvalidConfig: a Config field is out of range. Fix the field named
+	// in the message.
+	ErrInvalidConfig = errors.New("invalid pool config")
+	// ErrClosed: the pool was closed or terminated; start a new one.
+	ErrClosed = errors.New("pool is closed")
+	// ErrStart: a plugin process could not be started. A *StartError says
+	// which step failed; it also matches one of ErrNotFound, ErrChecksum,
+	// ErrHandshake, ErrInit or ErrStartTimeout.
+	ErrStart = errors.New("plugin failed to start")
+	// ErrNotFound: the plugin executable is missing or not executable.
+	ErrNotFound = errors.New("plugin executable not found")
+	// ErrChecksum: the executable's sha256 differs from the configured one.
+	ErrChecksum = errors.New("plugin checksum mismatch")
+	// ErrHandshake: the executable did not complete the plugin handshake:
+	// it is not a pluginpool plugin, or it wrote to stdout before Serve.
+	ErrHandshake = errors.New("not a pluginpool plugin")
+	// ErrInit: the plugin's Init returned an error.
+	ErrInit = errors.New("plugin init failed")
+	// ErrStartTimeout: the plugin did not finish starting within StartTimeout.
+	ErrStartTimeout = errors.New("plugin start timed out")
+	// ErrDegraded: workers restarted more than MaxRestarts times within
+	// RestartWindow; the pool fails every task fast. A *DegradedError lists
+	// the recent causes.
+	ErrDegraded = errors.New("pool degraded")
+	// ErrTask: the task itself failed (returned an error, panicked, or
+	// could not decode its input). A *TaskError says which.
+	ErrTask = errors.New("task failed")
+	// ErrCrashed: the worker running the task died and the task could not
+	// be re-run. A *CrashError names the process and how it ended.
+	ErrCrashed = errors.New("worker crashed")
+	// ErrTimeout: the task ran longer than TaskTimeout.
+	ErrTimeout = errors.New("task timed out")
+	// ErrTooLarge: the item is larger than MaxItemBytes.
+	ErrTooLarge = errors.New("item too large")
+)
+
+// TaskErrorKind says how a task failed.
+type TaskErrorKind int
+
+// Task error kinds.
+const (
+	KindError    TaskErrorKind = iota + 1 // the task returned an error
+	KindPanic                             // the task panicked
+	KindDecode                            // the input did not decode into the task's input type
+	KindCanceled                          // the task was cancelled
+)
+
+func (k TaskErrorKind) String() string {
+	switch k {
+	case KindError:
+		return "error"
+	case KindPanic:
+		return "panic"
+	case KindDecode:
+		return "decode"
+	case KindCanceled:
+		return "canceled"
+	}
+	return fmt.Sprintf("TaskErrorKind(%d)", int(k))
+}
+
+// TaskError is a failure reported by the plugin for one task. The worker
+// lives on.
+type TaskError struct {
+	Plugin  string
+	Kind    TaskErrorKind
+	Message string // the plugin's message; for a panic, with its stack
+	Attempt int    // which run of the task failed (1 = first)
+}
+
+func (e *TaskError) Error() string {
+	switch e.Kind {
+	case KindPanic:
+		return fmt.Sprintf("%s: task panicked: %s", e.Plugin, strings.TrimPrefix(e.Message, "panic: "))
+	case KindDecode:
+		return fmt.Sprintf("%s: bad input: %s", e.Plugin, e.Message)
+	case KindCanceled:
+		return fmt.Sprintf("%s: task cancelled: %s", e.Plugin, e.Message)
+	}
+	return fmt.Sprintf("%s: %s", e.Plugin, e.Message)
+}
+
+func (e *TaskError) Is(target error) bool { return target == ErrTask }
+
+// CrashError reports a task lost with the worker that ran it, after
+// Attempts runs (or at once, for plugins that are not idempotent).
+type CrashError struct {
+	Plugin   string
+	Slot     int
+	Pid      int
+	Exit     string   // how the process ended: "exit status 2", "signal: killed", "stream closed"
+	Attempts int      // runs of the task, each ended by a crash
+	Stderr   []string // the last lines the process wrote to stderr
+}
+
+func (e *CrashError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: worker %d (pid %d) crashed: %s", e.Plugin, e.Slot, e.Pid, e.Exit)
+	if e.Attempts > 1 {
+		fmt.Fprintf(&b, "; gave up after %d attempts", e.Attempts)
+	} else if e.Attempts == 1 {
+		b.WriteString("; not retried: the plugin does not declare itself idempotent")
+	}
+	if len(e.Stderr) > 0 {
+		b.WriteString("; last stderr lines:\n  ")
+		b.WriteString(strings.Join(e.Stderr, "\n  "))
+	}
+	return b.String()
+}
+
+func (e *CrashError) Is(target error) bool { return target == ErrCrashed }
+
+// TimeoutError reports a task that ran longer than TaskTimeout.
+type TimeoutError struct {
+	Plugin  string
+	Timeout time.Duration
+	Pid     int
+	Killed  bool // the task ignored cancellation and its worker was killed
+}
+
+func (e *TimeoutError) Error() string {
+	if e.Killed {
+		return fmt.Sprintf("%s: task timed out after %s and ignored cancellation; worker pid %d was killed and replaced", e.Plugin, e.Timeout, e.Pid)
+	}
+	return fmt.Sprintf("%s: task timed out after %s (task_timeout)", e.Plugin, e.Timeout)
+}
+
+func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
+
+// TooLargeError reports an item over MaxItemBytes.
+type TooLargeError struct {
+	Size, Limit int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("item is %d bytes, over the %d-byte limit (max_item_bytes)", e.Size, e.Limit)
+}
+
+func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
+
+// StartError reports a plugin process that failed to start.
+type StartError struct {
+	Plugin string
+	Path   string
+	Slot   int
+	Err    error    // matches ErrNotFound, ErrChecksum, ErrHandshake, ErrInit or ErrStartTimeout when known
+	Stderr []string // the last lines the process wrote to stderr, if it ran
+}
+
+func (e *StartError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: cannot start %s: %v", e.Plugin, e.Path, e.Err)
+	if len(e.Stderr) > 0 {
+		b.WriteString("; last stderr lines:\n  ")
+		b.WriteString(strings.Join(e.Stderr, "\n  "))
+	}
+	return b.String()
+}
+
+func (e *StartError) Unwrap() error { return e.Err }
+
+func (e *StartError) Is(target error) bool { return target == ErrStart }
+
+// DegradedError reports a pool that stopped restarting its workers.
+type DegradedError struct {
+	Plugin   string
+	Restarts int
+	Window   time.Duration
+	Causes   []error // the most recent crash or start failures, oldest first
+}
+
+func (e *DegradedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: pool degraded: %d worker restarts within %s (max_restarts); not restarting again. Fix the plugin, then start a new pool. Recent causes:", e.Plugin, e.Restarts, e.Window)
+	for _, c := range e.Causes {
+		b.WriteString("\n  - ")
+		b.WriteString(strings.ReplaceAll(c.Error(), "\n", "\n    "))
+	}
+	return b.String()
+}
+
+func (e *DegradedError) Is(target error) bool { return target == ErrDegraded }

@@ -1,0 +1,170 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// A job is one call's worth of items: a Map, an Imap iteration, an Apply.
+type job struct {
+	ctx     context.Context
+	ordered bool // Imap: results leave in input order
+
+	// Input side, guarded by Pool.mu.
+	src       [][]byte // Map: every item; nil for Imap
+	next      int      // Map: the next item to cut
+	open      *batch   // Imap: the batch the feeder is filling
+	openLimit int      // Imap: items open may take
+	ready     []*batch // Imap: sealed batches waiting for a worker
+	fed       bool     // Imap: the input is exhausted (or the job stopped)
+	cut       int      // root batches cut so far
+	window    int      // Imap: root batches cut but not yet consumed
+	maxWindow int      // Imap: bound on window: results held in memory
+	stopped   bool     // failed or abandoned: cut nothing more
+	nextIndex int      // Imap: job-wide index of the next item fed
+
+	// Output side, guarded by mu.
+	mu       sync.Mutex
+	err      error          // set when the job failed; later answers are dropped
+	results  []Result       // Map: every result
+	left     int            // Map: items not yet resolved
+	live     map[int]*batch // roots not yet complete, by rootSeq
+	complete map[int]*batch // Imap ordered: complete roots by rootSeq
+	queue    []*batch       // Imap unordered: complete roots
+	wake     chan struct{}  // cap 1: something above changed
+}
+
+func newJob(ctx context.Context) *job {
+	return &job{ctx: ctx, live: make(map[int]*batch), wake: make(chan struct{}, 1)}
+}
+
+func (j *job) signal() {
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+}
+
+// newRoot makes a root batch over items, starting at job index index.
+// Called with p.mu held.
+func (j *job) newRoot(p *Pool, index int, items [][]byte) *batch {
+	b := &batch{job: j, src: items, index: index, attempt: 1}
+	j.register(p, b)
+	if j.results != nil {
+		b.results = j.results[index : index+len(items) : index+len(items)]
+	}
+	return b
+}
+
+// seal makes the feeder's batch b a root. Called with p.mu held.
+func (j *job) seal(p *Pool, b *batch) {
+	j.register(p, b)
+	j.window++
+	b.results = make([]Result, b.len())
+}
+
+func (j *job) register(p *Pool, b *batch) {
+	b.rootSeq = j.cut
+	j.cut++
+	b.pending = b.len()
+	b.got = make([]uint64, (b.len()+63)/64)
+	b.baseID = p.nextID
+	p.nextID += uint64(b.len())
+	j.mu.Lock()
+	j.live[b.rootSeq] = b
+	j.mu.Unlock()
+}
+
+// resolve sets the result at position pos of root b. Results after the
+// job failed are dropped: the job already resolved every item.
+func (j *job) resolve(b *batch, pos int, r Result) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return
+	}
+	b.results[pos] = r
+	b.mark(pos)
+	j.settle(b, 1)
+}
+
+// settle counts n newly resolved items of root b. Called with j.mu held.
+func (j *job) settle(b *batch, n int) {
+	b.pending -= n
+	if j.src != nil {
+		j.left -= n
+		if j.left == 0 {
+			j.signal()
+		}
+	}
+	if b.pending > 0 {
+		return
+	}
+	delete(j.live, b.rootSeq)
+	if j.src != nil {
+		return
+	}
+	if j.ordered {
+		j.complete[b.rootSeq] = b
+	} else {
+		j.queue = append(j.queue, b)
+	}
+	j.signal()
+}
+
+// stop ends the job with err: nothing more is cut, work in flight is
+// cancelled, and every unresolved item resolves to err. Safe to call more
+// than once; the first error wins.
+func (p *Pool) stopJob(j *job, err error) {
+	p.mu.Lock()
+	if j.stopped {
+		p.mu.Unlock()
+		return
+	}
+	j.stopped, j.fed = true, true
+	p.dropJob(j)
+	// Sealed and open batches were never sent: they resolve below with the
+	// rest of the live roots.
+	if j.open != nil && j.open.len() > 0 {
+		j.seal(p, j.open)
+	}
+	j.open, j.ready = nil, nil
+	// Drop queued retries; cancel what is on the wire.
+	keep := p.retry[:0]
+	for _, b := range p.retry {
+		if b.job != j {
+			keep = append(keep, b)
+		}
+	}
+	clear(p.retry[len(keep):])
+	p.retry = keep
+	for _, w := range p.workers {
+		for _, b := range w.inflight {
+			if b.job == j {
+				w.cancels = append(w.cancels, b.seq)
+			}
+		}
+	}
+	p.cond.Broadcast()
+	p.mu.Unlock()
+
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return
+	}
+	for _, b := range j.live {
+		for i := range b.results {
+			if !b.has(i) {
+				b.results[i] = Result{Err: err}
+				b.mark(i)
+				j.settle(b, 1)
+			}
+		}
+	}
+	j.err = err
+	j.signal()
+}
+
+var errAbandoned = errors.New("iteration stopped early")

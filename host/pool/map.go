@@ -1,0 +1,230 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"iter"
+)
+
+// Map runs every item and returns their results in input order, one per
+// item. It blocks until all are done or ctx is cancelled; cancelling fails
+// the unfinished items with ctx's error and cancels their tasks. The items
+// must not be modified until Map returns.
+//
+// The error is nil when every item succeeded; otherwise it counts the
+// failures and wraps the first one, and results says which items failed and
+// why. Like Python's Pool.map, but a failed item never hides the others.
+func (p *Pool) Map(ctx context.Context, items [][]byte) ([]Result, error) {
+	results := make([]Result, len(items))
+	if len(items) == 0 {
+		return results, nil
+	}
+	j := newJob(ctx)
+	j.src, j.results, j.left = items, results, len(items)
+	if err := p.addJob(j); err != nil {
+		for i := range results {
+			results[i].Err = err
+		}
+		return results, err
+	}
+	defer p.removeJob(j)
+	for {
+		j.mu.Lock()
+		left := j.left
+		j.mu.Unlock()
+		if left == 0 {
+			break
+		}
+		select {
+		case <-j.wake:
+		case <-ctx.Done():
+			p.stopJob(j, ctx.Err())
+		}
+	}
+	return results, firstError(results)
+}
+
+// Apply runs one item and returns its result; err is the result's Err.
+// Like Python's Pool.apply.
+func (p *Pool) Apply(ctx context.Context, item []byte) (Result, error) {
+	rs, _ := p.Map(ctx, [][]byte{item})
+	return rs[0], rs[0].Err
+}
+
+// Imap runs items as they come and yields each result with its input
+// index, in input order. It is lazy: it reads items only as fast as results
+// are taken, and holds a bounded number of batches in memory, so an input of
+// any length runs in constant memory. Every item read yields exactly one
+// result; a failed item yields its error and iteration goes on.
+//
+// items is read on a goroutine of its own, concurrently with the loop body.
+// An item must not be modified after it is yielded. If the loop stops early,
+// the unfinished tasks are cancelled and Imap returns once items has yielded
+// its next element or returned. Cancelling ctx fails the unfinished items
+// with ctx's error.
+func (p *Pool) Imap(ctx context.Context, items iter.Seq[[]byte]) iter.Seq2[int, Result] {
+	return p.imap(ctx, items, true)
+}
+
+// ImapUnordered is Imap yielding results as they complete rather than in
+// input order; the index says which item each belongs to.
+func (p *Pool) ImapUnordered(ctx context.Context, items iter.Seq[[]byte]) iter.Seq2[int, Result] {
+	return p.imap(ctx, items, false)
+}
+
+func (p *Pool) imap(ctx context.Context, items iter.Seq[[]byte], ordered bool) iter.Seq2[int, Result] {
+	return func(yield func(int, Result) bool) {
+		j := newJob(ctx)
+		j.ordered = ordered
+		if ordered {
+			j.complete = make(map[int]*batch)
+		}
+		j.maxWindow = 2*p.cfg.Workers*p.cfg.InFlight + 2
+		if err := p.addJob(j); err != nil {
+			i := 0
+			for range items {
+				if !yield(i, Result{Err: err}) {
+					return
+				}
+				i++
+			}
+			return
+		}
+		fed := make(chan struct{})
+		go func() {
+			defer close(fed)
+			p.feed(j, items)
+		}()
+		defer func() {
+			p.stopJob(j, errAbandoned)
+			<-fed
+			p.removeJob(j)
+		}()
+		for seq := 0; ; seq++ {
+			b := p.nextComplete(j, seq)
+			if b == nil {
+				return
+			}
+			for i := range b.results {
+				if !yield(b.index+i, b.results[i]) {
+					return
+				}
+			}
+			p.mu.Lock()
+			j.window--
+			p.cond.Broadcast()
+			p.mu.Unlock()
+		}
+	}
+}
+
+// nextComplete waits for the job's next complete root batch (the one cut
+// seq-th for ordered jobs, any for unordered), or returns nil when the job
+// has no more.
+func (p *Pool) nextComplete(j *job, seq int) *batch {
+	for {
+		j.mu.Lock()
+		var b *batch
+		if j.ordered {
+			if b = j.complete[seq]; b != nil {
+				delete(j.complete, seq)
+			}
+		} else if len(j.queue) > 0 {
+			b = j.queue[0]
+			j.queue[0] = nil
+			j.queue = j.queue[1:]
+		}
+		j.mu.Unlock()
+		if b != nil {
+			return b
+		}
+		p.mu.Lock()
+		finished := j.fed && j.open == nil && len(j.ready) == 0 && seq == j.cut
+		p.mu.Unlock()
+		if finished {
+			return nil
+		}
+		select {
+		case <-j.wake:
+		case <-j.ctx.Done():
+			p.stopJob(j, j.ctx.Err())
+		}
+	}
+}
+
+// feed copies items into the job's open batch, sealing it when full; it
+// waits while the job holds as many batches as it may.
+func (p *Pool) feed(j *job, items iter.Seq[[]byte]) {
+	for it := range items {
+		if !p.add(j, it) {
+			return
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	j.fed = true
+	if b := j.open; b != nil && b.len() > 0 && !j.stopped {
+		j.seal(p, b)
+		j.ready = append(j.ready, b)
+	}
+	j.open = nil
+	if len(j.ready) == 0 {
+		p.dropJob(j)
+	}
+	p.cond.Broadcast()
+	j.signal()
+}
+
+// add appends one item to the job's open batch. It reports false when the
+// job stopped and wants no more input.
+func (p *Pool) add(j *job, it []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if j.stopped {
+		return false
+	}
+	if j.open == nil {
+		j.openLimit = p.batchSize()
+		j.open = &batch{job: j, attempt: 1, index: j.nextIndex, data: make([]byte, 0, 4096)}
+	}
+	b := j.open
+	b.data = append(b.data, it...)
+	b.ends = append(b.ends, uint32(len(b.data)))
+	j.nextIndex++
+	if b.len() == 1 {
+		p.cond.Broadcast() // an idle worker may take it right away
+	}
+	if b.len() < j.openLimit && len(b.data) < maxBatchBytes {
+		return true
+	}
+	for !j.stopped && (len(j.ready) > 0 || j.window >= j.maxWindow) {
+		p.cond.Wait()
+	}
+	if j.stopped {
+		return false
+	}
+	if j.open == b { // not taken by an idle worker meanwhile
+		j.open = nil
+		j.seal(p, b)
+		j.ready = append(j.ready, b)
+		p.cond.Broadcast()
+	}
+	return true
+}
+
+// firstError summarizes failed results: nil if none failed.
+func firstError(results []Result) error {
+	failed, first := 0, -1
+	for i := range results {
+		if results[i].Err != nil {
+			if first < 0 {
+				first = i
+			}
+			failed++
+		}
+	}
+	if failed == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d items failed; the first, item %d: %w", failed, len(results), first, results[first].Err)
+}

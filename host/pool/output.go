@@ -1,0 +1,123 @@
+package pool
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"sync"
+)
+
+// tail keeps the last lines a process wrote to its stderr, for crash
+// reports. A Go panic's first line is kept even when the stack behind it
+// pushes it out of the window.
+type tail struct {
+	mu      sync.Mutex
+	max     int
+	buf     []string
+	partial []byte
+	panic   string
+}
+
+func newTail(max int) *tail { return &tail{max: max} }
+
+func (t *tail) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(b)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			t.partial = append(t.partial, b...)
+			if len(t.partial) > 4096 {
+				t.partial = t.partial[:4096]
+			}
+			break
+		}
+		line := string(append(t.partial, b[:i]...))
+		t.partial = t.partial[:0]
+		b = b[i+1:]
+		if line == "" {
+			continue
+		}
+		if t.panic == "" && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
+			t.panic = line
+		}
+		if len(t.buf) == t.max {
+			copy(t.buf, t.buf[1:])
+			t.buf = t.buf[:t.max-1]
+		}
+		t.buf = append(t.buf, line)
+	}
+	return n, nil
+}
+
+// lines returns the kept lines, oldest first.
+func (t *tail) lines() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]string, 0, len(t.buf)+2)
+	if t.panic != "" && (len(t.buf) == 0 || t.buf[0] != t.panic) && !contains(t.buf, t.panic) {
+		out = append(out, t.panic, "...")
+	}
+	out = append(out, t.buf...)
+	if len(t.partial) > 0 {
+		out = append(out, string(t.partial))
+	}
+	return out
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// lineWriter forwards what a plugin writes to its own stdout or stderr to
+// w, one whole line at a time, each tagged with the worker. Lines of
+// different workers never interleave mid-line: every line is one Write
+// under a lock shared by all lineWriters of the same destination.
+type lineWriter struct {
+	w       io.Writer
+	tag     func() string
+	stream  string
+	partial []byte
+}
+
+var outputMu sync.Mutex
+
+func newLineWriter(w io.Writer, tag func() string, stream string) *lineWriter {
+	return &lineWriter{w: w, tag: tag, stream: stream}
+}
+
+func (l *lineWriter) Write(b []byte) (int, error) {
+	n := len(b)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			l.partial = append(l.partial, b...)
+			break
+		}
+		line := append(l.partial, b[:i]...)
+		l.partial = l.partial[:0]
+		b = b[i+1:]
+		l.emit(line)
+	}
+	return n, nil
+}
+
+func (l *lineWriter) emit(line []byte) {
+	msg := make([]byte, 0, len(line)+64)
+	msg = append(msg, '[')
+	msg = append(msg, l.tag()...)
+	msg = append(msg, ' ')
+	msg = append(msg, l.stream...)
+	msg = append(msg, "] "...)
+	msg = append(msg, line...)
+	msg = append(msg, '\n')
+	outputMu.Lock()
+	_, _ = l.w.Write(msg)
+	outputMu.Unlock()
+}

@@ -1,0 +1,136 @@
+package pool
+
+import (
+	"errors"
+	"math/bits"
+	"sync"
+	"time"
+)
+
+// Stats is a snapshot of a pool's counters since Start.
+type Stats struct {
+	Plugin    string
+	Succeeded int64 // items that returned a result
+	Failed    int64 // items that resolved to an error
+	Retries   int64 // task runs repeated after a crash or a retry request
+	Timeouts  int64 // tasks past TaskTimeout
+	Restarts  int64 // worker restarts (recycling excluded)
+	Workers   []WorkerStats
+	// Latency percentiles of one task's time in a worker, estimated per
+	// batch as its time at the head of the worker's queue over its items.
+	P50, P95, P99 time.Duration
+}
+
+// WorkerStats describes one worker slot.
+type WorkerStats struct {
+	Slot     int
+	Pid      int   // the current process, 0 while restarting
+	Tasks    int64 // tasks answered in this slot, all generations
+	Batches  int64
+	Restarts int64
+	Busy     time.Duration // time with a batch at the head of its queue
+}
+
+// counters are the pool's statistics; their own lock, so the hot path
+// never waits on the pool's.
+type counters struct {
+	mu                                      sync.Mutex
+	ok, failed, retries, timeouts, restarts int64
+	workers                                 []WorkerStats
+	hist                                    [64]int64 // per-task ns, by log2 bucket
+}
+
+func (c *counters) init(n int) {
+	c.workers = make([]WorkerStats, n)
+	for i := range c.workers {
+		c.workers[i].Slot = i
+	}
+}
+
+func (c *counters) started(slot, pid int) {
+	c.mu.Lock()
+	c.workers[slot].Pid = pid
+	c.mu.Unlock()
+}
+
+func (c *counters) restarted(slot int) {
+	c.mu.Lock()
+	c.restarts++
+	c.workers[slot].Restarts++
+	c.workers[slot].Pid = 0
+	c.mu.Unlock()
+}
+
+func (c *counters) batch(slot, n int, d time.Duration) {
+	per := max(int64(d)/int64(max(n, 1)), 1)
+	c.mu.Lock()
+	w := &c.workers[slot]
+	w.Tasks += int64(n)
+	w.Batches++
+	w.Busy += d
+	c.hist[bits.Len64(uint64(per))] += int64(n)
+	c.mu.Unlock()
+}
+
+func (c *counters) answered(ok, failed, timeouts int) {
+	c.mu.Lock()
+	c.ok += int64(ok)
+	c.failed += int64(failed)
+	c.timeouts += int64(timeouts)
+	c.mu.Unlock()
+}
+
+func (c *counters) retried(n int) {
+	c.mu.Lock()
+	c.retries += int64(n)
+	c.mu.Unlock()
+}
+
+func (c *counters) failedOne(err error) {
+	c.mu.Lock()
+	c.failed++
+	if errors.Is(err, ErrTimeout) {
+		c.timeouts++
+	}
+	c.mu.Unlock()
+}
+
+
+// Stats returns a snapshot of the pool's counters.
+func (p *Pool) Stats() Stats {
+	c := &p.stats
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := Stats{
+		Plugin: p.cfg.Name, Succeeded: c.ok, Failed: c.failed, Retries: c.retries,
+		Timeouts: c.timeouts, Restarts: c.restarts,
+		Workers: append([]WorkerStats(nil), c.workers...),
+	}
+	s.P50, s.P95, s.P99 = percentile(&c.hist, 0.50), percentile(&c.hist, 0.95), percentile(&c.hist, 0.99)
+	return s
+}
+
+// percentile estimates the q-th quantile from log2 buckets: bucket b holds
+// values in [2^(b-1), 2^b); the estimate is the bucket's geometric middle.
+func percentile(h *[64]int64, q float64) time.Duration {
+	var total int64
+	for _, n := range h {
+		total += n
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := int64(q * float64(total))
+	var seen int64
+	for b, n := range h {
+		seen += n
+		if seen > rank {
+			if b == 0 {
+				return 0
+			}
+			lo := int64(1) << (b - 1)
+			return time.Duration(float64(lo) * 1.41421356)
+		}
+	}
+	return 0
+}

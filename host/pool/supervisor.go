@@ -1,0 +1,456 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
+)
+
+// supervise keeps slot's worker alive: start, serve, reap, requeue, restart
+// with backoff, until the pool stops or degrades. The first start's outcome
+// goes to ready; a slot that cannot start the first time gives up.
+func (p *Pool) supervise(slot int, ready chan<- error) {
+	defer p.wg.Done()
+	failures := 0 // consecutive generations that ended without finishing a batch
+	for first := true; ; first = false {
+		w, err := p.launch(slot)
+		if first {
+			ready <- err
+		}
+		if err != nil {
+			if first || !p.restarted(slot, err) {
+				return
+			}
+			failures++
+			if !p.sleep(backoff(failures)) {
+				return
+			}
+			continue
+		}
+		if !p.register(w) {
+			w.kill()
+			return
+		}
+		w.run()
+		reason := p.retire(w)
+		switch {
+		case reason == errRecycle:
+			failures = 0
+			continue
+		case !p.serving():
+			return
+		}
+		if w.answered > 0 {
+			failures = 0
+		}
+		failures++
+		if !p.restarted(slot, reason) {
+			return
+		}
+		if !p.sleep(backoff(failures)) {
+			return
+		}
+	}
+}
+
+// backoff is the wait before restarting a slot after its n-th consecutive
+// failure: none after a worker that did useful work, then 10 ms doubling
+// to 1 s.
+func backoff(n int) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	return min(10*time.Millisecond<<min(n-2, 10), time.Second)
+}
+
+// sleep waits d, or returns false at once if the pool stops.
+func (p *Pool) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return p.serving()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return p.serving()
+	case <-p.stop:
+		return false
+	}
+}
+
+func (p *Pool) serving() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state == poolRunning || p.state == poolClosing
+}
+
+// register makes w its slot's live worker, unless the pool stopped.
+func (p *Pool) register(w *worker) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != poolRunning && p.state != poolClosing {
+		return false
+	}
+	w.state = workerRunning
+	p.workers[w.slot] = w
+	p.stats.started(w.slot, w.pid)
+	p.cond.Broadcast()
+	return true
+}
+
+// restarted records that slot is restarting because of cause. It reports
+// false, after degrading the pool, when that is one restart too many.
+func (p *Pool) restarted(slot int, cause error) bool {
+	p.mu.Lock()
+	now := time.Now()
+	keep := p.restart[:0]
+	for _, r := range p.restart {
+		if now.Sub(r.at) < p.cfg.RestartWindow {
+			keep = append(keep, r)
+		}
+	}
+	p.restart = append(keep, restartRecord{at: now, cause: cause})
+	p.stats.restarted(slot)
+	if len(p.restart) <= p.cfg.MaxRestarts {
+		p.mu.Unlock()
+		p.log.Warn("restarting worker", "slot", slot, "cause", cause)
+		return true
+	}
+	if p.state != poolRunning && p.state != poolClosing {
+		p.mu.Unlock()
+		return false
+	}
+	de := &DegradedError{Plugin: p.cfg.Name, Restarts: len(p.restart), Window: p.cfg.RestartWindow}
+	for _, r := range p.restart[max(0, len(p.restart)-5):] {
+		de.Causes = append(de.Causes, r.cause)
+	}
+	p.mu.Unlock()
+	p.log.Error("pool degraded", "error", de)
+	go p.shutdown(poolDegraded, de) // it waits for this supervisor
+	return false
+}
+
+// nextRequest blocks until w has something to send: a cancel, or a batch
+// when w has room for one. It returns nil when w is to stop sending.
+func (p *Pool) nextRequest(w *worker) *workerpb.Batch {
+	p.mu.Lock()
+	for {
+		if w.state != workerRunning {
+			p.mu.Unlock()
+			return nil
+		}
+		if len(w.cancels) > 0 {
+			seq := w.cancels[0]
+			w.cancels = w.cancels[1:]
+			p.mu.Unlock()
+			return &workerpb.Batch{Seq: seq, Cancel: true}
+		}
+		recycle := p.cfg.MaxTasksPerWorker > 0 && w.tasks >= p.cfg.MaxTasksPerWorker
+		if recycle && len(w.inflight) == 0 {
+			w.endLocked(errRecycle)
+			continue
+		}
+		if !recycle && len(w.inflight) < p.cfg.InFlight {
+			if b := p.cut(w); b != nil {
+				now := time.Now()
+				w.seq++
+				b.w, b.seq, b.sentAt, b.done = w, w.seq, now, 0
+				if len(w.inflight) == 0 {
+					w.headSince, w.progress = now, now
+				}
+				w.inflight = append(w.inflight, b)
+				w.tasks += b.len()
+				p.mu.Unlock()
+				return b.request()
+			}
+		}
+		p.cond.Wait()
+	}
+}
+
+// deliver records an answer from w: it advances w's head batch and
+// resolves the answered items. An answer that breaks the protocol ends w.
+func (p *Pool) deliver(w *worker, resp *workerpb.Batch) error {
+	p.mu.Lock()
+	if w.state != workerRunning {
+		p.mu.Unlock()
+		return nil // an ending generation's answers are dropped
+	}
+	if len(w.inflight) == 0 || w.inflight[0].seq != resp.Seq {
+		p.mu.Unlock()
+		return fmt.Errorf("%w: answer for batch %d, which is not the one running", errProtocol, resp.Seq)
+	}
+	b := w.inflight[0]
+	n, start := len(resp.Ends), b.done
+	if int(resp.First) != start || start+n > b.len() || (n > 0 && int(resp.Ends[n-1]) > len(resp.Data)) {
+		p.mu.Unlock()
+		return fmt.Errorf("%w: answer for items %d..%d of batch %d, which has %d of %d answered", errProtocol, resp.First, int(resp.First)+n, resp.Seq, start, b.len())
+	}
+	b.done += n
+	now := time.Now()
+	w.progress = now
+	if b.done == b.len() {
+		w.inflight[0] = nil
+		w.inflight = w.inflight[1:]
+		w.answered++
+		began := w.headSince
+		if b.sentAt.After(began) {
+			began = b.sentAt
+		}
+		p.observe(b.len(), now.Sub(began))
+		p.stats.batch(w.slot, b.len(), now.Sub(began))
+		w.headSince = now
+		p.cond.Broadcast()
+	}
+	p.mu.Unlock()
+
+	retry := p.resolveAnswer(b, start, resp)
+	if len(retry) > 0 {
+		p.requeue(b.top(), retry)
+	}
+	return nil
+}
+
+var errProtocol = errors.New("plugin broke the wire protocol")
+
+// resolveAnswer stores the results of resp, which answers items start.. of
+// b. It returns the root positions of items the plugin asked to retry
+// that may run again.
+func (p *Pool) resolveAnswer(b *batch, start int, resp *workerpb.Batch) (retry []int32) {
+	root, j := b.top(), b.job
+	errs, outs := resp.Errors, resp.Output
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return nil
+	}
+	prev, settled, failed, timeouts := uint32(0), 0, 0, 0
+	for i, end := range resp.Ends {
+		k := start + i // index within b
+		r := Result{}
+		if end > prev {
+			r.Value = resp.Data[prev:end:end]
+		}
+		prev = end
+		for len(outs) > 0 && int(outs[0].Index) < k {
+			outs = outs[1:]
+		}
+		if len(outs) > 0 && int(outs[0].Index) == k {
+			r.Output = outs[0].Lines
+		}
+		for len(errs) > 0 && int(errs[0].Index) < k {
+			errs = errs[1:]
+		}
+		pos := b.rootPos(k)
+		if len(errs) > 0 && int(errs[0].Index) == k {
+			e := errs[0]
+			if e.Kind == workerpb.ErrorKind_ERROR_KIND_RETRY && b.attempt < p.cfg.MaxAttempts {
+				retry = append(retry, int32(pos))
+				continue
+			}
+			r.Value = nil
+			r.Err = p.taskError(e, b.attempt)
+			failed++
+			if e.Kind == workerpb.ErrorKind_ERROR_KIND_TIMEOUT {
+				timeouts++
+			}
+		}
+		root.results[pos] = r
+		root.mark(pos)
+		settled++
+	}
+	if settled > 0 {
+		j.settle(root, settled)
+	}
+	p.stats.answered(settled-failed, failed, timeouts)
+	return retry
+}
+
+// taskError turns a plugin's per-item error into the pool's.
+func (p *Pool) taskError(e *workerpb.ItemError, attempt int) error {
+	switch e.Kind {
+	case workerpb.ErrorKind_ERROR_KIND_TIMEOUT:
+		return &TimeoutError{Plugin: p.cfg.Name, Timeout: p.cfg.TaskTimeout}
+	case workerpb.ErrorKind_ERROR_KIND_PANIC:
+		return &TaskError{Plugin: p.cfg.Name, Kind: KindPanic, Message: e.Message, Attempt: attempt}
+	case workerpb.ErrorKind_ERROR_KIND_DECODE:
+		return &TaskError{Plugin: p.cfg.Name, Kind: KindDecode, Message: e.Message, Attempt: attempt}
+	case workerpb.ErrorKind_ERROR_KIND_CANCELED:
+		return &TaskError{Plugin: p.cfg.Name, Kind: KindCanceled, Message: e.Message, Attempt: attempt}
+	}
+	return &TaskError{Plugin: p.cfg.Name, Kind: KindError, Message: e.Message, Attempt: attempt}
+}
+
+// requeue queues root's items at pos to run again, one run later.
+func (p *Pool) requeue(root *batch, pos []int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if root.job.stopped {
+		return
+	}
+	root.ensureCounters()
+	byRun := map[int][]int32{}
+	for _, i := range pos {
+		root.runs[i]++
+		byRun[int(root.runs[i])+1] = append(byRun[int(root.runs[i])+1], i)
+	}
+	for run, ps := range byRun {
+		p.retry = append(p.retry, newRetry(root, ps, run))
+	}
+	p.stats.retried(len(pos))
+	p.cond.Broadcast()
+}
+
+// retire takes an ended worker out of its slot and settles the batches it
+// had in flight. It returns why the worker ended.
+//
+// The plugin runs a worker's batches in order and a batch's items in
+// order, so of the unanswered items only the first of the head batch can
+// have been running: the suspect. A crash costs the suspect one attempt;
+// a task that was in the head batch during two crashes runs alone from then
+// on, so a poison item fails by itself. Items that never started are re-run
+// as they were. For plugins that are not idempotent, unanswered items of
+// the head batch may have run and finished unreported, so they fail rather
+// than run twice.
+func (p *Pool) retire(w *worker) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w.state = workerStopped
+	if p.workers[w.slot] == w {
+		p.workers[w.slot] = nil
+	}
+	reason := w.reason
+	crashed := errors.Is(reason, errStream) || errors.Is(reason, errProtocol)
+	if crashed {
+		p.log.Warn("worker crashed", "slot", w.slot, "pid", w.pid, "exit", w.exitStatus(), "reason", reason)
+	}
+	inflight := w.inflight
+	w.inflight = nil
+	for k, b := range inflight {
+		root := b.top()
+		head := k == 0
+		var again []int32
+		for i := b.done; i < b.len(); i++ {
+			pos := int32(b.rootPos(i))
+			suspect := head && i == b.done
+			var err error
+			switch {
+			case root.job.stopped:
+				continue
+			case !p.servingLocked():
+				err = p.err
+			case reason == errKilled && suspect:
+				err = &TimeoutError{Plugin: p.cfg.Name, Timeout: p.cfg.TaskTimeout, Pid: w.pid, Killed: true}
+			case crashed && head && !p.info.Idempotent:
+				err = w.crashError(1)
+			case crashed && head:
+				root.ensureCounters()
+				if root.crashes[pos] < 255 {
+					root.crashes[pos]++
+				}
+				if suspect {
+					runs := int(root.runs[pos]) + 1
+					if runs >= p.cfg.MaxAttempts {
+						err = w.crashError(runs)
+						break
+					}
+					root.runs[pos]++
+				}
+			}
+			if err != nil {
+				p.resolveLocked(root, int(pos), Result{Err: err})
+				continue
+			}
+			again = append(again, pos)
+		}
+		p.queueAgain(root, again)
+	}
+	p.cond.Broadcast()
+	return reason
+}
+
+// queueAgain queues root's items at pos, grouped by run, quarantined items
+// alone. Called with p.mu held.
+func (p *Pool) queueAgain(root *batch, pos []int32) {
+	if len(pos) == 0 {
+		return
+	}
+	groups := map[int][]int32{}
+	for _, i := range pos {
+		run := 1
+		if root.runs != nil {
+			run = int(root.runs[i]) + 1
+			if root.crashes[i] >= 2 {
+				p.retry = append(p.retry, newRetry(root, []int32{i}, run))
+				continue
+			}
+		}
+		groups[run] = append(groups[run], i)
+	}
+	for run, ps := range groups {
+		p.retry = append(p.retry, newRetry(root, ps, run))
+	}
+	p.stats.retried(len(pos))
+}
+
+func (p *Pool) servingLocked() bool {
+	return p.state == poolRunning || p.state == poolClosing
+}
+
+// resolveLocked resolves one item with p.mu held (lock order: Pool.mu, then
+// job.mu).
+func (p *Pool) resolveLocked(root *batch, pos int, r Result) {
+	root.job.resolve(root, pos, r)
+	if r.Err != nil {
+		p.stats.failedOne(r.Err)
+	}
+}
+
+func (w *worker) crashError(attempts int) error {
+	return &CrashError{Plugin: w.p.cfg.Name, Slot: w.slot, Pid: w.pid, Exit: w.exitStatus(), Attempts: attempts, Stderr: w.stderr.lines()}
+}
+
+// ensureCounters allocates root's per-item crash counters. Called with
+// p.mu held.
+func (b *batch) ensureCounters() {
+	if b.runs == nil {
+		b.runs = make([]uint8, b.len())
+		b.crashes = make([]uint8, b.len())
+	}
+}
+
+// watchdog kills workers whose running task is past TaskTimeout plus
+// KillGrace: the plugin cancels the task's context at TaskTimeout itself;
+// this catches tasks that ignore it and processes that hang outright.
+//
+// The pool cannot see when a task starts, only answers. The plugin answers
+// finished items at least every flush interval while a batch runs, so the
+// running task started no earlier than flushInterval before the last
+// answer: the clock here never fires early.
+func (p *Pool) watchdog() {
+	defer p.wg.Done()
+	limit := p.cfg.TaskTimeout + p.cfg.KillGrace + flushInterval
+	tick := time.NewTicker(max(10*time.Millisecond, min(p.cfg.TaskTimeout/4, 100*time.Millisecond)))
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-tick.C:
+			p.mu.Lock()
+			for _, w := range p.workers {
+				if w != nil && w.state == workerRunning && len(w.inflight) > 0 && now.Sub(w.progress) > limit {
+					p.log.Warn("killing worker: task ignored its timeout", "slot", w.slot, "pid", w.pid, "task_timeout", p.cfg.TaskTimeout)
+					w.endLocked(errKilled)
+				}
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+// flushInterval is the SDK's default: a running batch reports finished
+// items at least this often.
+const flushInterval = 20 * time.Millisecond

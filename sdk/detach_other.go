@@ -1,0 +1,6 @@
+//go:build !unix
+
+package sdk
+
+func detachStdin() {}
+func watchParent() {}

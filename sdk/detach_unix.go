@@ -1,0 +1,32 @@
+//go:build unix
+
+package sdk
+
+import (
+	"os"
+	"time"
+)
+
+// detachStdin points fd 0 at /dev/null. go-plugin hands a plugin the host's
+// stdin, and the host's CLI reads its input from there: a plugin that read
+// it would steal items.
+func detachStdin() {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = dup2(int(f.Fd()), 0)
+}
+
+// watchParent exits when the host goes away. On Linux the host also sets
+// Pdeathsig, which is immediate; this covers other systems and hosts that
+// did not.
+func watchParent() {
+	ppid := os.Getppid()
+	for range time.Tick(500 * time.Millisecond) {
+		if os.Getppid() != ppid {
+			os.Exit(3)
+		}
+	}
+}

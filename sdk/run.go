@@ -1,0 +1,256 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
+)
+
+// Run serves one stream of batches: a receiver goroutine queues request
+// batches while this goroutine runs them and sends answers. Receiving and
+// sending must not share a goroutine: with large batches both sides end up
+// blocked in SendMsg on gRPC flow control (measured with a prototype).
+func (s *server) Run(stream workerpb.Worker_RunServer) error {
+	ctx := stream.Context()
+	// The host bounds the batches in flight; this queue never holds more.
+	reqs := make(chan *workerpb.Batch, 16)
+	recvErr := make(chan error, 1)
+	r := &runner{s: s, ctx: ctx, stream: stream, stop: make(chan struct{})}
+	go func() {
+		defer close(reqs)
+		for {
+			b, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			if b.Cancel {
+				r.cancelBatch(b.Seq)
+				continue
+			}
+			select {
+			case reqs <- b:
+			case <-ctx.Done():
+				recvErr <- ctx.Err()
+				return
+			}
+		}
+	}()
+
+	r.wg.Add(1)
+	go r.watch()
+	defer func() {
+		close(r.stop)
+		r.wg.Wait()
+	}()
+
+	for b := range reqs {
+		if err := r.runBatch(b); err != nil {
+			return err
+		}
+	}
+	if err := <-recvErr; err != io.EOF {
+		return err
+	}
+	return nil
+}
+
+// runner runs the batches of one stream, one item at a time.
+type runner struct {
+	s      *server
+	ctx    context.Context
+	stream workerpb.Worker_RunServer
+
+	cur      atomic.Pointer[taskCtx] // the task running now, if any
+	curSeq   atomic.Uint64           // the batch running now
+	flushDue atomic.Bool             // set by watch: time to report progress
+
+	// Batches the host cancelled. cancels counts cancel requests so that
+	// runBatch looks at the map only when it changed.
+	cancelMu  sync.Mutex
+	cancelled map[uint64]bool
+	cancels   atomic.Uint64
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	resp workerpb.Batch // reused: Send serializes before it returns
+	out  []byte
+}
+
+// watch raises flushDue every flush interval, cancels the running task when
+// it passes the task timeout, and cancels it when the stream ends.
+func (r *runner) watch() {
+	defer r.wg.Done()
+	tick := r.s.flush
+	if tick <= 0 {
+		tick = defaultFlush // Run without Init: NewTicker panics on 0
+	}
+	if t := r.s.timeout / 10; r.s.timeout > 0 && t < tick {
+		tick = max(t, time.Millisecond)
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	done := r.ctx.Done()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-done:
+			done = nil // keep cancelling whatever starts next, on each tick
+		case now := <-t.C:
+			r.flushDue.Store(true)
+			c := r.cur.Load()
+			if c != nil && r.s.timeout > 0 && now.Sub(c.started) >= r.s.timeout {
+				c.cancel(errTimeout)
+			}
+		}
+		if c := r.cur.Load(); c != nil && r.ctx.Err() != nil {
+			c.cancel(context.Canceled)
+		}
+	}
+}
+
+// cancelBatch handles the host's cancel request for batch seq.
+func (r *runner) cancelBatch(seq uint64) {
+	r.cancelMu.Lock()
+	if r.cancelled == nil {
+		r.cancelled = make(map[uint64]bool)
+	}
+	r.cancelled[seq] = true
+	r.cancelMu.Unlock()
+	r.cancels.Add(1)
+	if r.curSeq.Load() == seq {
+		if c := r.cur.Load(); c != nil {
+			c.cancel(context.Canceled)
+		}
+	}
+}
+
+// isCancelled reports whether the host cancelled batch seq, forgetting
+// cancels of batches before it (seqs only grow).
+func (r *runner) isCancelled(seq uint64) bool {
+	r.cancelMu.Lock()
+	defer r.cancelMu.Unlock()
+	for s := range r.cancelled {
+		if s < seq {
+			delete(r.cancelled, s)
+		}
+	}
+	return r.cancelled[seq]
+}
+
+func (r *runner) runBatch(b *workerpb.Batch) error {
+	r.curSeq.Store(b.Seq)
+	seenCancels, cancelled := uint64(0), false
+	resp := &r.resp
+	*resp = workerpb.Batch{Seq: b.Seq, Ends: resp.Ends[:0]}
+	r.out = r.out[:0]
+	r.flushDue.Store(false)
+	attempt := int(max(b.Attempt, 1))
+	n := len(b.Ends)
+	prev := uint32(0)
+	for i := 0; i < n; i++ {
+		end := b.Ends[i]
+		if end < prev || int(end) > len(b.Data) {
+			return fmt.Errorf("malformed batch %d: item %d ends at %d (data is %d bytes)", b.Seq, i, end, len(b.Data))
+		}
+		in := b.Data[prev:end]
+		prev = end
+		id := b.BaseId + uint64(i)
+		if i < len(b.Ids) {
+			id = b.Ids[i]
+		}
+		tc := &taskCtx{parent: r.ctx, id: id, attempt: attempt, logger: r.s.logger, timeout: r.s.timeout}
+		if tc.timeout > 0 {
+			tc.started = time.Now()
+		}
+		mark := len(r.out)
+		if n := r.cancels.Load(); n != seenCancels {
+			seenCancels, cancelled = n, r.isCancelled(b.Seq)
+		}
+		var err error
+		if cancelled {
+			err = context.Canceled
+		} else if err = r.ctx.Err(); err == nil {
+			r.cur.Store(tc)
+			if r.cancels.Load() != seenCancels && r.isCancelled(b.Seq) {
+				tc.cancel(context.Canceled) // a cancel raced with the store
+			}
+			r.out, err = r.call(tc, in, r.out)
+			r.cur.Store(nil)
+		}
+		idx := uint32(i)
+		if err != nil {
+			r.out = r.out[:mark]
+			resp.Errors = append(resp.Errors, &workerpb.ItemError{Index: idx, Kind: errorKind(tc, err), Message: err.Error()})
+		}
+		resp.Ends = append(resp.Ends, uint32(len(r.out)))
+		if len(tc.lines) > 0 {
+			resp.Output = append(resp.Output, &workerpb.ItemOutput{Index: idx, Lines: tc.lines})
+		}
+		if i+1 < n && r.flushDue.Load() {
+			if err := r.send(); err != nil {
+				return err
+			}
+			*resp = workerpb.Batch{Seq: b.Seq, First: uint32(i + 1), Ends: resp.Ends[:0]}
+			r.out = r.out[:0]
+			r.flushDue.Store(false)
+		}
+	}
+	return r.send()
+}
+
+func (r *runner) send() error {
+	r.resp.Data = r.out
+	return r.stream.Send(&r.resp)
+}
+
+// call runs one task, turning a panic into that task's error.
+func (r *runner) call(tc *taskCtx, in, out []byte) (res []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = out, &panicError{value: p, stack: debug.Stack()}
+		}
+	}()
+	return r.s.plugin.Task.run(tc, in, out)
+}
+
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string {
+	return fmt.Sprintf("panic: %v\n\n%s", e.value, e.stack)
+}
+
+func errorKind(tc *taskCtx, err error) workerpb.ErrorKind {
+	var (
+		pe *panicError
+		de *DecodeError
+		re *retryError
+	)
+	switch {
+	case errors.As(err, &pe):
+		return workerpb.ErrorKind_ERROR_KIND_PANIC
+	case errors.As(err, &de):
+		return workerpb.ErrorKind_ERROR_KIND_DECODE
+	case errors.As(err, &re):
+		return workerpb.ErrorKind_ERROR_KIND_RETRY
+	}
+	if tc.Err() == errTimeout {
+		return workerpb.ErrorKind_ERROR_KIND_TIMEOUT
+	}
+	if isCanceled(err) || isCanceled(tc.Err()) {
+		return workerpb.ErrorKind_ERROR_KIND_CANCELED
+	}
+	return workerpb.ErrorKind_ERROR_KIND_TASK
+}

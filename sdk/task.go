@@ -1,0 +1,134 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// A Task runs one item: it decodes the item's bytes, does the work and
+// appends the encoded result. Build one with Func, Sink or Raw.
+type Task interface {
+	// run appends the encoded result of in to out and returns the extended
+	// buffer. Appending nothing means "no value" (see Sink).
+	run(ctx context.Context, in, out []byte) ([]byte, error)
+}
+
+// Func adapts a typed function to a Task. Inputs are decoded from JSON into
+// In and results encoded to JSON, with a fast path that skips reflection for
+// numbers, strings, bools, json.Number and json.RawMessage. An input that
+// does not decode into In fails that item alone with a decode error.
+func Func[In, Out any](f func(ctx context.Context, in In) (Out, error)) Task {
+	return funcTask[In, Out](f)
+}
+
+type funcTask[In, Out any] func(context.Context, In) (Out, error)
+
+func (f funcTask[In, Out]) run(ctx context.Context, in, out []byte) ([]byte, error) {
+	var v In
+	if err := decodeJSON(in, &v); err != nil {
+		return out, err
+	}
+	r, err := f(ctx, v)
+	if err != nil {
+		return out, err
+	}
+	return appendJSON(out, &r)
+}
+
+// Sink adapts a function that returns no value, only an error: a task run
+// for what it prints (see Printf) or for its side effects. The host writes
+// no result line for it.
+func Sink[In any](f func(ctx context.Context, in In) error) Task {
+	return sinkTask[In](f)
+}
+
+type sinkTask[In any] func(context.Context, In) error
+
+func (f sinkTask[In]) run(ctx context.Context, in, out []byte) ([]byte, error) {
+	var v In
+	if err := decodeJSON(in, &v); err != nil {
+		return out, err
+	}
+	return out, f(ctx, v)
+}
+
+// Raw adapts a function over raw item bytes: no decoding, no encoding. The
+// input slice is only valid during the call; the returned slice is copied.
+// Returning an empty slice means "no value".
+func Raw(f func(ctx context.Context, in []byte) ([]byte, error)) Task {
+	return rawTask(f)
+}
+
+type rawTask func(context.Context, []byte) ([]byte, error)
+
+func (f rawTask) run(ctx context.Context, in, out []byte) ([]byte, error) {
+	r, err := f(ctx, in)
+	if err != nil {
+		return out, err
+	}
+	return append(out, r...), nil
+}
+
+// DecodeError reports an input that could not be decoded into the task's
+// input type. The host reports it as that item's failure.
+type DecodeError struct {
+	Input []byte // the offending input, truncated to 64 bytes
+	Type  string // the Go type it was decoded into
+	Err   error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("cannot decode input %s as %s: %v", e.Input, e.Type, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+func newDecodeError(in []byte, v any, err error) error {
+	var ute *json.UnmarshalTypeError
+	_, number := v.(*json.Number)
+	switch {
+	case errors.As(err, &ute):
+		want := ute.Type.String()
+		if number {
+			want = "a number"
+		}
+		msg := fmt.Sprintf("want %s, got a JSON %s", want, ute.Value)
+		if ute.Field != "" {
+			msg = "field " + ute.Field + ": " + msg
+		}
+		err = errors.New(msg)
+	case number && json.Valid(in) && bytes.TrimLeft(in, " \t\r\n")[0] == '"':
+		// encoding/json says `invalid number literal, trying to unmarshal
+		// "\"x\"" into Number`.
+		err = errors.New("want a number, got a JSON string")
+	}
+	if len(in) > 64 {
+		in = append(in[:61:61], "..."...)
+	} else {
+		in = append([]byte(nil), in...)
+	}
+	t := fmt.Sprintf("%T", v)
+	if len(t) > 0 && t[0] == '*' {
+		t = t[1:]
+	}
+	return &DecodeError{Input: in, Type: t, Err: err}
+}
+
+// retryError marks an error the plugin wants retried.
+type retryError struct{ err error }
+
+func (e *retryError) Error() string { return e.err.Error() }
+func (e *retryError) Unwrap() error { return e.err }
+
+// Retry wraps err to ask the host to run the task again (on any worker),
+// up to the plugin's max_attempts. Use it for transient failures such as a
+// timed-out network call; plain errors are final.
+func Retry(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &retryError{err}
+}
