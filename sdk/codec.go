@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // decodeJSON decodes one JSON value into v. Common scalar types skip
@@ -34,7 +35,7 @@ func decodeJSON[T any](data []byte, v *T) error {
 		}
 	case *json.Number:
 		if isNumber(data) {
-			*p = json.Number(data)
+			*p = json.Number(aliasString(data))
 			return nil
 		}
 	case *string:
@@ -222,7 +223,18 @@ func plainString(b []byte) (string, bool) {
 			return "", false
 		}
 	}
-	return string(s), true
+	return aliasString(s), true
+}
+
+// aliasString returns b's bytes as a string without copying. Items are
+// slices of a request's data, which the SDK never writes to or reuses, so a
+// string aliasing it stays valid and immutable for as long as the task
+// keeps it.
+func aliasString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // isPlain reports whether s encodes to JSON as itself between quotes.

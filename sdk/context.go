@@ -6,47 +6,53 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
 
-// taskCtx is the context a task runs with. One is allocated per item (a
-// context.WithValue plus WithCancel per item measured several allocations);
-// its done channel is made only if the task asks for it.
+// taskCtx is the context a task runs with. Allocating one per item (or a
+// context.WithValue plus WithCancel) measured ~200 ns of a trivial task's
+// ~250 ns in the plugin, mostly malloc and GC, so the runner reuses a
+// taskCtx for the next item when the task never looked at it (no method
+// was called) and it was not cancelled. A context is therefore valid only
+// until its task returns, like the input it came with.
 type taskCtx struct {
 	parent  context.Context // the Run stream's context
+	logger  hclog.Logger
+	timeout time.Duration
 	id      uint64
 	attempt int
-	logger  hclog.Logger
-	lines   []string
-	started time.Time
-	timeout time.Duration
+	started atomic.Int64 // unix ns; read by the runner's watchdog
+	touched atomic.Bool  // a method was called: do not reuse
 
-	mu   sync.Mutex
-	done chan struct{}
-	err  error
+	mu    sync.Mutex
+	lines []string
+	done  chan struct{}
+	err   error
 }
 
 type taskKey struct{}
 
 func (c *taskCtx) Deadline() (time.Time, bool) {
+	c.touched.Store(true)
 	if c.timeout > 0 {
-		return c.started.Add(c.timeout), true
+		return time.Unix(0, c.started.Load()).Add(c.timeout), true
 	}
 	return c.parent.Deadline()
 }
 
-// Done returns the task's own channel even without a timeout: the host
-// cancels single batches too, not only the stream. The runner's watcher
-// cancels the running task when the stream ends.
 func (c *taskCtx) Done() <-chan struct{} {
+	c.touched.Store(true)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.done == nil {
+		// Made on demand: most tasks never ask. The runner cancels the
+		// current task when the host cancels its batch or the stream ends.
 		c.done = make(chan struct{})
 		if c.err == nil {
-			c.err = c.parent.Err() // the stream ended before the watcher saw it
+			c.err = c.parent.Err()
 		}
 		if c.err != nil {
 			close(c.done)
@@ -56,6 +62,7 @@ func (c *taskCtx) Done() <-chan struct{} {
 }
 
 func (c *taskCtx) Err() error {
+	c.touched.Store(true)
 	c.mu.Lock()
 	err := c.err
 	c.mu.Unlock()
@@ -66,6 +73,7 @@ func (c *taskCtx) Err() error {
 }
 
 func (c *taskCtx) Value(key any) any {
+	c.touched.Store(true)
 	if key == (taskKey{}) {
 		return c
 	}
@@ -83,6 +91,13 @@ func (c *taskCtx) cancel(err error) {
 	if c.done != nil {
 		close(c.done)
 	}
+}
+
+// cancelled returns the cancellation error without marking c touched.
+func (c *taskCtx) cancelled() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 func fromContext(ctx context.Context) *taskCtx {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -68,7 +69,8 @@ type runner struct {
 	ctx    context.Context
 	stream workerpb.Worker_RunServer
 
-	cur      atomic.Pointer[taskCtx] // the task running now, if any
+	cur      atomic.Pointer[taskCtx] // the context of the task running now, or of the last one
+	dead     atomic.Bool             // the stream's context is done
 	curSeq   atomic.Uint64           // the batch running now
 	flushDue atomic.Bool             // set by watch: time to report progress
 
@@ -105,10 +107,11 @@ func (r *runner) watch() {
 			return
 		case <-done:
 			done = nil // keep cancelling whatever starts next, on each tick
+			r.dead.Store(true)
 		case now := <-t.C:
 			r.flushDue.Store(true)
 			c := r.cur.Load()
-			if c != nil && r.s.timeout > 0 && now.Sub(c.started) >= r.s.timeout {
+			if c != nil && r.s.timeout > 0 && now.UnixNano()-c.started.Load() >= int64(r.s.timeout) {
 				c.cancel(errTimeout)
 			}
 		}
@@ -150,6 +153,7 @@ func (r *runner) isCancelled(seq uint64) bool {
 func (r *runner) runBatch(b *workerpb.Batch) error {
 	r.curSeq.Store(b.Seq)
 	seenCancels, cancelled := uint64(0), false
+	var tc *taskCtx
 	resp := &r.resp
 	*resp = workerpb.Batch{Seq: b.Seq, Ends: resp.Ends[:0]}
 	r.out = r.out[:0]
@@ -168,24 +172,26 @@ func (r *runner) runBatch(b *workerpb.Batch) error {
 		if i < len(b.Ids) {
 			id = b.Ids[i]
 		}
-		tc := &taskCtx{parent: r.ctx, id: id, attempt: attempt, logger: r.s.logger, timeout: r.s.timeout}
+		if tc == nil || tc.touched.Load() || tc.cancelled() != nil {
+			tc = &taskCtx{parent: r.ctx, logger: r.s.logger, timeout: r.s.timeout}
+			r.cur.Store(tc)
+		}
+		tc.id, tc.attempt = id, attempt
 		if tc.timeout > 0 {
-			tc.started = time.Now()
+			tc.started.Store(time.Now().UnixNano())
 		}
 		mark := len(r.out)
 		if n := r.cancels.Load(); n != seenCancels {
 			seenCancels, cancelled = n, r.isCancelled(b.Seq)
+			if cancelled {
+				tc.cancel(context.Canceled)
+			}
 		}
 		var err error
 		if cancelled {
 			err = context.Canceled
-		} else if err = r.ctx.Err(); err == nil {
-			r.cur.Store(tc)
-			if r.cancels.Load() != seenCancels && r.isCancelled(b.Seq) {
-				tc.cancel(context.Canceled) // a cancel raced with the store
-			}
+		} else if err = r.streamErr(); err == nil {
 			r.out, err = r.call(tc, in, r.out)
-			r.cur.Store(nil)
 		}
 		idx := uint32(i)
 		if err != nil {
@@ -195,6 +201,7 @@ func (r *runner) runBatch(b *workerpb.Batch) error {
 		resp.Ends = append(resp.Ends, uint32(len(r.out)))
 		if len(tc.lines) > 0 {
 			resp.Output = append(resp.Output, &workerpb.ItemOutput{Index: idx, Lines: tc.lines})
+			tc.lines = nil
 		}
 		if i+1 < n && r.flushDue.Load() {
 			if err := r.send(); err != nil {
@@ -208,9 +215,24 @@ func (r *runner) runBatch(b *workerpb.Batch) error {
 	return r.send()
 }
 
+// streamErr is the stream context's error, checked per item without the
+// context's lock.
+func (r *runner) streamErr() error {
+	if r.dead.Load() {
+		return r.ctx.Err()
+	}
+	return nil
+}
+
 func (r *runner) send() error {
 	r.resp.Data = r.out
-	return r.stream.Send(&r.resp)
+	err := r.stream.Send(&r.resp)
+	// Send only queues the answer for gRPC's writer goroutine. With
+	// GOMAXPROCS=1 that goroutine, and the reader bringing the next batch,
+	// would wait until this one blocks, holding the answer back for a whole
+	// batch: let them run now.
+	runtime.Gosched()
+	return err
 }
 
 // call runs one task, turning a panic into that task's error.
@@ -246,10 +268,11 @@ func errorKind(tc *taskCtx, err error) workerpb.ErrorKind {
 	case errors.As(err, &re):
 		return workerpb.ErrorKind_ERROR_KIND_RETRY
 	}
-	if tc.Err() == errTimeout {
+	cerr := tc.cancelled()
+	if cerr == errTimeout {
 		return workerpb.ErrorKind_ERROR_KIND_TIMEOUT
 	}
-	if isCanceled(err) || isCanceled(tc.Err()) {
+	if isCanceled(err) || isCanceled(cerr) {
 		return workerpb.ErrorKind_ERROR_KIND_CANCELED
 	}
 	return workerpb.ErrorKind_ERROR_KIND_TASK

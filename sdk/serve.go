@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -70,6 +71,15 @@ func serve(p Plugin) int {
 	detachStdin()
 	go watchParent()
 
+	// PLUGINPOOL_CPUPROFILE=DIR writes DIR/NAME-PID.pprof, for profiling
+	// plugins under a real host.
+	if dir := os.Getenv("PLUGINPOOL_CPUPROFILE"); dir != "" {
+		if f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", name, os.Getpid()))); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	logger := defaultLogger()
 	srv := &server{plugin: p, logger: logger}
 	plugin.Serve(&plugin.ServeConfig{

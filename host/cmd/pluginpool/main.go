@@ -1,0 +1,22 @@
+// Command pluginpool runs plugins over many items in parallel, from the
+// shell and from pool.toml pipelines:
+//
+//	pluginpool map double 1 2 3 4 5        # 2 4 6 8 10, one per line
+//	seq 1 100000 | pluginpool map double   # JSON Lines in, JSON Lines out
+//	pluginpool apply double 21             # 42
+//	pluginpool run                         # the default pipeline in pool.toml
+//
+// stdout carries data only; errors, logs and progress go to stderr. The exit
+// status is 0 when every item succeeded, 1 when some failed, 2 for a bad
+// command line or config, 3 when a plugin could not start, and 128+N after
+// signal N (130 for Ctrl-C, 141 when stdout was closed early).
+package main
+
+import (
+	"context"
+	"os"
+)
+
+func main() {
+	os.Exit(int(Main(context.Background(), os.Args[1:], StdIO())))
+}

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"runtime"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pluginpool/pluginpool/host/jsonl"
+	"github.com/pluginpool/pluginpool/host/pool"
+)
+
+// mapOptions are the flags of map and apply.
+type mapOptions struct {
+	*globalOptions
+	workers   int
+	chunkSize int
+	unordered bool
+	stats     bool
+}
+
+func (o *mapOptions) addFlags(cmd *cobra.Command, batching bool) {
+	f := cmd.Flags()
+	f.IntVarP(&o.workers, "workers", "w", 0, "plugin processes to start (default: the config's, else one per core)")
+	if batching {
+		f.IntVar(&o.chunkSize, "chunk-size", 0, "items per batch (default: adaptive, a few ms of work per batch)")
+		f.BoolVar(&o.unordered, "unordered", false, "write results as they complete, not in input order")
+	}
+	f.BoolVar(&o.stats, "stats", false, "print statistics on stderr at the end: items, rate, workers, retries, latency")
+}
+
+// config resolves the plugin and applies the flags.
+func (o *mapOptions) config(cmd *cobra.Command, name string) (pool.Config, error) {
+	cfg, err := o.poolConfig(name)
+	if err != nil {
+		return cfg, err
+	}
+	if cmd.Flags().Changed("workers") {
+		if o.workers < 1 {
+			return cfg, usageError{fmt.Errorf("--workers must be >= 1, got %d", o.workers)}
+		}
+		cfg.Workers = o.workers
+	}
+	if cmd.Flags().Changed("chunk-size") {
+		if o.chunkSize < 1 {
+			return cfg, usageError{fmt.Errorf("--chunk-size must be >= 1, got %d", o.chunkSize)}
+		}
+		cfg.ChunkSize = o.chunkSize
+	}
+	return cfg, nil
+}
+
+func newMapCmd(g *globalOptions) *cobra.Command {
+	o := &mapOptions{globalOptions: g}
+	cmd := &cobra.Command{
+		Use:   "map PLUGIN [ITEM...]",
+		Short: "Run a plugin over many items, results in input order",
+		Long: `Run PLUGIN over every item and write one result per line to stdout, in
+input order (like Python's Pool.map).
+
+Items come from the arguments, else from stdin, one JSON value per line
+(JSON Lines; blank lines are skipped). An argument that is not valid JSON is
+taken as a string: 'map double 1 x 3' passes 1, "x" and 3.
+
+Lines a task prints come before its result. A failed item is reported on
+stderr with its line number and reason; the others still complete, and the
+exit status is 1.
+
+PLUGIN is a name from the config file, or a path to a plugin executable.`,
+		Example: `  pluginpool map double 1 2 3 4 5
+  seq 1 100000 | pluginpool map double > doubled.jsonl
+  pluginpool map -w 4 printer 1 2 3 4`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.runMap(cmd, args[0], args[1:])
+		},
+	}
+	o.addFlags(cmd, true)
+	return cmd
+}
+
+func newApplyCmd(g *globalOptions) *cobra.Command {
+	o := &mapOptions{globalOptions: g}
+	cmd := &cobra.Command{
+		Use:   "apply PLUGIN ITEM",
+		Short: "Run a plugin on one item",
+		Long: `Run PLUGIN once on ITEM and write its result to stdout (like Python's
+Pool.apply). ITEM is JSON, or a string if it is not valid JSON.`,
+		Example: `  pluginpool apply double 21
+  pluginpool apply child "Child process"`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("workers") {
+				o.workers = 1
+				cmd.Flags().Set("workers", "1")
+			}
+			return o.runMap(cmd, args[0], args[1:])
+		},
+	}
+	o.addFlags(cmd, false)
+	return cmd
+}
+
+// argItem turns a command-line argument into an item: JSON as is, anything
+// else as a JSON string.
+func argItem(s string) []byte {
+	if json.Valid([]byte(s)) {
+		return []byte(s)
+	}
+	b, _ := json.Marshal(s)
+	return b
+}
+
+func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) error {
+	ctx := cmd.Context()
+	cfg, err := o.config(cmd, name)
+	if err != nil {
+		return err
+	}
+	var (
+		items  iter.Seq[[]byte]
+		where  func(i int) string
+		reader *jsonl.Reader
+		abort  = func() {}
+	)
+	if len(args) > 0 {
+		// No more workers than items: each start costs a few ms.
+		if cfg.Workers == 0 {
+			cfg.Workers = runtime.NumCPU()
+		}
+		cfg.Workers = min(cfg.Workers, len(args))
+		list := make([][]byte, len(args))
+		for i, a := range args {
+			list[i] = argItem(a)
+		}
+		items = slices.Values(list)
+		where = func(i int) string { return fmt.Sprintf("item %d (%s)", i+1, args[i]) }
+	} else {
+		in := o.io.In
+		in, abort = abortable(in)
+		limit := cfg.MaxItemBytes
+		if limit == 0 {
+			limit = pool.DefaultMaxItemBytes
+		}
+		reader = jsonl.NewReader(in, false, limit)
+		items = reader.Items()
+		where = func(i int) string { return fmt.Sprintf("line %d", reader.Line(i)) }
+	}
+
+	p, err := pool.Start(ctx, cfg)
+	if err != nil {
+		abort()
+		return o.startError(ctx, err)
+	}
+	began := time.Now()
+	out := jsonl.NewWriter(o.io.Out)
+	seq := p.Imap
+	if o.unordered {
+		seq = p.ImapUnordered
+	}
+	var (
+		total, failed int
+		writeErr      error
+	)
+	for i, r := range seq(ctx, items) {
+		if ctx.Err() != nil {
+			abort() // the loop's exit waits for the input to let go
+			break
+		}
+		total++
+		if r.Err != nil {
+			failed++
+			o.report(where(i), r.Err, reader, i)
+		}
+		if err := out.Write(r); err != nil {
+			writeErr = err
+			abort()
+			break
+		}
+	}
+	abort()
+	if writeErr == nil {
+		writeErr = out.Flush()
+	}
+	switch {
+	case ctx.Err() != nil:
+		p.Terminate()
+		return errReported
+	case writeErr != nil:
+		p.Terminate()
+		if errors.Is(writeErr, syscall.EPIPE) {
+			// stdout was closed early (| head): stop quietly, as a
+			// SIGPIPE-killed process would.
+			o.code = exitSignal(syscall.SIGPIPE)
+			return errReported
+		}
+		return o.fail(ExitFailed, "writing results: %v", writeErr)
+	}
+	if o.stats {
+		printStats(o.io.Err, p.Stats(), time.Since(began))
+	}
+	closeErr := p.Close()
+	if reader != nil {
+		if err := reader.Err(); err != nil {
+			return o.fail(ExitFailed, "reading stdin: %v", err)
+		}
+	}
+	if closeErr != nil {
+		return o.fail(ExitStart, "%v", closeErr)
+	}
+	if failed > 0 {
+		if total > 1 {
+			return o.fail(ExitFailed, "%d of %d items failed", failed, total)
+		}
+		o.code = ExitFailed
+		return errReported
+	}
+	return nil
+}
+
+// report writes one failed item to stderr.
+func (o *mapOptions) report(where string, err error, r *jsonl.Reader, i int) {
+	if r != nil {
+		if n, ok := r.Oversize(i); ok {
+			var tl *pool.TooLargeError
+			if errors.As(err, &tl) {
+				err = &pool.TooLargeError{Size: n, Limit: tl.Limit}
+			}
+		}
+	}
+	fmt.Fprintf(o.io.Err, "pluginpool: %s: %v\n", where, err)
+}
+
+// abortable returns a reader whose blocked Read can be abandoned. A read
+// from a pipe or terminal blocks in the kernel and cannot be interrupted, so
+// it runs on a goroutine of its own; abort makes Read return at once and
+// leaves that goroutine to end with the process. Regular files never block
+// and are read directly.
+func abortable(r io.Reader) (io.Reader, func()) {
+	if f, ok := r.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			return r, func() {}
+		}
+	}
+	ar := &abortReader{chunks: make(chan chunk, 2), done: make(chan struct{})}
+	go ar.pump(r)
+	aborted := false
+	return ar, func() {
+		if !aborted {
+			aborted = true
+			close(ar.done)
+		}
+	}
+}
+
+type chunk struct {
+	b   []byte
+	err error
+}
+
+type abortReader struct {
+	chunks chan chunk
+	done   chan struct{}
+	cur    []byte
+	err    error
+}
+
+func (a *abortReader) pump(r io.Reader) {
+	for {
+		buf := make([]byte, 256<<10)
+		n, err := r.Read(buf)
+		select {
+		case a.chunks <- chunk{buf[:n], err}:
+		case <-a.done:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+var errAborted = errors.New("input abandoned")
+
+func (a *abortReader) Read(p []byte) (int, error) {
+	for len(a.cur) == 0 {
+		if a.err != nil {
+			return 0, a.err
+		}
+		select {
+		case c := <-a.chunks:
+			a.cur, a.err = c.b, c.err
+		case <-a.done:
+			return 0, errAborted
+		}
+	}
+	n := copy(p, a.cur)
+	a.cur = a.cur[n:]
+	return n, nil
+}

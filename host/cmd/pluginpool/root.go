@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/pluginpool/pluginpool/host/config"
+	"github.com/pluginpool/pluginpool/host/pool"
+)
+
+// ExitCode is the process exit status.
+type ExitCode int
+
+// Exit codes.
+const (
+	ExitOK     ExitCode = 0 // every item succeeded
+	ExitFailed ExitCode = 1 // some items failed, or the input could not be read
+	ExitUsage  ExitCode = 2 // bad command line or config
+	ExitStart  ExitCode = 3 // a plugin could not start, or its pool degraded
+)
+
+// exitSignal is the conventional status after signal sig: 128+sig.
+func exitSignal(sig syscall.Signal) ExitCode { return ExitCode(128 + int(sig)) }
+
+// IOStreams are the process's standard streams, injected so tests can
+// assert exact output.
+type IOStreams struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+	// ErrIsTerminal reports whether Err is a terminal (for progress bars).
+	ErrIsTerminal bool
+}
+
+// StdIO returns the process's real streams.
+func StdIO() IOStreams {
+	return IOStreams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, ErrIsTerminal: isTerminal(os.Stderr)}
+}
+
+// globalOptions are the flags every command takes.
+type globalOptions struct {
+	configPath string
+	configSet  bool
+	logLevel   string
+	logJSON    bool
+	cpuProfile string
+	io         IOStreams
+	code       ExitCode // set by the command that ran
+}
+
+// Main runs the CLI with args (without the program name) and returns the
+// exit status. SIGINT and SIGTERM cancel the work in progress: workers are
+// killed, and the status is 130 or 143.
+func Main(ctx context.Context, args []string, io IOStreams) ExitCode {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	// SIGPIPE is watched so that a write to a closed stdout returns EPIPE
+	// (handled as a quiet stop) instead of killing the process before it
+	// can stop its plugins.
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
+	defer signal.Stop(sigs)
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				if s == syscall.SIGPIPE {
+					continue
+				}
+				cancel(&signalError{s.(syscall.Signal)})
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	g := &globalOptions{io: io, code: ExitOK}
+	root := newRootCmd(ctx, g)
+	root.SetArgs(args)
+	root.SetIn(io.In)
+	root.SetOut(io.Out)
+	root.SetErr(io.Err)
+	err := root.ExecuteContext(ctx)
+	var se *signalError
+	if errors.As(context.Cause(ctx), &se) {
+		return exitSignal(se.sig)
+	}
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) || !errors.Is(err, errReported) {
+			fmt.Fprintf(io.Err, "pluginpool: %v\n", err)
+			if g.code == ExitOK {
+				g.code = ExitUsage
+			}
+		}
+	}
+	return g.code
+}
+
+// signalError is the cancellation cause after a signal.
+type signalError struct{ sig syscall.Signal }
+
+func (e *signalError) Error() string { return "interrupted by " + e.sig.String() }
+
+// usageError is a bad command line.
+type usageError struct{ error }
+
+// errReported marks an error already written to stderr.
+var errReported = errors.New("reported")
+
+// fail records code and returns an error Main will not print again.
+func (g *globalOptions) fail(code ExitCode, format string, args ...any) error {
+	fmt.Fprintf(g.io.Err, "pluginpool: "+format+"\n", args...)
+	g.code = code
+	return errReported
+}
+
+func newRootCmd(ctx context.Context, g *globalOptions) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "pluginpool",
+		Short: "Run plugins over many items on every core",
+		Long: `pluginpool keeps a pool of plugin processes (one per core by default) and
+runs items through them in batches, in parallel, returning results in input
+order. A crashed or hung worker costs only the task it was running: the task
+is retried or failed with a clear error, and the worker is replaced.
+
+Plugins and pipelines are described in pool.toml (see 'pluginpool validate').
+Data goes to stdout, everything else to stderr.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			g.configSet = cmd.Flags().Changed("config")
+			if g.cpuProfile != "" {
+				f, err := os.Create(g.cpuProfile)
+				if err != nil {
+					return err
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				cobra.OnFinalize(pprof.StopCPUProfile)
+			}
+			if hclog.LevelFromString(g.logLevel) == hclog.NoLevel {
+				return usageError{fmt.Errorf("--log-level %q: want trace, debug, info, warn, error or off", g.logLevel)}
+			}
+			return nil
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.configPath, "config", "c", "pool.toml", "the config `file`")
+	pf.StringVar(&g.logLevel, "log-level", "warn", "log `level` of host and plugins: trace, debug, info, warn, error, off")
+	pf.BoolVar(&g.logJSON, "log-json", false, "write logs as JSON lines")
+	pf.StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the host to `file`")
+	_ = pf.MarkHidden("cpuprofile")
+
+	root.AddCommand(
+		newMapCmd(g),
+		newApplyCmd(g),
+		newPluginsCmd(g),
+	)
+	for _, add := range extraCommands {
+		root.AddCommand(add(g))
+	}
+	return root
+}
+
+// extraCommands lets other files register commands.
+var extraCommands []func(*globalOptions) *cobra.Command
+
+// logger returns the host's logger per the flags.
+func (g *globalOptions) logger() hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "pluginpool",
+		Level:      hclog.LevelFromString(g.logLevel),
+		Output:     g.io.Err,
+		JSONFormat: g.logJSON,
+	})
+}
+
+// loadConfig loads the config file. A missing default ./pool.toml is not
+// an error (nil, nil): plugins can still be named by path.
+func (g *globalOptions) loadConfig() (*config.File, error) {
+	f, err := config.Load(g.configPath)
+	if err != nil && !g.configSet && errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return f, err
+}
+
+// poolConfig resolves a plugin name (from the config) or path (containing
+// a slash) to a pool.Config.
+func (g *globalOptions) poolConfig(name string) (pool.Config, error) {
+	f, err := g.loadConfig()
+	if err != nil {
+		return pool.Config{}, err
+	}
+	if f != nil {
+		if _, ok := f.Plugins[name]; ok {
+			cfg, err := f.PoolConfig(name)
+			return g.finish(cfg), err
+		}
+	}
+	if strings.ContainsRune(name, '/') {
+		abs, _ := filepath.Abs(name)
+		return g.finish(pool.Config{Path: abs, Name: filepath.Base(name)}), nil
+	}
+	if f == nil {
+		return pool.Config{}, fmt.Errorf("unknown plugin %q: no %s here; pass -c FILE, or a path to the plugin executable (e.g. ./bin/plugins/%s)", name, g.configPath, name)
+	}
+	known := make([]string, 0, len(f.Plugins))
+	for n := range f.Plugins {
+		known = append(known, n)
+	}
+	return pool.Config{}, fmt.Errorf("unknown plugin %q: %s configures %s", name, g.configPath, strings.Join(sorted(known), ", "))
+}
+
+func (g *globalOptions) finish(cfg pool.Config) pool.Config {
+	cfg.Logger = g.logger()
+	cfg.Stderr = g.io.Err
+	return cfg
+}
+
+// startError reports a failed pool start and sets the exit status.
+func (g *globalOptions) startError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return errReported
+	}
+	return g.fail(ExitStart, "%v", err)
+}

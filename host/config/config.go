@@ -1,0 +1,281 @@
+// Package config owns pool.toml: its schema, loading it, and validating it
+// with every problem reported at its line and key. It turns the file into
+// pool.Config values (PoolConfig, StageConfig) and pipeline descriptions
+// (Pipeline, DefaultPipeline); it starts nothing itself.
+//
+// Load and Parse check the schema only: types, unknown keys, ranges,
+// durations, sizes, names and references between tables. They never touch
+// the plugin executables, so a config can be loaded before `make build`.
+// Check adds the file-system checks `pluginpool validate` needs.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/pluginpool/pluginpool/host/pool"
+)
+
+// File is a loaded, valid pool.toml. Load and Parse return a new File each
+// time; its methods do not modify it, so it may be shared between
+// goroutines as long as callers do not modify it either.
+type File struct {
+	// Path is the config file's absolute path.
+	Path string
+	// Dir is the absolute directory relative paths in the file resolve
+	// against: the directory the file is in.
+	Dir string
+	// Pool holds the [pool] table's settings, defaults filled in.
+	Pool Settings
+	// Plugins holds one entry per [plugins.NAME] table, by name.
+	Plugins map[string]*Plugin
+	// Pipelines holds one entry per [pipelines.NAME] table, by name.
+	Pipelines map[string]*Pipeline
+
+	name  string    // base name used in errors, e.g. "pool.toml"
+	lines lineIndex // key -> line, for Check's errors
+}
+
+// Plugin is one [plugins.NAME] table.
+type Plugin struct {
+	// Name is the table's NAME: lower-case letters, digits, '_' and '-'.
+	Name string
+	// Path is the plugin executable's absolute path (path, required;
+	// relative paths resolve against the config file's directory).
+	Path string
+	// Args are extra command-line arguments (args). Default none.
+	Args []string
+	// Env is extra environment (env, a table of strings). Default none.
+	Env map[string]string
+	// SHA256 is the executable's expected digest in lower-case hex
+	// (sha256), or "" for no check.
+	SHA256 string
+	// Settings are [pool]'s settings with this table's overrides applied.
+	Settings Settings
+	// Config is the [plugins.NAME.config] table as a JSON object, passed to
+	// the plugin's Init; "{}" when there is none.
+	Config json.RawMessage
+	// Line is the line of the [plugins.NAME] header (0 if unknown).
+	Line int
+}
+
+// Format is how a pipeline reads its input.
+type Format string
+
+// Input formats.
+const (
+	// FormatJSONL reads one JSON value per line, passed on as is (default).
+	FormatJSONL Format = "jsonl"
+	// FormatLines reads each line as a plain string, without its newline.
+	FormatLines Format = "lines"
+)
+
+// Pipeline is one [pipelines.NAME] table: items flow from Input through
+// each stage's plugin in turn to Output.
+type Pipeline struct {
+	// Name is the table's NAME.
+	Name string
+	// Stages are the plugins to run, in order (stages, required, >= 1).
+	Stages []Stage
+	// Input is "-" for stdin or an absolute path (input). Default "-".
+	Input string
+	// InputFormat is how Input is read (input_format). Default FormatJSONL.
+	InputFormat Format
+	// Output is "-" for stdout or an absolute path (output). Default "-".
+	Output string
+	// Ordered keeps results in input order (ordered). Default true.
+	Ordered bool
+	// Default marks the pipeline `pluginpool run` runs when none is named
+	// (default). At most one pipeline may set it.
+	Default bool
+	// Line is the line of the [pipelines.NAME] header (0 if unknown).
+	Line int
+}
+
+// Stage is one entry of a pipeline's stages: either a plugin name, or an
+// inline table {plugin = "NAME", workers = 1, ...} overriding pool keys for
+// this stage only.
+type Stage struct {
+	// Plugin names a [plugins.NAME] table.
+	Plugin string
+	// Settings are the effective settings: [pool], then the plugin's table,
+	// then the stage's own keys.
+	Settings Settings
+	// Overrides lists the pool keys the stage sets itself, in schema order;
+	// empty for a plain name. A stage without overrides can share a pool
+	// with other such stages of the same plugin.
+	Overrides []string
+	// Line is the line of the pipeline's stages key (0 if unknown).
+	Line int
+}
+
+// Load reads and parses the config file at path. Relative paths in the file
+// resolve against path's directory. A file that cannot be read returns the
+// os error; a file with problems returns them all, joined, each a *Error
+// matching ErrInvalid.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data, filepath.Dir(path))
+}
+
+// Parse parses data, the content of a config file called name, resolving
+// relative paths against dir ("" = the working directory). Errors name the
+// file by name's base name. It reads no files; see Load and Check.
+//
+// On problems it returns a nil File and every problem found, joined with
+// errors.Join and sorted by line, each a *Error matching ErrInvalid.
+func Parse(name string, data []byte, dir string) (*File, error) {
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("config: resolving %q: %w", dir, err)
+	}
+	base := ""
+	if name != "" {
+		base = filepath.Base(name)
+	}
+	f := &File{
+		Path:      filepath.Join(absDir, base),
+		Dir:       absDir,
+		Pool:      DefaultSettings(),
+		Plugins:   map[string]*Plugin{},
+		Pipelines: map[string]*Pipeline{},
+		name:      base,
+	}
+	p := &parser{file: base, dir: absDir}
+	if !p.parse(f, data) {
+		return nil, joinSorted(p.errs)
+	}
+	f.lines = p.lines
+	return f, nil
+}
+
+// Plugin returns the [plugins.NAME] table called name, or an error matching
+// ErrUnknownPlugin that suggests the closest configured name.
+func (f *File) Plugin(name string) (*Plugin, error) {
+	if pl, ok := f.Plugins[name]; ok {
+		return pl, nil
+	}
+	return nil, fmt.Errorf("%w %q: %s has no [plugins.%s] table%s", ErrUnknownPlugin, name, f.displayName(), name, didYouMean(name, sortedKeys(f.Plugins)))
+}
+
+// Pipeline returns the [pipelines.NAME] table called name, or an error
+// matching ErrUnknownPipeline that suggests the closest configured name.
+func (f *File) Pipeline(name string) (*Pipeline, error) {
+	if pp, ok := f.Pipelines[name]; ok {
+		return pp, nil
+	}
+	msg := fmt.Sprintf("%s has no [pipelines.%s] table", f.displayName(), name)
+	if s := didYouMean(name, sortedKeys(f.Pipelines)); s != "" {
+		msg += s
+	} else if len(f.Pipelines) > 0 {
+		msg += "; it has " + strings.Join(sortedKeys(f.Pipelines), ", ")
+	}
+	return nil, fmt.Errorf("%w %q: %s", ErrUnknownPipeline, name, msg)
+}
+
+// DefaultPipeline returns the pipeline marked default = true, or the only
+// pipeline if there is just one. Otherwise it returns an error matching
+// ErrNoPipeline that lists the pipelines to choose from.
+func (f *File) DefaultPipeline() (*Pipeline, error) {
+	for _, pp := range f.Pipelines {
+		if pp.Default {
+			return pp, nil
+		}
+	}
+	switch len(f.Pipelines) {
+	case 0:
+		return nil, fmt.Errorf("%w: %s has no [pipelines.NAME] table", ErrNoPipeline, f.displayName())
+	case 1:
+		for _, pp := range f.Pipelines {
+			return pp, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s has %d pipelines (%s) and none has default = true: name one, or mark one default",
+		ErrNoPipeline, f.displayName(), len(f.Pipelines), strings.Join(sortedKeys(f.Pipelines), ", "))
+}
+
+// PoolConfig returns the pool.Config for the plugin called name, with the
+// plugin's settings ([pool] plus its own overrides). Logger and Stderr are
+// left nil for the caller to set. The result shares no memory with f.
+// An unknown name returns an error matching ErrUnknownPlugin.
+func (f *File) PoolConfig(name string) (pool.Config, error) {
+	pl, err := f.Plugin(name)
+	if err != nil {
+		return pool.Config{}, err
+	}
+	return pl.poolConfig(pl.Settings), nil
+}
+
+// StageConfig returns the pool.Config for stage i of pipeline pp: like
+// PoolConfig for the stage's plugin, with the stage's overrides applied.
+func (f *File) StageConfig(pp *Pipeline, i int) (pool.Config, error) {
+	if pp == nil {
+		return pool.Config{}, fmt.Errorf("config: StageConfig: nil pipeline")
+	}
+	if i < 0 || i >= len(pp.Stages) {
+		return pool.Config{}, fmt.Errorf("config: pipeline %q has %d stages, no stage %d", pp.Name, len(pp.Stages), i)
+	}
+	st := pp.Stages[i]
+	pl, err := f.Plugin(st.Plugin)
+	if err != nil {
+		return pool.Config{}, err
+	}
+	return pl.poolConfig(st.Settings), nil
+}
+
+// poolConfig maps pl and s onto a fresh pool.Config. Env is sorted by key
+// so equal configs compare equal.
+func (pl *Plugin) poolConfig(s Settings) pool.Config {
+	var env []string
+	for _, k := range sortedKeys(pl.Env) {
+		env = append(env, k+"="+pl.Env[k])
+	}
+	cfg := bytes.Clone([]byte(pl.Config))
+	if len(cfg) == 0 {
+		cfg = []byte("{}")
+	}
+	return pool.Config{
+		Path:              pl.Path,
+		Name:              pl.Name,
+		Args:              slices.Clone(pl.Args),
+		Env:               env,
+		PluginConfig:      cfg,
+		SHA256:            pl.SHA256,
+		Workers:           s.Workers,
+		ChunkSize:         s.ChunkSize,
+		InFlight:          s.InFlight,
+		MaxItemBytes:      s.MaxItemBytes,
+		MaxAttempts:       s.MaxAttempts,
+		TaskTimeout:       s.TaskTimeout,
+		KillGrace:         s.KillGrace,
+		MaxRestarts:       s.MaxRestarts,
+		RestartWindow:     s.RestartWindow,
+		MaxTasksPerWorker: s.MaxTasksPerWorker,
+		StartTimeout:      s.StartTimeout,
+	}
+}
+
+func (f *File) displayName() string {
+	if f.name != "" {
+		return f.name
+	}
+	return "the config"
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,212 @@
+// Package jsonl reads items from and writes results to line-oriented
+// streams: JSON Lines in, JSON Lines out, the way the pluginpool CLI and
+// pipelines move data. Each input line is one item, passed on as is (a line
+// is already a JSON value, and the host never decodes values), or, in
+// plain-text mode, encoded as a JSON string.
+package jsonl
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"iter"
+	"sort"
+	"sync"
+
+	"github.com/pluginpool/pluginpool/host/pool"
+)
+
+// Reader splits a stream into items, one per non-blank line, remembering
+// each item's line number. It reads in large blocks and hands out slices of
+// its buffer: an item is valid only until the next one is yielded (the
+// pool copies items as it takes them).
+type Reader struct {
+	r     io.Reader
+	text  bool // plain text: each line becomes a JSON string
+	limit int  // largest item; longer lines are cut to limit+1 bytes and flagged
+
+	mu     sync.Mutex
+	blanks []int       // for each blank line skipped, the items before it
+	long   map[int]int // oversized items: index → the line's real length
+	items  int
+	err    error
+}
+
+// NewReader returns a Reader over r. With text set, every line is taken as
+// a plain string and encoded as JSON; otherwise each line must already be a
+// JSON value. Lines longer than limit bytes are not held in memory: the
+// item is cut to limit+1 bytes (so the pool rejects it as too large) and
+// Oversize reports the real length.
+func NewReader(r io.Reader, text bool, limit int) *Reader {
+	return &Reader{r: r, text: text, limit: limit}
+}
+
+const blockSize = 1 << 20
+
+// Items yields the items. Blank lines are skipped (but counted in line
+// numbers). A read error ends the sequence; Err reports it.
+func (r *Reader) Items() iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		buf := make([]byte, 0, blockSize)
+		var scratch []byte
+		discard := false // inside an oversized line: drop bytes to its end
+		emit := func(line []byte) bool {
+			if len(line) > 0 && line[len(line)-1] == '\r' {
+				line = line[:len(line)-1]
+			}
+			if len(bytes.TrimSpace(line)) == 0 {
+				r.mu.Lock()
+				r.blanks = append(r.blanks, r.items)
+				r.mu.Unlock()
+				return true
+			}
+			if r.text {
+				scratch = appendString(scratch[:0], line)
+				line = scratch
+			}
+			r.mu.Lock()
+			r.items++
+			r.mu.Unlock()
+			return yield(line)
+		}
+		for {
+			start := 0
+			for {
+				i := bytes.IndexByte(buf[start:], '\n')
+				if i < 0 {
+					break
+				}
+				line := buf[start : start+i]
+				start += i + 1
+				if discard {
+					r.addLong(len(line))
+					discard = false
+					continue
+				}
+				if !emit(line) {
+					return
+				}
+			}
+			n := copy(buf, buf[start:])
+			buf = buf[:n]
+			if discard {
+				r.addLong(n)
+				buf = buf[:0]
+			} else if n == cap(buf) {
+				if n > r.limit {
+					// Too long to hold: yield a stub the pool rejects,
+					// then skip to the end of the line.
+					r.mu.Lock()
+					r.long = mapSet(r.long, r.items, n)
+					r.mu.Unlock()
+					if !emit(buf[:r.limit+1]) {
+						return
+					}
+					buf = buf[:0]
+					discard = true
+				} else {
+					buf = append(buf, make([]byte, min(cap(buf), r.limit+1))...)[:n]
+				}
+			}
+			m, err := r.r.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+m]
+			if err == io.EOF {
+				if len(buf) > 0 && !discard {
+					emit(buf)
+				} else if discard {
+					r.addLong(len(buf))
+				}
+				return
+			}
+			if err != nil {
+				r.mu.Lock()
+				r.err = err
+				r.mu.Unlock()
+				return
+			}
+		}
+	}
+}
+
+// addLong adds n bytes to the length of the oversized item just yielded.
+func (r *Reader) addLong(n int) {
+	r.mu.Lock()
+	r.long[r.items-1] += n
+	r.mu.Unlock()
+}
+
+func mapSet(m map[int]int, k, v int) map[int]int {
+	if m == nil {
+		m = make(map[int]int)
+	}
+	m[k] = v
+	return m
+}
+
+// Line returns the 1-based input line of item i.
+func (r *Reader) Line(i int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// blanks is sorted: count blank lines with at most i items before them.
+	return i + 1 + sort.SearchInts(r.blanks, i+1)
+}
+
+// Oversize returns the real length of item i's line if it was cut for
+// being over the limit.
+func (r *Reader) Oversize(i int) (int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, ok := r.long[i]
+	return n, ok
+}
+
+// Err returns the read error that ended Items, if any.
+func (r *Reader) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// appendString appends s as a JSON string.
+func appendString(dst, s []byte) []byte {
+	for _, c := range s {
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			b, _ := json.Marshal(string(s))
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// Writer writes results as lines: first the lines a task printed, then its
+// value, if it has one. Failed results are not written; the caller reports
+// them.
+type Writer struct {
+	w *bufio.Writer
+}
+
+// NewWriter returns a Writer with a large buffer over w. Call Flush at the end.
+func NewWriter(w io.Writer) *Writer {
+	return &Writer{w: bufio.NewWriterSize(w, 256<<10)}
+}
+
+// Write writes one result. Errors are sticky: after one, every Write and
+// Flush returns it.
+func (w *Writer) Write(r pool.Result) error {
+	var err error
+	for _, l := range r.Output {
+		w.w.WriteString(l)
+		err = w.w.WriteByte('\n')
+	}
+	if r.Value != nil {
+		w.w.Write(r.Value)
+		err = w.w.WriteByte('\n')
+	}
+	return err
+}
+
+// Flush writes out what is buffered.
+func (w *Writer) Flush() error { return w.w.Flush() }

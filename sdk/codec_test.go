@@ -1,0 +1,229 @@
+package sdk
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"reflect"
+	"strconv"
+	"testing"
+)
+
+// The codec's fast paths must be invisible: for every input, decodeJSON and
+// appendJSON give what encoding/json gives (value, or failure). These tests
+// and the fuzz targets below compare them on the types with a fast path.
+
+var decodeInputs = []string{
+	// integers
+	"0", "-0", "1", "-1", "42", "007", "01", "-", "--1", "+1", "1_000",
+	"9223372036854775807", "-9223372036854775808",
+	"9223372036854775808", "-9223372036854775809",
+	"9999999999999999999", "-9999999999999999999", "10000000000000000000",
+	"18446744073709551615", "18446744073709551616", "99999999999999999999",
+	"2147483647", "2147483648", "-2147483649",
+	// floats
+	"1.5", "-1.5", "1.", ".5", "1e3", "1E3", "1e+3", "1e-3", "1e", "1e+", "0.0", "-0.0",
+	"1e308", "1e309", "-1e309", "4.9e-324", "1e-400", "0x10", "Infinity", "NaN",
+	"123456789012345678901234567890", "1.7976931348623157e308",
+	// whitespace, which the fast paths leave to encoding/json
+	" 1", "1 ", "\t1\n", " \"a\" ", " true", "false ", " null ", " [1] ", "\r{}\r",
+	// strings
+	`""`, `"a"`, `"hello world"`, `"1"`, `"x"`, `"a\"b"`, `"a\\b"`, `"\u0041"`, `"\n"`,
+	"\"tab\there\"", `"é"`, "\"\xff\"", `"<&>"`, "\"\x7f\"", `"unterminated`, `"`, `"a"b"`,
+	`"\ud800"`, `"\/"`,
+	// bools and null
+	"true", "false", "null", "True", "tru", "truex", "nul",
+	// composites and junk
+	"[]", "[1,2]", "{}", `{"a":1}`, "[1,", "{", "}", "", " ", "x", "1 2", "1,", "[1] x",
+}
+
+func TestDecodeMatchesEncodingJSON(t *testing.T) {
+	for _, s := range decodeInputs {
+		in := []byte(s)
+		checkDecode[int](t, in)
+		checkDecode[int64](t, in)
+		checkDecode[float64](t, in)
+		checkDecode[string](t, in)
+		checkDecode[bool](t, in)
+		checkDecode[json.Number](t, in)
+		checkDecode[json.RawMessage](t, in)
+		checkDecode[[]int](t, in) // no fast path: the fallback itself
+	}
+}
+
+// checkDecode compares decodeJSON with json.Unmarshal for one type and input
+// and returns the decoded value.
+func checkDecode[T any](t *testing.T, in []byte) (T, bool) {
+	t.Helper()
+	var got, want T
+	gotErr := decodeJSON(in, &got)
+	wantErr := json.Unmarshal(in, &want)
+	switch {
+	case (gotErr == nil) != (wantErr == nil):
+		t.Errorf("decode %q as %T: decodeJSON error %v, json.Unmarshal error %v", in, got, gotErr, wantErr)
+		return got, false
+	case gotErr != nil:
+		var de *DecodeError
+		if !errors.As(gotErr, &de) {
+			t.Errorf("decode %q as %T: error %v (%T) is not a *DecodeError", in, got, gotErr, gotErr)
+		}
+		return got, false
+	case !same(got, want):
+		t.Errorf("decode %q as %T: decodeJSON gives %#v, json.Unmarshal %#v", in, got, got, want)
+		return got, false
+	}
+	// Decoding into a value that already holds something replaces it, as
+	// json.Unmarshal does for these types.
+	return got, true
+}
+
+// same is reflect.DeepEqual, except that floats compare bit for bit so that
+// -0 and 0 differ.
+func same(a, b any) bool {
+	if x, ok := a.(float64); ok {
+		return math.Float64bits(x) == math.Float64bits(b.(float64))
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func TestEncodeMatchesEncodingJSON(t *testing.T) {
+	ints := []int64{0, 1, -1, 42, math.MaxInt64, math.MinInt64, math.MaxInt32, math.MinInt32}
+	for _, n := range ints {
+		checkEncode(t, n)
+		checkEncode(t, int(n))
+	}
+	floats := []float64{
+		0, math.Copysign(0, -1), 1, -1, 0.1, 1.5, 1e6, 1e20, 1e21, 1e-6, 1e-7, 9.999999e-7,
+		123456789, 1.0 / 3, math.MaxFloat64, math.SmallestNonzeroFloat64, -1e-9, 1e-100,
+		1e100, 2e-308, math.Inf(1), math.Inf(-1), math.NaN(), 5e-324, 999999999999999999999.0,
+		100000000000000000000,
+	}
+	for _, f := range floats {
+		checkEncode(t, f)
+	}
+	strs := []string{"", "a", "hello world", "<", ">", "&", `"`, `\`, "\n", "\t", "\x00", "\x1f",
+		"\x7f", "é", "\xff", "\u2028", "\u2029", "a/b", "{}", "null"}
+	for _, s := range strs {
+		checkEncode(t, s)
+	}
+	checkEncode(t, true)
+	checkEncode(t, false)
+	for _, n := range []json.Number{"", "0", "1", "-1.5e3", "x", "1.", " 1", "01"} {
+		checkEncode(t, n)
+	}
+	for _, r := range []json.RawMessage{nil, json.RawMessage("1"), json.RawMessage(`{"a": [1, 2]}`),
+		json.RawMessage(`"<>"`), json.RawMessage("x"), json.RawMessage(" 1 ")} {
+		checkEncode(t, r)
+	}
+	checkEncode(t, []int{1, 2}) // no fast path
+}
+
+// checkEncode compares appendJSON with json.Marshal for one value. The
+// output is appended after a prefix, as runBatch appends to a batch buffer.
+func checkEncode[T any](t *testing.T, v T) {
+	t.Helper()
+	const prefix = "[1,2e-7]"
+	got, gotErr := appendJSON([]byte(prefix), &v)
+	want, wantErr := json.Marshal(v)
+	switch {
+	case (gotErr == nil) != (wantErr == nil):
+		t.Errorf("encode %#v (%T): appendJSON error %v, json.Marshal error %v", v, v, gotErr, wantErr)
+	case gotErr != nil:
+		if string(got) != prefix {
+			t.Errorf("encode %#v (%T): failed but changed the buffer to %q", v, v, got)
+		}
+	case !bytes.HasPrefix(got, []byte(prefix)):
+		t.Errorf("encode %#v (%T): the prefix became %q", v, v, got)
+	case string(got[len(prefix):]) != string(want):
+		t.Errorf("encode %#v (%T): appendJSON gives %s, json.Marshal %s", v, v, got[len(prefix):], want)
+	}
+}
+
+// An empty (non-nil) json.RawMessage result encodes as null, where
+// json.Marshal fails: "no value" is not an error a task author can act on.
+// This is the codec's one deliberate difference from encoding/json.
+func TestEncodeEmptyRawMessage(t *testing.T) {
+	v := json.RawMessage{}
+	got, err := appendJSON(nil, &v)
+	if err != nil || string(got) != "null" {
+		t.Fatalf("appendJSON(json.RawMessage{}) = %q, %v; want null", got, err)
+	}
+}
+
+func TestParseIntOverflow(t *testing.T) {
+	for _, s := range []string{"9223372036854775808", "9999999999999999999", "-9223372036854775809"} {
+		if n, ok := parseInt([]byte(s)); ok {
+			t.Errorf("parseInt(%s) = %d, true; want false (out of int64 range)", s, n)
+		}
+	}
+	for _, n := range []int64{math.MaxInt64, math.MinInt64 + 1, math.MinInt64, 0, -1, 1e18} {
+		s := strconv.FormatInt(n, 10)
+		if got, ok := parseInt([]byte(s)); ok && got != n || !ok && len(s) <= 19 {
+			t.Errorf("parseInt(%s) = %d, %v", s, got, ok)
+		}
+	}
+}
+
+// decodeSeeds seed both fuzz targets; the fuzzers found nothing new beyond
+// the bugs these tests pin (see testdata/fuzz for any saved failures).
+func decodeSeeds(f *testing.F) {
+	for _, s := range decodeInputs {
+		f.Add([]byte(s))
+	}
+}
+
+// FuzzDecodeInt compares the allocation-free integer parser with
+// encoding/json.
+func FuzzDecodeInt(f *testing.F) {
+	decodeSeeds(f)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if n, ok := checkDecode[int](t, in); ok {
+			checkEncode(t, n)
+		}
+		if n, ok := checkDecode[int64](t, in); ok {
+			checkEncode(t, n)
+		}
+	})
+}
+
+// FuzzCodec decodes the input as every fast-path type and re-encodes what
+// decoded, comparing each step with encoding/json.
+func FuzzCodec(f *testing.F) {
+	decodeSeeds(f)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if v, ok := checkDecode[int](t, in); ok {
+			checkEncode(t, v)
+		}
+		if v, ok := checkDecode[float64](t, in); ok {
+			checkEncode(t, v)
+		}
+		if v, ok := checkDecode[string](t, in); ok {
+			checkEncode(t, v)
+		}
+		if v, ok := checkDecode[bool](t, in); ok {
+			checkEncode(t, v)
+		}
+		if v, ok := checkDecode[json.Number](t, in); ok {
+			checkEncode(t, v)
+		}
+		if v, ok := checkDecode[json.RawMessage](t, in); ok {
+			checkEncode(t, v)
+		}
+		// Encoders on values no JSON input produces: arbitrary strings and
+		// float bit patterns.
+		checkEncode(t, string(in))
+		checkEncode(t, json.Number(in))
+		if len(in) >= 8 {
+			checkEncode(t, math.Float64frombits(binaryUint64(in)))
+		}
+	})
+}
+
+func binaryUint64(b []byte) uint64 {
+	var u uint64
+	for _, c := range b[:8] {
+		u = u<<8 | uint64(c)
+	}
+	return u
+}
