@@ -58,7 +58,8 @@ func (p *Pool) Apply(ctx context.Context, item []byte) (Result, error) {
 // result; a failed item yields its error and iteration goes on.
 //
 // items is read on a goroutine of its own, concurrently with the loop body.
-// An item must not be modified after it is yielded. If the loop stops early,
+// Imap copies each item before asking for the next, so items may reuse one
+// buffer for every element. If the loop stops early,
 // the unfinished tasks are cancelled and Imap returns once items has yielded
 // its next element or returned. Cancelling ctx fails the unfinished items
 // with ctx's error.
@@ -112,6 +113,7 @@ func (p *Pool) imap(ctx context.Context, items iter.Seq[[]byte], ordered bool) i
 			}
 			p.mu.Lock()
 			j.window--
+			j.recycle(b)
 			p.cond.Broadcast()
 			p.mu.Unlock()
 		}
@@ -185,7 +187,9 @@ func (p *Pool) add(j *job, it []byte) bool {
 	}
 	if j.open == nil {
 		j.openLimit = p.batchSize()
-		j.open = &batch{job: j, attempt: 1, index: j.nextIndex, data: make([]byte, 0, 4096)}
+		size := min(j.openLimit*max(j.itemBytes, len(it))*9/8+64, maxBatchBytes+len(it))
+		j.open = &batch{job: j, attempt: 1, index: j.nextIndex,
+			data: make([]byte, 0, size), ends: make([]uint32, 0, j.openLimit)}
 	}
 	b := j.open
 	b.data = append(b.data, it...)
@@ -197,6 +201,7 @@ func (p *Pool) add(j *job, it []byte) bool {
 	if b.len() < j.openLimit && len(b.data) < maxBatchBytes {
 		return true
 	}
+	j.itemBytes = len(b.data)/b.len() + 1
 	for !j.stopped && (len(j.ready) > 0 || j.window >= j.maxWindow) {
 		p.cond.Wait()
 	}

@@ -141,9 +141,20 @@ func (p *Pool) Terminate() error {
 	return p.shutdown(poolTerminated, ErrClosed)
 }
 
-// shutdown moves the pool to a final state, fails what is left, ends every
-// worker and waits for the supervisors.
+// shutdown halts the pool and waits for its supervisors.
 func (p *Pool) shutdown(to poolState, err error) error {
+	final := p.halt(to, err)
+	p.wg.Wait()
+	if errors.Is(final, ErrDegraded) {
+		return final
+	}
+	return nil
+}
+
+// halt moves the pool to a final state (unless it is in one already), ends
+// every worker and fails every unfinished item. It does not wait: a
+// supervisor degrading the pool calls it. It returns the pool's final error.
+func (p *Pool) halt(to poolState, err error) error {
 	p.mu.Lock()
 	if p.state == poolRunning || p.state == poolClosing {
 		p.state = to
@@ -165,11 +176,7 @@ func (p *Pool) shutdown(to poolState, err error) error {
 	for _, j := range jobs {
 		p.stopJob(j, final)
 	}
-	p.wg.Wait()
-	if errors.Is(final, ErrDegraded) {
-		return final
-	}
-	return nil
+	return final
 }
 
 // addJob registers a call's job, or says why the pool takes no more.

@@ -128,7 +128,7 @@ func (p *Pool) restarted(slot int, cause error) bool {
 	}
 	p.mu.Unlock()
 	p.log.Error("pool degraded", "error", de)
-	go p.shutdown(poolDegraded, de) // it waits for this supervisor
+	p.halt(poolDegraded, de)
 	return false
 }
 

@@ -214,9 +214,11 @@ type InitRequest struct {
 	Config []byte `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
 	// slot is the worker slot (0..workers-1) this process serves.
 	Slot uint32 `protobuf:"varint,2,opt,name=slot,proto3" json:"slot,omitempty"`
-	// task_timeout_ms bounds each task, counted from when the plugin starts it;
-	// the plugin cancels the task's context when it runs out and answers the
-	// item with ERROR_KIND_TIMEOUT. 0 means no limit.
+	// task_timeout_ms bounds each task, counted from when the plugin starts it:
+	// the plugin cancels the task's context when it runs out, and answers a
+	// task that then fails with ERROR_KIND_TIMEOUT (one that still returns a
+	// result has its result kept). A task that does not return at all is the
+	// host's to deal with: it kills the process. 0 means no limit.
 	TaskTimeoutMs uint64 `protobuf:"varint,3,opt,name=task_timeout_ms,json=taskTimeoutMs,proto3" json:"task_timeout_ms,omitempty"`
 	// flush_interval_ms: while a batch is running, the plugin answers what is
 	// finished whenever this much time has passed since its last answer for
