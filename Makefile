@@ -33,8 +33,9 @@ test: build
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 9m ./...
 
+# BENCHFLAGS: e.g. -only W1,W3 -runs 1, or -json; see bench/README.md.
 bench: build
-	$(GO) run ./bench/cmd/bench
+	GO=$(GO) $(GO) run ./bench/cmd/bench $(BENCHFLAGS)
 
 # Regenerating the wire code needs protoc and the two Go generators, pinned:
 #   apt-get install -y protobuf-compiler libprotobuf-dev

@@ -26,6 +26,7 @@ type taskCtx struct {
 	attempt int
 	started atomic.Int64 // unix ns; read by the runner's watchdog
 	touched atomic.Bool  // a method was called: do not reuse
+	ended   atomic.Bool  // cancel was called
 
 	mu    sync.Mutex
 	lines []string
@@ -55,6 +56,7 @@ func (c *taskCtx) Done() <-chan struct{} {
 			c.err = c.parent.Err()
 		}
 		if c.err != nil {
+			c.ended.Store(true)
 			close(c.done)
 		}
 	}
@@ -88,13 +90,18 @@ func (c *taskCtx) cancel(err error) {
 		return
 	}
 	c.err = err
+	c.ended.Store(true)
 	if c.done != nil {
 		close(c.done)
 	}
 }
 
 // cancelled returns the cancellation error without marking c touched.
+// The runner asks for every item: an atomic flag spares it the lock.
 func (c *taskCtx) cancelled() error {
+	if !c.ended.Load() {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.err

@@ -16,7 +16,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/experimental"
 
+	"github.com/pluginpool/pluginpool/internal/wire"
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
 )
 
@@ -94,6 +96,10 @@ func serve(p Plugin) int {
 				grpc.MaxSendMsgSize(math.MaxInt32),
 				grpc.InitialWindowSize(windowSize),
 				grpc.InitialConnWindowSize(windowSize),
+				grpc.ReadBufferSize(256<<10),
+				grpc.WriteBufferSize(256<<10),
+				grpc.ForceServerCodecV2(wire.Codec),
+				experimental.BufferPool(wire.Pool),
 			)
 			return grpc.NewServer(opts...)
 		},

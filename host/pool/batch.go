@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"sync/atomic"
 	"time"
 
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
@@ -20,7 +21,8 @@ type batch struct {
 	src     [][]byte
 	data    []byte
 	ends    []uint32
-	attempt int // which run this is for every item in the batch (1 = first)
+	attempt int  // which run this is for every item in the batch (1 = first)
+	alone   bool // a quarantined item: sent only to a worker with nothing else in flight
 
 	// Root only. index and seq are fixed at cut; results and pending are
 	// guarded by job.mu; runs by Pool.mu.
@@ -32,6 +34,10 @@ type batch struct {
 	got     []uint64 // bit i: item i is resolved
 	runs    []uint8  // runs started beyond the first, per item; nil until a crash
 	crashes []uint8  // crashes survived while running, per item; nil until a crash
+
+	// Open Imap batches: items published by the feeder, and the claimed
+	// bit (see feed.go).
+	fill atomic.Uint64
 
 	// Per send, guarded by Pool.mu.
 	w      *worker

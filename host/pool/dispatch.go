@@ -48,6 +48,12 @@ func (p *Pool) observe(n int, d time.Duration) {
 func (p *Pool) cut(w *worker) *batch {
 	if len(p.retry) > 0 {
 		b := p.retry[0]
+		if b.alone && len(w.inflight) > 0 {
+			// A quarantined item runs on a worker with nothing else in
+			// flight (see retire). w takes nothing else meanwhile, or
+			// busy workers would never drain and it would wait forever.
+			return nil
+		}
 		p.retry[0] = nil
 		p.retry = p.retry[1:]
 		return b
@@ -112,8 +118,7 @@ func (p *Pool) cutStream(j *job, w *worker) *batch {
 		p.cond.Broadcast() // the feeder may wait for room in ready
 		return p.sendable(b)
 	}
-	if j.open != nil && j.open.len() > 0 && len(w.inflight) == 0 && j.window < j.maxWindow {
-		b := j.open
+	if b := j.open; b != nil && len(w.inflight) == 0 && j.window < j.maxWindow && b.claim() > 0 {
 		j.open = nil
 		j.seal(p, b)
 		return p.sendable(b)

@@ -145,10 +145,16 @@ func (p *Pool) stopJob(j *job, err error) {
 	p.dropJob(j)
 	// Sealed and open batches were never sent: they resolve below with the
 	// rest of the live roots.
-	if j.open != nil && j.open.len() > 0 {
+	if j.open != nil && j.open.claim() > 0 {
 		j.seal(p, j.open)
 	}
 	j.open, j.ready = nil, nil
+	// So were a Map's items not cut yet: without a root they would never
+	// resolve, and Map (waiting for every item) would never return.
+	if n := len(j.src); j.next < n {
+		j.newRoot(p, j.next, j.src[j.next:n:n])
+		j.next = n
+	}
 	// Drop queued retries; cancel what is on the wire.
 	keep := p.retry[:0]
 	for _, b := range p.retry {

@@ -154,69 +154,6 @@ func (p *Pool) nextComplete(j *job, seq int) *batch {
 	}
 }
 
-// feed copies items into the job's open batch, sealing it when full; it
-// waits while the job holds as many batches as it may.
-func (p *Pool) feed(j *job, items iter.Seq[[]byte]) {
-	for it := range items {
-		if !p.add(j, it) {
-			return
-		}
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	j.fed = true
-	if b := j.open; b != nil && b.len() > 0 && !j.stopped {
-		j.seal(p, b)
-		j.ready = append(j.ready, b)
-	}
-	j.open = nil
-	if len(j.ready) == 0 {
-		p.dropJob(j)
-	}
-	p.cond.Broadcast()
-	j.signal()
-}
-
-// add appends one item to the job's open batch. It reports false when the
-// job stopped and wants no more input.
-func (p *Pool) add(j *job, it []byte) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if j.stopped {
-		return false
-	}
-	if j.open == nil {
-		j.openLimit = p.batchSize()
-		size := min(j.openLimit*max(j.itemBytes, len(it))*9/8+64, maxBatchBytes+len(it))
-		j.open = &batch{job: j, attempt: 1, index: j.nextIndex,
-			data: make([]byte, 0, size), ends: make([]uint32, 0, j.openLimit)}
-	}
-	b := j.open
-	b.data = append(b.data, it...)
-	b.ends = append(b.ends, uint32(len(b.data)))
-	j.nextIndex++
-	if b.len() == 1 {
-		p.cond.Broadcast() // an idle worker may take it right away
-	}
-	if b.len() < j.openLimit && len(b.data) < maxBatchBytes {
-		return true
-	}
-	j.itemBytes = len(b.data)/b.len() + 1
-	for !j.stopped && (len(j.ready) > 0 || j.window >= j.maxWindow) {
-		p.cond.Wait()
-	}
-	if j.stopped {
-		return false
-	}
-	if j.open == b { // not taken by an idle worker meanwhile
-		j.open = nil
-		j.seal(p, b)
-		j.ready = append(j.ready, b)
-		p.cond.Broadcast()
-	}
-	return true
-}
-
 // firstError summarizes failed results: nil if none failed.
 func firstError(results []Result) error {
 	failed, first := 0, -1

@@ -16,6 +16,15 @@ func (p *Pool) supervise(slot int, ready chan<- error) {
 	failures := 0 // consecutive generations that ended without finishing a batch
 	for first := true; ; first = false {
 		w, err := p.launch(slot)
+		// Register before reporting the first start: once Start returns,
+		// every slot has its worker (and Stats its pid).
+		if err == nil && !p.register(w) {
+			w.kill()
+			if first {
+				ready <- ErrClosed
+			}
+			return
+		}
 		if first {
 			ready <- err
 		}
@@ -28,10 +37,6 @@ func (p *Pool) supervise(slot int, ready chan<- error) {
 				return
 			}
 			continue
-		}
-		if !p.register(w) {
-			w.kill()
-			return
 		}
 		w.run()
 		reason := p.retire(w)
@@ -152,7 +157,8 @@ func (p *Pool) nextRequest(w *worker) *workerpb.Batch {
 			w.endLocked(errRecycle)
 			continue
 		}
-		if !recycle && len(w.inflight) < p.cfg.InFlight {
+		alone := len(w.inflight) > 0 && w.inflight[0].alone // nothing may follow it
+		if !recycle && !alone && len(w.inflight) < p.cfg.InFlight {
 			if b := p.cut(w); b != nil {
 				now := time.Now()
 				w.seq++
@@ -307,19 +313,35 @@ func (p *Pool) requeue(root *batch, pos []int32) {
 // had in flight. It returns why the worker ended.
 //
 // The plugin runs a worker's batches in order and a batch's items in
-// order, so of the unanswered items only the first of the head batch can
-// have been running: the suspect. A crash costs the suspect one attempt;
-// a task that was in the head batch during two crashes runs alone from then
-// on, so a poison item fails by itself. Items that never started are re-run
-// as they were. For plugins that are not idempotent, unanswered items of
-// the head batch may have run and finished unreported, so they fail rather
-// than run twice.
+// order, but the host cannot tell which task was running when it died:
+// the plugin reports finished items only every flush interval, and the
+// answers it sent last may die with it, unread (seen in tests: a head
+// batch that had finished, its answer lost, the crash in the batch
+// behind). So a crash costs an attempt only to an item that was the sole
+// unanswered one on the worker. Items in the head batch during a crash
+// count it; one that counted two runs alone from then on, with nothing else
+// in flight on its worker, so the next crash under it is surely its own:
+// a poison item fails by itself and its batch-mates pay nothing. Other
+// items are re-run as they were. For plugins that are not idempotent, any
+// unanswered item may have run, so they fail rather than run twice.
+//
+// A kill for a timeout is different: the plugin was alive, so its answers
+// arrived and the hung task is in the head batch, but items that finished
+// just before it are unanswered too (the plugin reports them when a later
+// item finishes; worker.proto, flush_interval_ms). The hung task is known
+// only when it is the head batch's one unanswered item; otherwise each
+// unanswered head item runs again alone, at no cost in attempts, and the
+// next kill names the culprit (or, for plugins that are not idempotent,
+// they fail, as they do after a crash).
 func (p *Pool) retire(w *worker) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	w.state = workerStopped
 	if p.workers[w.slot] == w {
 		p.workers[w.slot] = nil
+		// Stats must not show the dead process as the slot's current one
+		// once the items below resolve and callers look.
+		p.stats.started(w.slot, 0)
 	}
 	reason := w.reason
 	crashed := errors.Is(reason, errStream) || errors.Is(reason, errProtocol)
@@ -328,6 +350,10 @@ func (p *Pool) retire(w *worker) error {
 	}
 	inflight := w.inflight
 	w.inflight = nil
+	unanswered := 0
+	for _, b := range inflight {
+		unanswered += b.len() - b.done
+	}
 	for k, b := range inflight {
 		root := b.top()
 		head := k == 0
@@ -341,16 +367,26 @@ func (p *Pool) retire(w *worker) error {
 				continue
 			case !p.servingLocked():
 				err = p.err
-			case reason == errKilled && suspect:
+			case reason == errKilled && suspect && b.len()-b.done == 1:
 				err = &TimeoutError{Plugin: p.cfg.Name, Timeout: p.cfg.TaskTimeout, Pid: w.pid, Killed: true}
-			case crashed && head && !p.info.Idempotent:
+			case reason == errKilled && head && !p.info.Idempotent:
+				ce := w.crashError(1).(*CrashError)
+				ce.Exit = "killed: a task of its batch ran past task_timeout + kill_grace"
+				err = ce
+			case reason == errKilled && head:
+				root.ensureCounters()
+				root.crashes[pos] = max(root.crashes[pos], 2) // quarantined: runs alone
+			case crashed && !p.info.Idempotent:
 				err = w.crashError(1)
 			case crashed && head:
 				root.ensureCounters()
 				if root.crashes[pos] < 255 {
 					root.crashes[pos]++
 				}
-				if suspect {
+				// Only the worker's sole unanswered item surely ran when
+				// it died (see above): only it pays an attempt. Others run
+				// alone after a second crash, and pay then.
+				if unanswered == 1 {
 					runs := int(root.runs[pos]) + 1
 					if runs >= p.cfg.MaxAttempts {
 						err = w.crashError(runs)
@@ -383,7 +419,9 @@ func (p *Pool) queueAgain(root *batch, pos []int32) {
 		if root.runs != nil {
 			run = int(root.runs[i]) + 1
 			if root.crashes[i] >= 2 {
-				p.retry = append(p.retry, newRetry(root, []int32{i}, run))
+				b := newRetry(root, []int32{i}, run)
+				b.alone = true
+				p.retry = append(p.retry, b)
 				continue
 			}
 		}

@@ -18,8 +18,10 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/status"
 
+	"github.com/pluginpool/pluginpool/internal/wire"
 	"github.com/pluginpool/pluginpool/sdk"
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
 )
@@ -104,7 +106,11 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		GRPCDialOptions: []grpc.DialOption{
 			grpc.WithInitialWindowSize(windowSize),
 			grpc.WithInitialConnWindowSize(windowSize),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32),
+				grpc.ForceCodecV2(wire.Codec)),
+			experimental.WithBufferPool(wire.Pool),
+			grpc.WithReadBufferSize(bufferSize),
+			grpc.WithWriteBufferSize(bufferSize),
 		},
 	})
 	rpcClient, err := w.client.Client()
@@ -164,6 +170,10 @@ func (p *Pool) launch(slot int) (*worker, error) {
 // to a few MiB; the 64 KiB default costs round trips on every one.
 const windowSize = 4 << 20
 
+// bufferSize is gRPC's socket read and write buffer on both sides: a batch
+// is ~100 KiB; the 32 KiB default takes several syscalls per batch.
+const bufferSize = 256 << 10
+
 // checkExecutable verifies path exists, is executable and, when want is
 // set, has that sha256.
 func checkExecutable(path, want string) error {
@@ -200,7 +210,11 @@ func handshakeError(err error, cmd *exec.Cmd) error {
 	switch {
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
 		return fmt.Errorf("%w: no handshake within start_timeout", ErrStartTimeout)
-	case strings.Contains(msg, "plugin exited before we could connect"):
+	case strings.Contains(msg, "plugin exited before we could connect"),
+		// go-plugin's words when stdout closed before a line came, which
+		// is how a process that exits at once usually ends up: it wrote
+		// nothing, so "must not write to stdout" below would mislead.
+		strings.Contains(msg, "Failed to read any lines from plugin's stdout"):
 		exit := "it exited"
 		if cmd.ProcessState != nil {
 			exit = "it exited (" + cmd.ProcessState.String() + ")"
@@ -241,9 +255,9 @@ func (l *pluginLogger) Named(string) hclog.Logger {
 }
 
 func (l *pluginLogger) Log(_ hclog.Level, msg string, args ...any) { l.Logger.Debug(msg, args...) }
-func (l *pluginLogger) Info(msg string, args ...any)                { l.Logger.Debug(msg, args...) }
-func (l *pluginLogger) Warn(msg string, args ...any)                { l.Logger.Debug(msg, args...) }
-func (l *pluginLogger) Error(msg string, args ...any)               { l.Logger.Debug(msg, args...) }
+func (l *pluginLogger) Info(msg string, args ...any)               { l.Logger.Debug(msg, args...) }
+func (l *pluginLogger) Warn(msg string, args ...any)               { l.Logger.Debug(msg, args...) }
+func (l *pluginLogger) Error(msg string, args ...any)              { l.Logger.Debug(msg, args...) }
 
 // run serves batches until the worker ends, then reaps the process. It
 // returns once both loops have exited and the process is gone.
