@@ -159,7 +159,6 @@ func (s *server) Init(ctx context.Context, req *workerpb.InitRequest) (resp *wor
 	if s.flush <= 0 {
 		s.flush = defaultFlush
 	}
-	s.logger = s.logger.With("slot", req.Slot)
 	if s.plugin.Init == nil {
 		return &workerpb.InitResponse{}, nil
 	}

@@ -95,7 +95,6 @@ func (c *counters) failedOne(err error) {
 	c.mu.Unlock()
 }
 
-
 // Stats returns a snapshot of the pool's counters.
 func (p *Pool) Stats() Stats {
 	c := &p.stats

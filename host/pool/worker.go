@@ -222,6 +222,14 @@ func handshakeError(err error, cmd *exec.Cmd) error {
 		return fmt.Errorf("%w: %s before the handshake; is it built with the pluginpool SDK (sdk.Serve)?", ErrHandshake, exit)
 	case strings.Contains(msg, "Unrecognized remote plugin message"):
 		first, _, _ := strings.Cut(msg, "\n")
+		if strings.TrimSpace(strings.TrimPrefix(first, "Unrecognized remote plugin message:")) == "" {
+			// Nothing at all came: it exited without a handshake.
+			exit := "it exited"
+			if cmd.ProcessState != nil {
+				exit = "it exited (" + cmd.ProcessState.String() + ")"
+			}
+			return fmt.Errorf("%w: %s without a handshake; is it built with the pluginpool SDK (sdk.Serve)?", ErrHandshake, exit)
+		}
 		return fmt.Errorf("%w: %s; a plugin must not write to stdout before sdk.Serve", ErrHandshake, first)
 	case strings.Contains(msg, "Incompatible API version"):
 		return fmt.Errorf("%w: it speaks another protocol version: %v", ErrHandshake, err)
