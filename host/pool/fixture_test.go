@@ -1,14 +1,25 @@
 package pool_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
 
 	"github.com/pluginpool/pluginpool/host/pool"
 	"github.com/pluginpool/pluginpool/sdk"
@@ -17,6 +28,7 @@ import (
 // The tests start real plugin processes by re-executing this test binary:
 // TestMain serves fixture plugins when go-plugin's cookie is set, picked by
 // POOLTEST_FIXTURE. Fixture plugins live here, never under plugins/.
+// POOLTEST_HOST runs the binary as a host instead (see orphan_test.go).
 const fixtureEnv = "POOLTEST_FIXTURE"
 
 func TestMain(m *testing.M) {
@@ -27,7 +39,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("POOLTEST_HOST") != "" {
 		os.Exit(runHost())
 	}
-	os.Exit(m.Run())
+	// Every test closes or terminates its pools; after the last one no
+	// goroutine of the pool, go-plugin or gRPC may be left.
+	goleak.VerifyTestMain(m)
 }
 
 func double(_ context.Context, n int) (int, error) { return 2 * n, nil }
@@ -35,7 +49,7 @@ func double(_ context.Context, n int) (int, error) { return 2 * n, nil }
 // markerOnce reports whether this is the first time the fixture saw key:
 // it creates a file named after key in POOLTEST_DIR.
 func markerOnce(key string) bool {
-	f, err := os.OpenFile(os.Getenv("POOLTEST_DIR")+"/"+key, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(filepath.Join(os.Getenv("POOLTEST_DIR"), key), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return false
 	}
@@ -43,14 +57,28 @@ func markerOnce(key string) bool {
 	return true
 }
 
+// count appends one byte to POOLTEST_DIR/name, so a test can count events
+// across processes (appends of one byte are atomic).
+func count(name string) {
+	f, err := os.OpenFile(filepath.Join(os.Getenv("POOLTEST_DIR"), name), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err == nil {
+		f.WriteString("x")
+		f.Close()
+	}
+}
+
 func serveFixture(name string) {
+	count("launches") // every process start, whether or not it gets to Init
 	p := sdk.Plugin{Name: name, Version: "1.2.3", Idempotent: true, Task: sdk.Func(double)}
 	crashOn := os.Getenv("POOLTEST_CRASH_ON")
 	switch name {
 	case "double":
-	case "notidempotent":
+	case "notidempotent": // exits on POOLTEST_CRASH_ON, every time; counts tasks run twice
 		p.Idempotent = false
 		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) {
+			if !markerOnce("ran-" + strconv.Itoa(n)) {
+				count("twice")
+			}
 			if strconv.Itoa(n) == crashOn {
 				os.Exit(7)
 			}
@@ -85,6 +113,7 @@ func serveFixture(name string) {
 				}
 				return "retried", nil
 			case "retryforever":
+				count("retryforever")
 				return nil, sdk.Retry(errors.New("always transient"))
 			}
 			f, ok := in.(float64)
@@ -94,7 +123,13 @@ func serveFixture(name string) {
 			return 2 * f, nil
 		})
 	case "hang": // "hang" ignores cancellation; "sleep" honours it
+		if os.Getenv("POOLTEST_NOTIDEMPOTENT") != "" {
+			p.Idempotent = false
+		}
 		p.Task = sdk.Func(func(ctx context.Context, in string) (string, error) {
+			if !p.Idempotent && !markerOnce("ran-"+in) {
+				count("twice")
+			}
 			switch in {
 			case "hang":
 				time.Sleep(time.Hour)
@@ -103,6 +138,15 @@ func serveFixture(name string) {
 				return "", ctx.Err()
 			}
 			return in, nil
+		})
+	case "slow": // sleeps n ms (honouring cancellation), returns n
+		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) {
+			select {
+			case <-time.After(time.Duration(n) * time.Millisecond):
+				return n, nil
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
 		})
 	case "print":
 		p.Idempotent = false
@@ -117,6 +161,10 @@ func serveFixture(name string) {
 			}
 			return nil
 		})
+	case "pid": // "2n:pid", to see which process ran what
+		p.Task = sdk.Func(func(ctx context.Context, n int) (string, error) {
+			return fmt.Sprintf("%d:%d", 2*n, os.Getpid()), nil
+		})
 	case "ids":
 		p.Task = sdk.Func(func(ctx context.Context, n int) (string, error) {
 			return fmt.Sprintf("%d:%d", sdk.TaskID(ctx), sdk.Attempt(ctx)), nil
@@ -124,18 +172,14 @@ func serveFixture(name string) {
 	case "config":
 		var cfg map[string]any
 		p.Init = func(ctx context.Context, raw []byte) error {
-			return jsonUnmarshal(raw, &cfg)
+			return json.Unmarshal(raw, &cfg)
 		}
 		p.Task = sdk.Func(func(ctx context.Context, key string) (any, error) { return cfg[key], nil })
 	case "initfail":
 		p.Init = func(context.Context, []byte) error { return errors.New("database unreachable") }
 	case "initfaillater": // the first process starts, every later one fails Init
 		p.Init = func(context.Context, []byte) error {
-			f, err := os.OpenFile(os.Getenv("POOLTEST_DIR")+"/starts", os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-			if err == nil {
-				f.WriteString("x")
-				f.Close()
-			}
+			count("starts")
 			if markerOnce("first") {
 				return nil
 			}
@@ -169,13 +213,22 @@ func serveFixture(name string) {
 	sdk.Serve(p)
 }
 
-// fixture returns a Config that runs the named fixture plugin.
+// fixture returns a Config that runs the named fixture plugin with its own
+// POOLTEST_DIR. Plugin output and the pool's log go to a buffer that is
+// printed if the test fails (t.Log would panic on a line that arrives after
+// the test ended).
 func fixture(t testing.TB, name string, env ...string) pool.Config {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
+	out := &lines{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("plugin stderr and pool log:\n%s", out.String())
+		}
+	})
 	return pool.Config{
 		Path: exe,
 		Name: name,
@@ -184,28 +237,109 @@ func fixture(t testing.TB, name string, env ...string) pool.Config {
 			"GORACE=atexit_sleep_ms=0",
 			"POOLTEST_DIR=" + t.TempDir(),
 		}, env...),
-		Stderr: testWriter{t},
+		Stderr: out,
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "pooltest", Level: hclog.Warn, Output: out}),
 	}
 }
 
-// start starts a pool and closes it when the test ends.
+// env returns the value of key in cfg.Env (the last one wins, as in exec).
+func env(cfg pool.Config, key string) string {
+	v := ""
+	for _, kv := range cfg.Env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
+}
+
+// counted reads a counter file the fixtures append to (see count).
+func counted(t testing.TB, cfg pool.Config, name string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(env(cfg, "POOLTEST_DIR"), name))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(b)
+}
+
+// hangBound is the generous "does not hang" bound of every blocking call
+// in these tests. No test asserts a shorter wall-clock time.
+const hangBound = 30 * time.Second
+
+// start starts a pool and terminates it when the test ends.
 func start(t testing.TB, cfg pool.Config) *pool.Pool {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 	defer cancel()
 	p, err := pool.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	t.Cleanup(func() { p.Terminate() })
+	t.Cleanup(func() { bounded(t, "Terminate", func() { p.Terminate() }) })
 	return p
 }
 
-type testWriter struct{ t testing.TB }
+// bounded runs f and fails the test, with every goroutine's stack, if it
+// does not return within hangBound.
+func bounded(t testing.TB, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(hangBound):
+		var b bytes.Buffer
+		pprof.Lookup("goroutine").WriteTo(&b, 2)
+		t.Fatalf("%s did not return within %s; goroutines:\n%s", what, hangBound, b.String())
+	}
+}
 
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
+// mapAll runs p.Map under a hangBound deadline and fails if it hit it.
+func mapAll(t testing.TB, p *pool.Pool, items [][]byte) ([]pool.Result, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
+	defer cancel()
+	rs, err := p.Map(ctx, items)
+	if ctx.Err() != nil {
+		t.Fatalf("Map did not finish within %s", hangBound)
+	}
+	if len(rs) != len(items) {
+		t.Fatalf("Map returned %d results for %d items", len(rs), len(items))
+	}
+	return rs, err
+}
+
+// lines is a concurrency-safe writer that records every Write.
+type lines struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	writes []string
+}
+
+func (l *lines) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.writes = append(l.writes, string(b))
+	return l.buf.Write(b)
+}
+
+func (l *lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *lines) Writes() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.writes...)
 }
 
 func ints(n int) [][]byte {
@@ -214,4 +348,98 @@ func ints(n int) [][]byte {
 		items[i] = []byte(strconv.Itoa(i))
 	}
 	return items
+}
+
+func strs(ss ...string) [][]byte {
+	items := make([][]byte, len(ss))
+	for i, s := range ss {
+		items[i] = []byte(strconv.Quote(s))
+	}
+	return items
+}
+
+// checkDoubled fails unless every result is 2*i with no error.
+func checkDoubled(t testing.TB, rs []pool.Result) {
+	t.Helper()
+	bad := 0
+	for i, r := range rs {
+		if r.Err != nil || string(r.Value) != strconv.Itoa(2*i) {
+			if bad++; bad <= 10 {
+				t.Errorf("item %d: got %q, err %v; want %d", i, r.Value, r.Err, 2*i)
+			}
+		}
+	}
+	if bad > 10 {
+		t.Errorf("... %d items wrong in all", bad)
+	}
+}
+
+// pids returns the live worker pids (0 for a slot that is restarting).
+func pids(p *pool.Pool) []int {
+	var out []int
+	for _, w := range p.Stats().Workers {
+		out = append(out, w.Pid)
+	}
+	return out
+}
+
+// livePids waits until every slot has a live worker and returns their pids.
+func livePids(t testing.TB, p *pool.Pool) []int {
+	t.Helper()
+	deadline := time.Now().Add(hangBound)
+	for {
+		ps := pids(p)
+		if !slices.Contains(ps, 0) {
+			return ps
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a worker slot stayed empty for %s: pids %v", hangBound, ps)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// processes returns the pids of live (not zombie) processes started for
+// cfg: those whose environment holds cfg's POOLTEST_DIR. Linux only.
+func processes(t testing.TB, cfg pool.Config) []int {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		return nil
+	}
+	want := []byte("POOLTEST_DIR=" + env(cfg, "POOLTEST_DIR") + "\x00")
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !bytes.Contains(append([]byte{0}, b...), append([]byte{0}, want...)) {
+			continue
+		}
+		if alive(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// alive reports whether pid is a live process: it exists and is not a
+// zombie (an exited plugin whose new parent, init or a subreaper, has not
+// reaped it yet is gone for our purposes).
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return runtime.GOOS != "linux" // gone, unless there is no /proc
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	rest := b[bytes.LastIndexByte(b, ')')+1:]
+	return !bytes.HasPrefix(bytes.TrimSpace(rest), []byte("Z"))
 }

@@ -1,0 +1,199 @@
+package pool_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/pluginpool/pluginpool/host/pool"
+)
+
+// Cancelling a Map's context fails its unfinished items with the context's
+// error and cancels their tasks; the workers live on and serve the next
+// call.
+func TestCancelMap(t *testing.T) {
+	cfg := fixture(t, "hang")
+	cfg.Workers = 2
+	p := start(t, cfg)
+	before := pids(p)
+
+	// "sleep" returns only when its context is cancelled; no TaskTimeout.
+	items := strs("a", "sleep", "sleep", "sleep", "sleep", "sleep", "sleep", "sleep", "sleep", "sleep")
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	var rs []pool.Result
+	var err error
+	bounded(t, "a cancelled Map", func() { rs, err = p.Map(ctx, items) })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Map error = %v; want context.Canceled", err)
+	}
+	if rs[0].Err != nil && !errors.Is(rs[0].Err, context.Canceled) {
+		t.Errorf("item 0: %v", rs[0].Err)
+	}
+	for i, r := range rs[1:] {
+		if !errors.Is(r.Err, context.Canceled) {
+			t.Errorf("item %d: got %q, %v; want context.Canceled", i+1, r.Value, r.Err)
+		}
+	}
+
+	// The cancelled tasks returned; the workers are free and the same.
+	rs, err = mapAll(t, p, strs("x", "y", "z"))
+	if err != nil || string(rs[2].Value) != `"z"` {
+		t.Fatalf("Map after a cancelled one: %+v, %v", rs, err)
+	}
+	if !slices.Equal(pids(p), before) {
+		t.Errorf("cancelling replaced a worker: pids %v -> %v", before, pids(p))
+	}
+
+	// Imap: cancelling ctx fails the unfinished items; iteration ends.
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	n := 0
+	bounded(t, "a cancelled Imap", func() {
+		for i, r := range p.Imap(ctx, sliceSeq(items)) {
+			if i > 0 && !errors.Is(r.Err, context.Canceled) {
+				t.Errorf("Imap item %d: %v; want context.Canceled", i, r.Err)
+			}
+			n++
+		}
+	})
+	if n != len(items) {
+		t.Errorf("a cancelled Imap yielded %d results for %d items", n, len(items))
+	}
+	if _, err := p.Apply(context.Background(), []byte(`"ok"`)); err != nil {
+		t.Errorf("Apply after a cancelled Imap: %v", err)
+	}
+}
+
+// Close waits for calls in progress, then stops; later calls fail with
+// ErrClosed; Close and Terminate are safe to repeat.
+func TestCloseDrains(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cfg := fixture(t, "slow")
+	cfg.Workers = 2
+	p, err := pool.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := make([][]byte, 40)
+	for i := range items {
+		items[i] = []byte("20") // 40 x 20 ms over two workers
+	}
+	type mapped struct {
+		rs  []pool.Result
+		err error
+	}
+	done := make(chan mapped, 1)
+	go func() {
+		rs, err := p.Map(context.Background(), items)
+		done <- mapped{rs, err}
+	}()
+	for deadline := time.Now().Add(hangBound); p.Stats().Succeeded == 0; { // the Map is under way
+		if time.Now().After(deadline) {
+			t.Fatal("the Map made no progress")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	bounded(t, "Close", func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	var m mapped
+	bounded(t, "Map during Close", func() { m = <-done })
+	if m.err != nil {
+		t.Fatalf("Map during Close: %v", m.err)
+	}
+	for i, r := range m.rs {
+		if string(r.Value) != "20" {
+			t.Errorf("item %d: got %q, %v", i, r.Value, r.Err)
+		}
+	}
+	checkClosed(t, p)
+	bounded(t, "Close, Terminate again", func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+		if err := p.Terminate(); err != nil {
+			t.Errorf("Terminate after Close: %v", err)
+		}
+	})
+	if live := processes(t, cfg); len(live) > 0 {
+		t.Errorf("plugin processes alive after Close: %v", live)
+	}
+}
+
+// Terminate kills at once, even workers stuck in tasks that ignore
+// cancellation, and fails the unfinished items with ErrClosed.
+func TestTerminate(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cfg := fixture(t, "hang")
+	cfg.Workers = 2
+	p, err := pool.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []pool.Result, 1)
+	go func() {
+		rs, _ := p.Map(context.Background(), strs("hang", "hang", "hang", "x"))
+		done <- rs
+	}()
+	time.Sleep(200 * time.Millisecond) // let the hanging tasks start
+	bounded(t, "Terminate", func() {
+		if err := p.Terminate(); err != nil {
+			t.Errorf("Terminate: %v", err)
+		}
+	})
+	if live := processes(t, cfg); len(live) > 0 {
+		t.Errorf("plugin processes alive after Terminate returned: %v", live)
+	}
+	var rs []pool.Result
+	bounded(t, "Map during Terminate", func() { rs = <-done })
+	for i, r := range rs[:3] {
+		if !errors.Is(r.Err, pool.ErrClosed) {
+			t.Errorf("item %d: %v; want ErrClosed", i, r.Err)
+		}
+	}
+	checkClosed(t, p)
+	bounded(t, "Terminate, Close again", func() {
+		if err := p.Terminate(); err != nil {
+			t.Errorf("second Terminate: %v", err)
+		}
+		if err := p.Close(); err != nil {
+			t.Errorf("Close after Terminate: %v", err)
+		}
+	})
+}
+
+// checkClosed asserts every kind of call fails with ErrClosed, at once.
+func checkClosed(t *testing.T, p *pool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	rs, err := p.Map(ctx, ints(3))
+	if !errors.Is(err, pool.ErrClosed) || len(rs) != 3 || !errors.Is(rs[2].Err, pool.ErrClosed) {
+		t.Errorf("Map after close: %+v, %v; want ErrClosed for each item", rs, err)
+	}
+	if _, err := p.Apply(ctx, []byte("1")); !errors.Is(err, pool.ErrClosed) {
+		t.Errorf("Apply after close: %v; want ErrClosed", err)
+	}
+	n := 0
+	for i, r := range p.Imap(ctx, sliceSeq(ints(3))) {
+		if i != n || !errors.Is(r.Err, pool.ErrClosed) {
+			t.Errorf("Imap after close: item %d: %v; want ErrClosed", i, r.Err)
+		}
+		n++
+	}
+	for _, r := range p.ImapUnordered(ctx, sliceSeq(ints(3))) {
+		if !errors.Is(r.Err, pool.ErrClosed) {
+			t.Errorf("ImapUnordered after close: %v; want ErrClosed", r.Err)
+		}
+		n++
+	}
+	if n != 6 {
+		t.Errorf("Imap and ImapUnordered after close yielded %d results for 6 items", n)
+	}
+}
