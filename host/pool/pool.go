@@ -31,6 +31,11 @@ type Pool struct {
 	stats   counters
 
 	stop chan struct{} // closed when the pool stops: ends backoff sleeps and the watchdog
+	// killCtx is cancelled when the pool must die at once (Terminate, a
+	// failed Start, degradation) and after Close: it SIGKILLs every plugin
+	// process, including ones still starting.
+	killCtx context.Context
+	kill    context.CancelFunc
 	wg   sync.WaitGroup
 }
 
@@ -72,6 +77,8 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 		nextID:  1,
 		stop:    make(chan struct{}),
 	}
+	// Values of the caller's ctx, not its cancellation: the pool outlives Start.
+	p.killCtx, p.kill = context.WithCancel(context.WithoutCancel(ctx))
 	p.cond = sync.NewCond(&p.mu)
 	p.stats.init(cfg.Workers)
 
@@ -145,6 +152,7 @@ func (p *Pool) Terminate() error {
 func (p *Pool) shutdown(to poolState, err error) error {
 	final := p.halt(to, err)
 	p.wg.Wait()
+	p.kill()
 	if errors.Is(final, ErrDegraded) {
 		return final
 	}
@@ -160,6 +168,9 @@ func (p *Pool) halt(to poolState, err error) error {
 		p.state = to
 		p.err = err
 		close(p.stop)
+		if to != poolClosed {
+			p.kill()
+		}
 	}
 	final := p.err
 	jobs := make([]*job, 0, len(p.active))

@@ -85,7 +85,10 @@ func (p *Pool) launch(slot int) (*worker, error) {
 	if err := checkExecutable(cfg.Path, cfg.SHA256); err != nil {
 		return fail(err, nil)
 	}
-	cmd := exec.Command(cfg.Path, cfg.Args...)
+	// The process dies with the pool's kill context: a Terminate, or a
+	// Start given up on, ends starts in progress too (go-plugin's start
+	// takes no context).
+	cmd := exec.CommandContext(p.killCtx, cfg.Path, cfg.Args...)
 	cmd.Env = append(os.Environ(), cfg.Env...)
 	cmd.Env = append(cmd.Env, "PLUGINPOOL_LOG_LEVEL="+p.log.GetLevel().String())
 	setPdeathsig(cmd)
@@ -128,7 +131,7 @@ func (p *Pool) launch(slot int) (*worker, error) {
 	}
 	w.rpc = raw.(workerpb.WorkerClient)
 
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.StartTimeout)
+	ctx, cancel := context.WithTimeout(p.killCtx, cfg.StartTimeout)
 	defer cancel()
 	desc, err := w.rpc.Describe(ctx, &workerpb.DescribeRequest{})
 	if err == nil {
@@ -144,7 +147,7 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		err = fmt.Errorf("%w: Describe: %s", ErrHandshake, status.Convert(err).Message())
 	}
 	if err == nil {
-		w.ctx, w.cancel = context.WithCancel(context.Background())
+		w.ctx, w.cancel = context.WithCancel(p.killCtx)
 		w.stream, err = w.rpc.Run(w.ctx)
 		if err != nil {
 			w.cancel()
