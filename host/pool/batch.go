@@ -123,3 +123,16 @@ func (b *batch) dataBytes() int {
 // mark records that root item i is resolved; has reports it.
 func (b *batch) mark(i int)     { b.got[i>>6] |= 1 << (i & 63) }
 func (b *batch) has(i int) bool { return b.got[i>>6]&(1<<(i&63)) != 0 }
+
+// markRange marks root items [from, to) resolved.
+func (b *batch) markRange(from, to int) {
+	for i := from; i < to; {
+		if i&63 == 0 && to-i >= 64 {
+			b.got[i>>6] = ^uint64(0)
+			i += 64
+			continue
+		}
+		b.mark(i)
+		i++
+	}
+}

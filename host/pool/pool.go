@@ -36,7 +36,7 @@ type Pool struct {
 	// process, including ones still starting.
 	killCtx context.Context
 	kill    context.CancelFunc
-	wg   sync.WaitGroup
+	wg      sync.WaitGroup
 }
 
 type restartRecord struct {

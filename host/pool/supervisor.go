@@ -232,6 +232,24 @@ func (p *Pool) resolveAnswer(b *batch, start int, resp *workerpb.Batch) (retry [
 	if j.err != nil {
 		return nil
 	}
+	if b.pos == nil && len(errs) == 0 && len(outs) == 0 {
+		// The common case, about a tenth of the host's CPU in a 1M-item
+		// map: a run of plain values into consecutive root positions.
+		res := root.results[start : start+len(resp.Ends)]
+		prev := uint32(0)
+		for i, end := range resp.Ends {
+			if end > prev {
+				res[i] = Result{Value: resp.Data[prev:end:end]}
+			} else {
+				res[i] = Result{}
+			}
+			prev = end
+		}
+		root.markRange(start, start+len(res))
+		j.settle(root, len(res))
+		p.stats.answered(len(res), 0, 0)
+		return nil
+	}
 	prev, settled, failed, timeouts := uint32(0), 0, 0, 0
 	for i, end := range resp.Ends {
 		k := start + i // index within b
