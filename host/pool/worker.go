@@ -122,6 +122,7 @@ func (p *Pool) launch(slot int) (*worker, error) {
 	}
 	if err != nil {
 		w.client.Kill()
+		w.drained()
 		return fail(handshakeError(err, cmd), w.stderr)
 	}
 	raw, err := rpcClient.Dispense(sdk.PluginName)
@@ -297,6 +298,16 @@ func (w *worker) kill() {
 		_ = w.cmd.Process.Kill()
 	}
 	w.client.Kill()
+}
+
+// drained waits, briefly, until go-plugin has read all the process's
+// stderr (it marks the process exited only after that), so a start error
+// can quote its last lines: go-plugin can fail a handshake on the first
+// stdout line, before the stderr of the same moment has been read.
+func (w *worker) drained() {
+	for deadline := time.Now().Add(500 * time.Millisecond); !w.client.Exited() && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // exitStatus says how the process ended, once it has.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,16 +27,22 @@ type mapOptions struct {
 	chunkSize int
 	unordered bool
 	stats     bool
+	batching  bool // map, not apply: takes --progress and --metrics-addr
 }
 
 func (o *mapOptions) addFlags(cmd *cobra.Command, batching bool) {
 	f := cmd.Flags()
-	f.IntVarP(&o.workers, "workers", "w", 0, "plugin processes to start (default: the config's, else one per core)")
+	o.batching = batching
+	f.IntVarP(&o.workers, "workers", "w", 0, "plugin processes to start (default: the plugin's workers in the\nconfig, else one per core)")
 	if batching {
 		f.IntVar(&o.chunkSize, "chunk-size", 0, "items per batch (default: adaptive, a few ms of work per batch)")
 		f.BoolVar(&o.unordered, "unordered", false, "write results as they complete, not in input order")
 	}
-	f.BoolVar(&o.stats, "stats", false, "print statistics on stderr at the end: items, rate, workers, retries, latency")
+	f.BoolVar(&o.stats, "stats", false, "print statistics to stderr at the end: items ok and failed, items/s,\nretries, timeouts, task latency p50/p95/p99, and per worker its tasks,\nrestarts and busy time")
+	if batching {
+		addProgressFlags(f, o.globalOptions)
+		addMetricsFlag(f, o.globalOptions)
+	}
 }
 
 // config resolves the plugin and applies the flags.
@@ -71,14 +79,24 @@ Items come from the arguments, else from stdin, one JSON value per line
 taken as a string: 'map double 1 x 3' passes 1, "x" and 3.
 
 Lines a task prints come before its result. A failed item is reported on
-stderr with its line number and reason; the others still complete, and the
-exit status is 1.
+stderr with its line number (or argument) and reason; the others still
+complete, and the exit status is 1. See 'pluginpool --help' for the other
+exit statuses.
 
-PLUGIN is a name from the config file, or a path to a plugin executable.`,
+PLUGIN is a name from the config file, whose [plugins.NAME] table sets its
+workers, timeouts and Init config, or a path to a plugin executable
+(containing a '/', e.g. ./myplugin), run with the defaults.
+
+While it runs, map shows a progress bar on stderr if stderr is a terminal
+(--progress, --no-progress), and serves Prometheus metrics with
+--metrics-addr. --stats prints a summary at the end.`,
 		Example: `  pluginpool map double 1 2 3 4 5
   seq 1 100000 | pluginpool map double > doubled.jsonl
-  pluginpool map -w 4 printer 1 2 3 4`,
-		Args: cobra.MinimumNArgs(1),
+  pluginpool map -w 4 printer 1 2 3 4
+  pluginpool map --stats --unordered ./bin/plugins/double < numbers.jsonl
+  pluginpool map --metrics-addr 127.0.0.1:9464 double < big.jsonl > out.jsonl`,
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completePlugin(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.runMap(cmd, args[0], args[1:])
 		},
@@ -93,10 +111,14 @@ func newApplyCmd(g *globalOptions) *cobra.Command {
 		Use:   "apply PLUGIN ITEM",
 		Short: "Run a plugin on one item",
 		Long: `Run PLUGIN once on ITEM and write its result to stdout (like Python's
-Pool.apply). ITEM is JSON, or a string if it is not valid JSON.`,
+Pool.apply): the lines the task printed, then its value. ITEM is JSON, or a
+string if it is not valid JSON. One worker is started unless -w says more.
+
+A failed task is reported on stderr and the exit status is 1.`,
 		Example: `  pluginpool apply double 21
   pluginpool apply child "Child process"`,
-		Args: cobra.ExactArgs(2),
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: completePlugin(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("workers") {
 				o.workers = 1
@@ -121,10 +143,26 @@ func argItem(s string) []byte {
 
 func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) error {
 	ctx := cmd.Context()
+	var prog *progress
+	if o.batching {
+		// Before the pool's config: its loggers then write through the
+		// bar's stderr, which wipes the bar before each line.
+		total := len(args)
+		if total == 0 {
+			total = -1 // stdin: unknown
+		}
+		prog = newProgress(o.globalOptions, name, total)
+		defer prog.Finish()
+	}
 	cfg, err := o.config(cmd, name)
 	if err != nil {
 		return err
 	}
+	metrics, err := startMetrics(o.globalOptions)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
 	var (
 		items  iter.Seq[[]byte]
 		where  func(i int) string
@@ -146,6 +184,9 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 	} else {
 		in := o.io.In
 		in, abort = abortable(in)
+		// On a signal, let go of the input at once: Imap's feeder may be
+		// blocked reading it, and the loop below waits for the feeder.
+		defer context.AfterFunc(ctx, abort)()
 		limit := cfg.MaxItemBytes
 		if limit == 0 {
 			limit = pool.DefaultMaxItemBytes
@@ -160,6 +201,7 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 		abort()
 		return o.startError(ctx, err)
 	}
+	metrics.Add(p)
 	began := time.Now()
 	out := jsonl.NewWriter(o.io.Out)
 	seq := p.Imap
@@ -171,11 +213,12 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 		writeErr      error
 	)
 	for i, r := range seq(ctx, items) {
-		if ctx.Err() != nil {
+		if canceled(ctx) {
 			abort() // the loop's exit waits for the input to let go
 			break
 		}
 		total++
+		prog.Add(1)
 		if r.Err != nil {
 			failed++
 			o.report(where(i), r.Err, reader, i)
@@ -187,6 +230,7 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 		}
 	}
 	abort()
+	prog.Finish()
 	if writeErr == nil {
 		writeErr = out.Flush()
 	}
@@ -243,7 +287,8 @@ func (o *mapOptions) report(where string, err error, r *jsonl.Reader, i int) {
 // from a pipe or terminal blocks in the kernel and cannot be interrupted, so
 // it runs on a goroutine of its own; abort makes Read return at once and
 // leaves that goroutine to end with the process. Regular files never block
-// and are read directly.
+// and are read directly. abort is safe to call more than once, from any
+// goroutine.
 func abortable(r io.Reader) (io.Reader, func()) {
 	if f, ok := r.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
@@ -252,13 +297,8 @@ func abortable(r io.Reader) (io.Reader, func()) {
 	}
 	ar := &abortReader{chunks: make(chan chunk, 2), done: make(chan struct{})}
 	go ar.pump(r)
-	aborted := false
-	return ar, func() {
-		if !aborted {
-			aborted = true
-			close(ar.done)
-		}
-	}
+	var once sync.Once
+	return ar, func() { once.Do(func() { close(ar.done) }) }
 }
 
 type chunk struct {
@@ -305,4 +345,15 @@ func (a *abortReader) Read(p []byte) (int, error) {
 	n := copy(p, a.cur)
 	a.cur = a.cur[n:]
 	return n, nil
+}
+
+// canceled reports whether ctx is done without taking its lock, for
+// loops that check once per item.
+func canceled(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return true
+	default:
+		return false
+	}
 }

@@ -19,7 +19,14 @@ func newPluginsCmd(g *globalOptions) *cobra.Command {
 		Short: "List the configured plugins: path, version, workers",
 		Long: `List the plugins in the config file with their executable, the version
 each reports (by starting one process of each), and the number of workers
-a pool of it starts.`,
+a pool of it starts. The table goes to stdout, one plugin per line:
+
+  NAME  VERSION  WORKERS  PATH  STATUS
+
+STATUS is "ok", or why the plugin cannot start; then the exit status is 3
+('pluginpool check NAME' says more).`,
+		Example: `  pluginpool plugins
+  pluginpool plugins -c deploy/pool.toml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := config.Load(g.configPath)

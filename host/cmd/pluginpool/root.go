@@ -55,8 +55,12 @@ type globalOptions struct {
 	logLevel   string
 	logJSON    bool
 	cpuProfile string
-	io         IOStreams
-	code       ExitCode // set by the command that ran
+	// progress and metricsAddr are set by the flags of the commands that
+	// take them (addProgressFlags, addMetricsFlag).
+	progress    progressMode
+	metricsAddr string
+	io          IOStreams
+	code        ExitCode // set by the command that ran
 }
 
 // Main runs the CLI with args (without the program name) and returns the
@@ -136,8 +140,27 @@ runs items through them in batches, in parallel, returning results in input
 order. A crashed or hung worker costs only the task it was running: the task
 is retried or failed with a clear error, and the worker is replaced.
 
-Plugins and pipelines are described in pool.toml (see 'pluginpool validate').
-Data goes to stdout, everything else to stderr.`,
+Plugins and pipelines are described in pool.toml (see 'pluginpool validate'),
+read from the current directory unless -c names another file. Data goes to
+stdout; errors, logs, progress and statistics go to stderr.
+
+Exit status:
+  0    every item succeeded
+  1    some items failed (each is reported on stderr), or input unreadable
+  2    bad command line or config
+  3    a plugin could not start, or its pool degraded
+  130  interrupted (SIGINT); 143 after SIGTERM
+  141  stdout was closed early (e.g. by | head)
+
+Environment:
+  PLUGINPOOL_CPUPROFILE=DIR   plugins write CPU profiles to DIR
+
+Shell completion (commands, flags, plugin and pipeline names):
+  source <(pluginpool completion bash)    # see 'pluginpool completion --help'`,
+		Example: `  pluginpool map double 1 2 3 4 5
+  seq 1 100000 | pluginpool map double
+  pluginpool run
+  pluginpool new-plugin upper && cd upper && go mod tidy && go build -o upper .`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -161,7 +184,7 @@ Data goes to stdout, everything else to stderr.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVarP(&g.configPath, "config", "c", "pool.toml", "the config `file`")
-	pf.StringVar(&g.logLevel, "log-level", "warn", "log `level` of host and plugins: trace, debug, info, warn, error, off")
+	pf.StringVar(&g.logLevel, "log-level", "warn", "log `level` of host and plugins: trace, debug, info, warn, error,\nor off")
 	pf.BoolVar(&g.logJSON, "log-json", false, "write logs as JSON lines")
 	pf.StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the host to `file`")
 	_ = pf.MarkHidden("cpuprofile")
@@ -174,6 +197,7 @@ Data goes to stdout, everything else to stderr.`,
 	for _, add := range extraCommands {
 		root.AddCommand(add(g))
 	}
+	addCompletions(root, g)
 	return root
 }
 

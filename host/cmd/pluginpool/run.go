@@ -1,0 +1,241 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pluginpool/pluginpool/host/config"
+	"github.com/pluginpool/pluginpool/host/pipeline"
+	"github.com/pluginpool/pluginpool/host/pool"
+)
+
+func init() {
+	extraCommands = append(extraCommands, newRunCmd)
+}
+
+// runOptions are the flags of run.
+type runOptions struct {
+	*globalOptions
+	input     string
+	output    string
+	unordered bool
+	stats     bool
+}
+
+func newRunCmd(g *globalOptions) *cobra.Command {
+	o := &runOptions{globalOptions: g}
+	cmd := &cobra.Command{
+		Use:   "run [PIPELINE]",
+		Short: "Run a pipeline from the config file",
+		Long: `Run PIPELINE, a [pipelines.NAME] table of the config file, or the default
+one: the pipeline marked default = true, or the only one.
+
+Items are read from the pipeline's input, one per line, and flow through
+its stages in turn, each stage on a pool of its own, all stages busy at
+once. Results are written to the pipeline's output in input order (unless
+ordered = false or --unordered): for each item, the lines every stage
+printed, then the last stage's value.
+
+An item that fails in a stage is reported on stderr with its input line and
+the stage, and goes no further; the others go on, and the exit status is 1.
+
+Output to a file is written to a temporary file in the same directory and
+renamed over the target only when the run completes (even with failed
+items: the file then holds every other result). An interrupted run leaves
+the target as it was.`,
+		Example: `  pluginpool run                    # the default pipeline in ./pool.toml
+  pluginpool run demo --output -    # results to stdout
+  seq 1 1000 | pluginpool run demo --input - --output doubled.txt`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := ""
+			if len(args) > 0 {
+				name = args[0]
+			}
+			return o.run(cmd, name)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.input, "input", "i", "", "read items from `FILE` instead of the pipeline's input; - for stdin")
+	f.StringVarP(&o.output, "output", "o", "", "write results to `FILE` instead of the pipeline's output; - for stdout")
+	f.BoolVar(&o.unordered, "unordered", false, "write results as they complete, not in input order")
+	f.BoolVar(&o.stats, "stats", false, "print each stage's statistics on stderr at the end")
+	addProgressFlags(f, g)
+	addMetricsFlag(f, g)
+	// Pipeline names are completed by addCompletions (completion.go).
+	return cmd
+}
+
+// pickPipeline loads the config and picks the pipeline to run: the one
+// named, or the default one.
+func (o *runOptions) pickPipeline(name string) (*config.File, *config.Pipeline, error) {
+	f, err := config.Load(o.configPath)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && !errors.Is(err, config.ErrInvalid) {
+			return nil, nil, usageError{fmt.Errorf("%w; pass -c FILE to name the config", err)}
+		}
+		return nil, nil, o.configProblems(err)
+	}
+	var pp *config.Pipeline
+	if name != "" {
+		pp, err = f.Pipeline(name)
+	} else {
+		pp, err = f.DefaultPipeline()
+	}
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	return f, pp, nil
+}
+
+// spec builds the run's pipeline.Spec, flags applied. Input and Output
+// are left unset for "-".
+func (o *runOptions) spec(cmd *cobra.Command, f *config.File, pp *config.Pipeline) (pipeline.Spec, error) {
+	spec, err := pipeline.FromConfig(f, pp)
+	if err != nil {
+		return pipeline.Spec{}, err
+	}
+	for i := range spec.Stages {
+		spec.Stages[i] = o.finish(spec.Stages[i])
+	}
+	// Paths on the command line are relative to the working directory;
+	// those in the config, to the config's directory (FromConfig resolved
+	// them already).
+	flags := cmd.Flags()
+	if flags.Changed("input") {
+		spec.InputPath = ""
+		if o.input != "-" {
+			if spec.InputPath, err = filepath.Abs(o.input); err != nil {
+				return pipeline.Spec{}, err
+			}
+			spec.InputName = o.input
+		}
+	}
+	if flags.Changed("output") {
+		spec.OutputPath = ""
+		if o.output != "-" {
+			if spec.OutputPath, err = filepath.Abs(o.output); err != nil {
+				return pipeline.Spec{}, err
+			}
+		}
+	}
+	if o.unordered {
+		spec.Unordered = true
+	}
+	return spec, nil
+}
+
+func (o *runOptions) run(cmd *cobra.Command, name string) error {
+	ctx := cmd.Context()
+	f, pp, err := o.pickPipeline(name)
+	if err != nil {
+		return err
+	}
+	// Before the stages' configs: their loggers then write through the
+	// bar's stderr, which wipes the bar before each line. The number of
+	// items is not known ahead: no ETA.
+	prog := newProgress(o.globalOptions, pp.Name, -1)
+	defer prog.Finish()
+	spec, err := o.spec(cmd, f, pp)
+	if err != nil {
+		return err
+	}
+	metrics, err := startMetrics(o.globalOptions, "stage")
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
+	spec.Started = func(pools []*pool.Pool) {
+		for i, p := range pools {
+			metrics.Add(p, strconv.Itoa(i+1))
+		}
+	}
+	done := prog.counter()
+	spec.Progress = func(int, int) { done.Inc() } // calls are never concurrent
+	if spec.InputPath == "" {
+		in, abort := abortable(o.io.In)
+		var once sync.Once
+		stop := func() { once.Do(abort) }
+		defer stop() // lets a reader blocked on stdin go
+		spec.Input, spec.InputName, spec.AbortInput = in, "stdin", stop
+	}
+	if spec.OutputPath == "" {
+		spec.Output = o.io.Out
+	}
+	spec.OnFailure = func(f *pipeline.Failure) {
+		fmt.Fprintf(o.io.Err, "pluginpool: %v\n", f)
+	}
+
+	began := time.Now()
+	sum, err := pipeline.Run(ctx, spec)
+	done.Flush()
+	prog.Finish()
+	if o.stats && sum.Stages != nil {
+		d := time.Since(began)
+		for i, st := range sum.Stages {
+			st.Plugin = fmt.Sprintf("stage %d (%s)", i+1, st.Plugin)
+			printStats(o.io.Err, st, d)
+		}
+	}
+	var degraded *pool.DegradedError
+	switch {
+	case ctx.Err() != nil:
+		// Interrupted: Main turns a signal into 128+N; any other
+		// cancellation is a failure.
+		o.code = ExitFailed
+		return errReported
+	case err == nil:
+		return nil
+	case errors.Is(err, pipeline.ErrFailed):
+		code := ExitFailed
+		if errors.As(err, &degraded) {
+			code = ExitStart
+		}
+		return o.fail(code, "%d of %d items failed", sum.Failed, sum.Items)
+	case errors.Is(err, pool.ErrStart):
+		return o.startError(ctx, err)
+	case errors.Is(err, syscall.EPIPE):
+		// stdout was closed early (| head): stop quietly, as a
+		// SIGPIPE-killed process would.
+		o.code = exitSignal(syscall.SIGPIPE)
+		return errReported
+	case errors.As(err, &degraded):
+		return o.fail(ExitStart, "%v", err)
+	}
+	return o.fail(ExitFailed, "%v", err)
+}
+
+// configProblems prints each problem of a config that did not load, one
+// per line, and returns the usage status.
+func (g *globalOptions) configProblems(err error) error {
+	for _, e := range flatten(err) {
+		var ce *config.Error
+		if errors.As(e, &ce) {
+			fmt.Fprintln(g.io.Err, e) // "pool.toml:12: key: message", like a compiler
+		} else {
+			fmt.Fprintf(g.io.Err, "pluginpool: %v\n", e)
+		}
+	}
+	g.code = ExitUsage
+	return errReported
+}
+
+// flatten returns the errors joined in err (errors.Join), or err alone.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}

@@ -1,0 +1,172 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
+
+	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/sdk"
+)
+
+// The tests run real plugins: plugins/double and plugins/printer, built
+// once into binDir by TestMain, and the "step" fixture, served by this
+// test binary re-executed as a plugin (TestMain dispatches on go-plugin's
+// cookie). Fixture plugins live here, never under plugins/.
+var binDir string
+
+func TestMain(m *testing.M) {
+	if os.Getenv(sdk.Handshake.MagicCookieKey) == sdk.Handshake.MagicCookieValue {
+		serveStep()
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "pipelinetest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	binDir = dir
+	for _, p := range []string{"double", "printer"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, p), "github.com/pluginpool/pluginpool/plugins/"+p)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building plugins/%s: %v\n%s", p, err, out)
+			os.RemoveAll(dir)
+			os.Exit(2)
+		}
+	}
+	// Every Run stops its pools; after the last test no goroutine of the
+	// pipeline, the pools, go-plugin or gRPC may be left.
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { os.RemoveAll(dir) }))
+}
+
+// serveStep is a configurable stage over integers. Each item n:
+// STEP_SLEEP_MS: sleeps that long (honouring cancellation);
+// STEP_TAG: prints "TAG N";
+// STEP_FAIL (comma-separated): fails with "no N";
+// STEP_DROP (comma-separated): returns no value;
+// then returns n + STEP_ADD.
+func serveStep() {
+	set := func(key string) map[int]bool {
+		m := map[int]bool{}
+		for _, f := range strings.Split(os.Getenv(key), ",") {
+			if n, err := strconv.Atoi(f); err == nil {
+				m[n] = true
+			}
+		}
+		return m
+	}
+	fail, drop, tag := set("STEP_FAIL"), set("STEP_DROP"), os.Getenv("STEP_TAG")
+	add, _ := strconv.Atoi(os.Getenv("STEP_ADD"))
+	sleep, _ := strconv.Atoi(os.Getenv("STEP_SLEEP_MS"))
+	sdk.Serve(sdk.Plugin{Name: "step", Version: "0.0.1", Idempotent: true,
+		Task: sdk.Raw(func(ctx context.Context, in []byte) ([]byte, error) {
+			n, err := strconv.Atoi(string(in))
+			if err != nil {
+				return nil, fmt.Errorf("want an integer, got %s", in)
+			}
+			if sleep > 0 {
+				select {
+				case <-time.After(time.Duration(sleep) * time.Millisecond):
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			if tag != "" {
+				sdk.Printf(ctx, "%s %d", tag, n)
+			}
+			switch {
+			case fail[n]:
+				return nil, fmt.Errorf("no %d", n)
+			case drop[n]:
+				return nil, nil
+			}
+			return strconv.AppendInt(nil, int64(n+add), 10), nil
+		})})
+}
+
+// stage returns the pool.Config of a stage: "double" and "printer" run the
+// real plugins (printer with format "Number: %v"), "step" the fixture,
+// configured by env ("STEP_FAIL=3", ...). Plugin output and logs go to a
+// buffer printed if the test fails.
+func stage(t testing.TB, name string, workers int, env ...string) pool.Config {
+	t.Helper()
+	out := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s: plugin stderr and pool log:\n%s", name, out.String())
+		}
+	})
+	cfg := pool.Config{
+		Name:    name,
+		Workers: workers,
+		Stderr:  out,
+		Logger:  hclog.New(&hclog.LoggerOptions{Name: "pipelinetest", Level: hclog.Warn, Output: out}),
+	}
+	switch name {
+	case "double":
+		cfg.Path = filepath.Join(binDir, "double")
+	case "printer":
+		cfg.Path = filepath.Join(binDir, "printer")
+		cfg.PluginConfig = []byte(`{"format": "Number: %v"}`)
+	default:
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Path = exe
+		cfg.Env = append([]string{"GORACE=atexit_sleep_ms=0"}, env...)
+	}
+	return cfg
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// hangBound is the generous "does not hang" bound of every run in these
+// tests. No test asserts a shorter wall-clock time.
+const hangBound = 60 * time.Second
+
+// errWriter fails every write after the first n bytes with err.
+type errWriter struct {
+	n   int
+	err error
+}
+
+func (w *errWriter) Write(p []byte) (int, error) {
+	if len(p) <= w.n {
+		w.n -= len(p)
+		return len(p), nil
+	}
+	k := w.n
+	w.n = 0
+	return k, w.err
+}
+
+var errFull = errors.New("disk full")

@@ -1,0 +1,430 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"sync"
+
+	"github.com/pluginpool/pluginpool/host/config"
+	"github.com/pluginpool/pluginpool/host/jsonl"
+	"github.com/pluginpool/pluginpool/host/pool"
+)
+
+// Spec describes one run of a pipeline. Only Stages and an input are
+// required; the zero value of every other field means its default. Run
+// does not modify the Spec or anything it points to.
+type Spec struct {
+	// Name names the pipeline in errors. Optional.
+	Name string
+	// Stages are the pools to chain, in order: the input's items go to the
+	// first stage, each stage's results to the next, and the last stage's
+	// results to Output. Run starts a pool of its own for each stage (see
+	// pool.Start) and stops it at the end. A stage's Name (default: the
+	// base name of its Path) names it in reports. Required, at least one.
+	Stages []pool.Config
+
+	// Input is read one item per line; blank lines are skipped but counted
+	// in line numbers. Run reads it on a goroutine of its own, only as fast
+	// as the stages take items. One of Input and InputPath must be set, but
+	// not both.
+	Input io.Reader
+	// InputPath is a file to read the items from instead; Run opens and
+	// closes it.
+	InputPath string
+	// InputName names the input in errors, e.g. "stdin". Default
+	// InputPath, else "the input".
+	InputName string
+	// Format says how a line becomes an item: config.FormatJSONL (the
+	// default) takes each line as a JSON value, as is; config.FormatLines
+	// takes it as a plain string and encodes it as a JSON string.
+	Format config.Format
+	// AbortInput, if set, is called once if Run stops reading before the
+	// input is exhausted (ctx cancelled, or writing the output failed). It must make
+	// a Read of Input that is blocked return, from another goroutine:
+	// before it returns, Run waits for the Read in progress. Input that
+	// cannot block (a regular file, a buffer) needs none; a pipe or a
+	// terminal does.
+	AbortInput func()
+
+	// Output receives the results, written as jsonl.Writer writes them:
+	// for each item that came through, the lines every stage printed for
+	// it, stage by stage, then the last stage's value, if it returned one.
+	// At most one of Output and OutputPath may be set; with neither, the
+	// results are discarded (for stages run for their side effects).
+	Output io.Writer
+	// OutputPath is a file to write the results to, atomically: Run writes
+	// a temporary file in the same directory (".NAME.tmp-*") and renames it
+	// over OutputPath, after an fsync, only when the run completed, even if
+	// some items failed: the file then holds every other item's result. A
+	// run that stops early (cancelled, a write or read error, a stage that
+	// could not start) removes the temporary file and leaves OutputPath as
+	// it was. If OutputPath exists and is not a regular file (/dev/null, a
+	// FIFO), Run writes to it directly.
+	OutputPath string
+
+	// Unordered writes each result as soon as it is ready, rather than in
+	// input order. Default false: input order. Both keep every stage busy;
+	// ordered output holds back results that finish before an earlier item
+	// (bounded by each pool's window).
+	Unordered bool
+
+	// OnFailure, if set, is called for each item that failed, with where
+	// and why. It does not reach the stages after the one it failed in,
+	// and its output lines are not written. Calls are never concurrent and,
+	// in ordered runs, come in input order; a call blocks the pipeline's
+	// output, so keep it short.
+	OnFailure func(*Failure)
+	// Progress, if set, is called each time an item is resolved (written
+	// or failed) with the counts so far. Calls are never concurrent. It is
+	// on the hot path: store the numbers (e.g. in atomics) and display them
+	// elsewhere.
+	Progress func(done, failed int)
+	// Started, if set, is called once every stage's pool has started,
+	// before any item is read, with the pools in stage order, e.g. to
+	// watch their Stats while the run goes on. It must not close them.
+	Started func(pools []*pool.Pool)
+}
+
+// Summary counts what a run did.
+type Summary struct {
+	// Items is the number of items read from the input.
+	Items int
+	// Succeeded counts the items that came through every stage, or that a
+	// stage returned no value for (a sink such as printer, or a filter):
+	// their trip ends there, and their printed lines are written.
+	Succeeded int
+	// Failed counts the items that failed in some stage.
+	Failed int
+	// Stages holds each stage pool's statistics when it stopped; nil if
+	// the pools did not start.
+	Stages []pool.Stats
+}
+
+// Run runs the pipeline spec describes and blocks until it is done. Every
+// stage runs at once, on its own pool, with bounded buffers between stages:
+// the first stage reads items only as fast as the last stage's results are
+// written, so an input of any length runs in constant memory.
+//
+// An item that fails in a stage is reported to OnFailure with its input
+// line and the stage, and goes no further; the others go on. An item for
+// which a stage returns no value ends its trip there: its printed lines
+// are written, and it counts as succeeded.
+//
+// Run returns nil when every item succeeded, and an error matching
+// ErrFailed (a *FailedError) when the run completed but some items failed;
+// in both cases the output is complete. So it is if a stage's pool ended
+// degraded (pool.ErrDegraded, joined to the rest). Any other error means
+// the run stopped early: a stage's pool could not start (pool.ErrStart,
+// naming the stage), the input could not be read, the output could not be
+// written, or ctx was cancelled (ctx's error). Cancelling ctx terminates
+// the stages' workers at once. The Summary counts what was done either way.
+func Run(ctx context.Context, spec Spec) (Summary, error) {
+	if err := spec.check(); err != nil {
+		return Summary{}, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	in, inName := spec.Input, spec.InputName
+	if spec.InputPath != "" {
+		f, err := os.Open(spec.InputPath)
+		if err != nil {
+			return Summary{}, fmt.Errorf("input: %w", err)
+		}
+		defer f.Close()
+		in = f
+		if inName == "" {
+			inName = spec.InputPath
+		}
+	}
+	if inName == "" {
+		inName = "the input"
+	}
+	out := spec.Output
+	if spec.OutputPath != "" {
+		f, err := createOutput(spec.OutputPath)
+		if err != nil {
+			return Summary{}, err
+		}
+		// Committed below when the run completes; on every other way out
+		// this removes the temporary file.
+		defer f.discard()
+		out = f
+	}
+	if out == nil {
+		out = io.Discard
+	}
+
+	pools, err := startAll(ctx, spec.Stages)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Summary{}, ctx.Err()
+		}
+		return Summary{}, err
+	}
+	if spec.AbortInput != nil {
+		stop := context.AfterFunc(ctx, spec.AbortInput)
+		defer stop()
+	}
+	if spec.Started != nil {
+		spec.Started(slicesClone(pools))
+	}
+
+	r := newRun(ctx, cancel, spec, pools, in, out)
+	// Unblock pushes waiting for room when the run stops early. Links are
+	// stopped downstream first: a push waiting on link k+1 holds link k.
+	stopLinks := context.AfterFunc(ctx, func() {
+		for s := len(r.links) - 1; s >= 1; s-- {
+			r.links[s].stop()
+		}
+	})
+	defer stopLinks()
+
+	last := len(pools) - 1
+	for i, res := range r.results(last) {
+		if _, ok := r.settle(last, i, res); !ok {
+			break
+		}
+	}
+
+	werr := r.out.flush()
+	sum := Summary{Items: r.read}
+	sum.Succeeded, sum.Failed, _ = r.out.counts()
+	stopped := ctx.Err() != nil
+	var rerr error
+	if werr == nil && !stopped {
+		if err := r.reader.Err(); err != nil {
+			rerr = fmt.Errorf("reading %s: %w", inName, err)
+		}
+	}
+	if werr != nil || stopped || rerr != nil {
+		for _, p := range pools {
+			p.Terminate()
+		}
+		sum.Stages = stats(pools)
+		switch {
+		case werr != nil:
+			return sum, fmt.Errorf("writing output: %w", werr)
+		case rerr != nil:
+			return sum, rerr
+		}
+		return sum, ctx.Err() // only ctx's parent cancels it without werr
+	}
+
+	var closeErrs []error
+	for _, p := range pools {
+		if err := p.Close(); err != nil {
+			closeErrs = append(closeErrs, err)
+		}
+	}
+	sum.Stages = stats(pools)
+	if f, ok := out.(*outputFile); ok {
+		if err := f.commit(); err != nil {
+			return sum, err
+		}
+	}
+	if sum.Failed > 0 {
+		_, _, first := r.out.counts()
+		fe := &FailedError{Failed: sum.Failed, Items: sum.Items, First: first}
+		return sum, errors.Join(append([]error{fe}, closeErrs...)...)
+	}
+	return sum, errors.Join(closeErrs...)
+}
+
+// check reports every problem with the spec, each wrapped in
+// ErrInvalidSpec.
+func (s *Spec) check() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrInvalidSpec, fmt.Sprintf(format, args...)))
+	}
+	if len(s.Stages) == 0 {
+		bad("no stages: a pipeline needs at least one")
+	}
+	switch {
+	case s.Input == nil && s.InputPath == "":
+		bad("no input: set Input or InputPath")
+	case s.Input != nil && s.InputPath != "":
+		bad("both Input and InputPath are set: set one")
+	}
+	if s.Output != nil && s.OutputPath != "" {
+		bad("both Output and OutputPath are set: set one")
+	}
+	switch s.Format {
+	case "", config.FormatJSONL, config.FormatLines:
+	default:
+		bad("Format %q: want %q or %q", s.Format, config.FormatJSONL, config.FormatLines)
+	}
+	return errors.Join(errs...)
+}
+
+// startAll starts every stage's pool at once. If one cannot start, the
+// others are stopped and the error names the stage.
+func startAll(ctx context.Context, cfgs []pool.Config) ([]*pool.Pool, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pools := make([]*pool.Pool, len(cfgs))
+	errs := make([]error, len(cfgs))
+	var wg sync.WaitGroup
+	for i, cfg := range cfgs {
+		wg.Go(func() {
+			pools[i], errs[i] = pool.Start(ctx, cfg)
+			if errs[i] != nil {
+				cancel() // no use waiting for the others
+			}
+		})
+	}
+	wg.Wait()
+	var first error
+	for i, err := range errs {
+		// A stage that failed first, not one cancelled because of it.
+		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
+			first = fmt.Errorf("stage %d: %w", i+1, err)
+		}
+	}
+	if first != nil {
+		for _, p := range pools {
+			if p != nil {
+				p.Terminate()
+			}
+		}
+		return nil, first
+	}
+	return pools, nil
+}
+
+func stats(pools []*pool.Pool) []pool.Stats {
+	s := make([]pool.Stats, len(pools))
+	for i, p := range pools {
+		s[i] = p.Stats()
+	}
+	return s
+}
+
+func slicesClone[T any](s []T) []T { return append([]T(nil), s...) }
+
+// run is one Run in progress.
+type run struct {
+	ctx       context.Context
+	pools     []*pool.Pool
+	unordered bool
+	reader    *jsonl.Reader
+	// links[s] holds the entries of the items in stage s, for s >= 1;
+	// stage 0's items are the input's, in order, and need none.
+	links []*link
+	out   *writer
+	// read counts stage 0's results: the items read. Only the goroutine
+	// consuming stage 0 touches it until the run is over.
+	read int
+}
+
+func newRun(ctx context.Context, cancel context.CancelCauseFunc, spec Spec, pools []*pool.Pool, in io.Reader, out io.Writer) *run {
+	names := make([]string, len(pools))
+	for i, p := range pools {
+		names[i] = p.Config().Name
+	}
+	limit := pools[0].Config().MaxItemBytes
+	r := &run{
+		ctx:       ctx,
+		pools:     pools,
+		unordered: spec.Unordered,
+		reader:    jsonl.NewReader(in, spec.Format == config.FormatLines, limit),
+		links:     make([]*link, len(pools)),
+	}
+	r.out = &writer{
+		ctx: ctx, cancel: cancel, line: r.reader.Line, names: names,
+		onFailure: spec.OnFailure, progress: spec.Progress, w: jsonl.NewWriter(out),
+	}
+	var down receiver = r.out
+	for s := len(pools) - 1; s >= 1; s-- {
+		r.links[s] = newLink(!spec.Unordered, down)
+		down = r.links[s]
+	}
+	return r
+}
+
+// results runs stage s over its items.
+func (r *run) results(s int) iter.Seq2[int, pool.Result] {
+	if r.unordered {
+		return r.pools[s].ImapUnordered(r.ctx, r.items(s))
+	}
+	return r.pools[s].Imap(r.ctx, r.items(s))
+}
+
+// items yields stage s's items: the input's for stage 0, else stage s-1's
+// results that go on. It runs on stage s's feeder goroutine, so stage s-1's
+// results are taken as fast as stage s takes items, and no faster.
+func (r *run) items(s int) iter.Seq[[]byte] {
+	if s == 0 {
+		return r.reader.Items()
+	}
+	return func(yield func([]byte) bool) {
+		for i, res := range r.results(s - 1) {
+			v, ok := r.settle(s-1, i, res)
+			if !ok || v != nil && !yield(v) {
+				return
+			}
+		}
+	}
+}
+
+// settle joins stage s's result i to its item's entry and sends the item
+// on: into stage s+1 (returning the value to feed it) or, when its trip is
+// over, toward the writer. ok is false when the run stopped.
+func (r *run) settle(s, i int, res pool.Result) (next []byte, ok bool) {
+	if r.ctx.Err() != nil {
+		// Results failed with ctx's error are not the items' fault.
+		return nil, false
+	}
+	var e entry
+	var in *link
+	if s == 0 {
+		r.read++
+		e = entry{origin: i}
+	} else {
+		in = r.links[s]
+		if e, ok = in.take(i); !ok {
+			return nil, false
+		}
+	}
+	if len(res.Output) > 0 {
+		e.out = append(e.out[:len(e.out):len(e.out)], res.Output...)
+	}
+	last := s == len(r.pools)-1
+	switch {
+	case res.Err != nil:
+		e.done, e.stage, e.err = true, s, r.itemError(s, e.origin, res.Err)
+	case last:
+		e.done, e.stage, e.value = true, s, res.Value
+	case res.Value == nil:
+		e.done, e.stage = true, s // no value to pass on: the trip ends here
+	default:
+		next = res.Value
+	}
+	var down receiver = r.out
+	if !last {
+		down = r.links[s+1]
+	}
+	ok = down.push(e)
+	if in != nil {
+		in.release()
+	}
+	return next, ok
+}
+
+// itemError adds what only the pipeline knows to an item's error: for an
+// input line over the size limit, its real length (the reader cut it).
+func (r *run) itemError(s, origin int, err error) error {
+	if s != 0 {
+		return err
+	}
+	var tl *pool.TooLargeError
+	if n, cut := r.reader.Oversize(origin); cut && errors.As(err, &tl) {
+		return &pool.TooLargeError{Size: n, Limit: tl.Limit}
+	}
+	return err
+}

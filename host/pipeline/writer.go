@@ -1,0 +1,74 @@
+package pipeline
+
+import (
+	"context"
+	"sync"
+
+	"github.com/pluginpool/pluginpool/host/jsonl"
+	"github.com/pluginpool/pluginpool/host/pool"
+)
+
+// writer is the end of the pipeline: it writes the items that came through
+// and reports those that failed, one at a time, in the order they arrive
+// (input order, in ordered runs).
+type writer struct {
+	ctx       context.Context
+	cancel    context.CancelCauseFunc // stops the run when a write fails
+	line      func(origin int) int
+	names     []string // stage names
+	onFailure func(*Failure)
+	progress  func(done, failed int)
+
+	mu     sync.Mutex
+	w      *jsonl.Writer
+	err    error // the first write error
+	ok     int
+	failed int
+	first  *Failure
+}
+
+func (w *writer) push(e entry) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil || w.ctx.Err() != nil {
+		// Stopped: items failing now fail because of it.
+		return false
+	}
+	if e.err != nil {
+		w.failed++
+		f := &Failure{Index: e.origin, Line: w.line(e.origin), Stage: e.stage, Plugin: w.names[e.stage], Err: e.err}
+		if w.first == nil {
+			w.first = f
+		}
+		if w.onFailure != nil {
+			w.onFailure(f)
+		}
+	} else {
+		w.ok++
+		if err := w.w.Write(pool.Result{Value: e.value, Output: e.out}); err != nil {
+			w.err = err
+			w.cancel(err)
+			return false
+		}
+	}
+	if w.progress != nil {
+		w.progress(w.ok+w.failed, w.failed)
+	}
+	return true
+}
+
+// flush writes out what is buffered and returns the first write error.
+func (w *writer) flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = w.w.Flush()
+	}
+	return w.err
+}
+
+func (w *writer) counts() (ok, failed int, first *Failure) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ok, w.failed, w.first
+}
