@@ -59,6 +59,13 @@ func decodeJSON[T any](data []byte, v *T) error {
 			*p = append((*p)[:0], bytes.Trim(data, " \t\r\n")...)
 			return nil
 		}
+	case json.Unmarshaler:
+		// The type decodes itself: skip encoding/json's scan of the input.
+		// It must reject what is not valid for it.
+		if err := p.UnmarshalJSON(bytes.Trim(data, " \t\r\n")); err != nil {
+			return newDecodeError(data, v, err)
+		}
+		return nil
 	}
 	return decodeSlow(data, v)
 }
@@ -74,6 +81,17 @@ func decodeSlow[T any](data []byte, v *T) error {
 	}
 	*v = *p
 	return nil
+}
+
+// JSONAppender is implemented by result types that encode themselves to
+// JSON by appending to a buffer, with no allocation. The SDK calls it
+// instead of encoding/json; pair it with json.Unmarshaler on the pointer
+// type for inputs, which the SDK calls directly as well. Measured on the
+// double plugin: a json.Number result (a string allocated per item) cost
+// ~30% of the plugin's CPU.
+type JSONAppender interface {
+	// AppendJSON appends the value's JSON encoding to b.
+	AppendJSON(b []byte) ([]byte, error)
 }
 
 // appendJSON appends the JSON encoding of *v to out.
@@ -101,6 +119,8 @@ func appendJSON[T any](out []byte, v *T) ([]byte, error) {
 		if len(*p) == 0 {
 			return append(out, "null"...), nil
 		}
+	case JSONAppender:
+		return p.AppendJSON(out)
 	}
 	return appendSlow(out, v)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // A Task runs one item: it decodes the item's bytes, does the work and
@@ -21,38 +22,52 @@ type Task interface {
 // numbers, strings, bools, json.Number and json.RawMessage. An input that
 // does not decode into In fails that item alone with a decode error.
 func Func[In, Out any](f func(ctx context.Context, in In) (Out, error)) Task {
-	return funcTask[In, Out](f)
+	return &funcTask[In, Out]{f: f, in: new(In), out: new(Out)}
 }
 
-type funcTask[In, Out any] func(context.Context, In) (Out, error)
+// funcTask decodes into and encodes from values it keeps between items:
+// a local would escape to the heap through the json.Unmarshaler and
+// JSONAppender calls, one allocation per item. The runner runs one task
+// at a time, so reuse is safe.
+type funcTask[In, Out any] struct {
+	f   func(context.Context, In) (Out, error)
+	in  *In
+	out *Out
+}
 
-func (f funcTask[In, Out]) run(ctx context.Context, in, out []byte) ([]byte, error) {
-	var v In
-	if err := decodeJSON(in, &v); err != nil {
+func (t *funcTask[In, Out]) run(ctx context.Context, in, out []byte) ([]byte, error) {
+	var zero In
+	*t.in = zero
+	if err := decodeJSON(in, t.in); err != nil {
 		return out, err
 	}
-	r, err := f(ctx, v)
+	r, err := t.f(ctx, *t.in)
 	if err != nil {
 		return out, err
 	}
-	return appendJSON(out, &r)
+	*t.out = r
+	return appendJSON(out, t.out)
 }
 
 // Sink adapts a function that returns no value, only an error: a task run
 // for what it prints (see Printf) or for its side effects. The host writes
 // no result line for it.
 func Sink[In any](f func(ctx context.Context, in In) error) Task {
-	return sinkTask[In](f)
+	return &sinkTask[In]{f: f, in: new(In)}
 }
 
-type sinkTask[In any] func(context.Context, In) error
+type sinkTask[In any] struct {
+	f  func(context.Context, In) error
+	in *In // reused, as in funcTask
+}
 
-func (f sinkTask[In]) run(ctx context.Context, in, out []byte) ([]byte, error) {
-	var v In
-	if err := decodeJSON(in, &v); err != nil {
+func (t *sinkTask[In]) run(ctx context.Context, in, out []byte) ([]byte, error) {
+	var zero In
+	*t.in = zero
+	if err := decodeJSON(in, t.in); err != nil {
 		return out, err
 	}
-	return out, f(ctx, v)
+	return out, t.f(ctx, *t.in)
 }
 
 // Raw adapts a function over raw item bytes: no decoding, no encoding. The
@@ -110,10 +125,8 @@ func newDecodeError(in []byte, v any, err error) error {
 	} else {
 		in = append([]byte(nil), in...)
 	}
-	t := fmt.Sprintf("%T", v)
-	if len(t) > 0 && t[0] == '*' {
-		t = t[1:]
-	}
+	t := strings.TrimPrefix(fmt.Sprintf("%T", v), "*")
+	t = strings.TrimPrefix(t, "main.") // a plugin's own type: its name says enough
 	return &DecodeError{Input: in, Type: t, Err: err}
 }
 

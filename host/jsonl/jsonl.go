@@ -29,7 +29,6 @@ type Reader struct {
 	mu     sync.Mutex
 	blanks []int       // for each blank line skipped, the items before it
 	long   map[int]int // oversized items: index → the line's real length
-	items  int
 	err    error
 }
 
@@ -51,13 +50,14 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 		buf := make([]byte, 0, blockSize)
 		var scratch []byte
 		discard := false // inside an oversized line: drop bytes to its end
+		items := 0       // yielded so far; r.mu is taken only for the rare blank or long line
 		emit := func(line []byte) bool {
 			if len(line) > 0 && line[len(line)-1] == '\r' {
 				line = line[:len(line)-1]
 			}
-			if len(bytes.TrimSpace(line)) == 0 {
+			if isBlank(line) {
 				r.mu.Lock()
-				r.blanks = append(r.blanks, r.items)
+				r.blanks = append(r.blanks, items)
 				r.mu.Unlock()
 				return true
 			}
@@ -65,9 +65,7 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 				scratch = appendString(scratch[:0], line)
 				line = scratch
 			}
-			r.mu.Lock()
-			r.items++
-			r.mu.Unlock()
+			items++
 			return yield(line)
 		}
 		for {
@@ -80,7 +78,7 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 				line := buf[start : start+i]
 				start += i + 1
 				if discard {
-					r.addLong(len(line))
+					r.addLong(items-1, len(line))
 					discard = false
 					continue
 				}
@@ -91,14 +89,14 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 			n := copy(buf, buf[start:])
 			buf = buf[:n]
 			if discard {
-				r.addLong(n)
+				r.addLong(items-1, n)
 				buf = buf[:0]
 			} else if n == cap(buf) {
 				if n > r.limit {
 					// Too long to hold: yield a stub the pool rejects,
 					// then skip to the end of the line.
 					r.mu.Lock()
-					r.long = mapSet(r.long, r.items, n)
+					r.long = mapSet(r.long, items, n)
 					r.mu.Unlock()
 					if !emit(buf[:r.limit+1]) {
 						return
@@ -115,7 +113,7 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 				if len(buf) > 0 && !discard {
 					emit(buf)
 				} else if discard {
-					r.addLong(len(buf))
+					r.addLong(items-1, len(buf))
 				}
 				return
 			}
@@ -129,11 +127,21 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 	}
 }
 
-// addLong adds n bytes to the length of the oversized item just yielded.
-func (r *Reader) addLong(n int) {
+// addLong adds n bytes to the length of oversized item i.
+func (r *Reader) addLong(i, n int) {
 	r.mu.Lock()
-	r.long[r.items-1] += n
+	r.long[i] += n
 	r.mu.Unlock()
+}
+
+// isBlank reports whether line holds only JSON white space.
+func isBlank(line []byte) bool {
+	for _, c := range line {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
 }
 
 func mapSet(m map[int]int, k, v int) map[int]int {

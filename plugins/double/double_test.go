@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/pluginpool/pluginpool/sdk"
@@ -96,3 +97,28 @@ func BenchmarkDouble(b *testing.B) {
 		}
 	}
 }
+
+// The plugin's fast path agrees with double on every case, and reports
+// non-numbers as decode errors.
+func TestDoubleFast(t *testing.T) {
+	for _, in := range []string{"0", "1", "-21", "4611686018427387903", "4611686018427387904",
+		"9223372036854775807", "-9223372036854775808", "1.5", "1e3", "6e20", "9223372036854775808"} {
+		var n number
+		if err := n.UnmarshalJSON([]byte(in)); err != nil {
+			t.Fatalf("UnmarshalJSON(%s): %v", in, err)
+		}
+		got, err := doubleFast(context.Background(), n)
+		want, werr := double(context.Background(), json.Number(in))
+		out, _ := got.AppendJSON(nil)
+		if (err != nil) != (werr != nil) || (err == nil && string(out) != string(want)) {
+			t.Errorf("doubleFast(%s) = %s, %v; double = %s, %v", in, out, err, want, werr)
+		}
+	}
+	for in, want := range map[string]string{`"x"`: "got a JSON string", "null": "got null", "{}": "got a JSON object", "x": "not valid JSON"} {
+		var n number
+		if err := n.UnmarshalJSON([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("UnmarshalJSON(%s) = %v, want %q", in, err, want)
+		}
+	}
+}
+

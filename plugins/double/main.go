@@ -15,7 +15,63 @@ import (
 )
 
 func main() {
-	sdk.Serve(sdk.Plugin{Name: "double", Version: "1.0.0", Idempotent: true, Task: sdk.Func(double)})
+	sdk.Serve(sdk.Plugin{Name: "double", Version: "1.0.0", Idempotent: true, Task: sdk.Func(doubleFast)})
+}
+
+// number is a JSON number that decodes and encodes itself without
+// allocating when it is an int64, the common case: a json.Number in and
+// out cost a string allocation each way, ~30% of the plugin's CPU on a
+// 1M-item map. Other numbers keep their text and go through double.
+type number struct {
+	i     int64
+	isInt bool
+	text  json.Number
+}
+
+// UnmarshalJSON takes an integer as it is and any other JSON number as
+// text; anything else is a decode error the host reports for that item.
+func (n *number) UnmarshalJSON(b []byte) error {
+	if i, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+		*n = number{i: i, isInt: true}
+		return nil
+	}
+	switch {
+	case !json.Valid(b):
+		return errors.New("not valid JSON")
+	case b[0] == '"':
+		return errors.New("want a number, got a JSON string")
+	case b[0] == 'n':
+		return errors.New("want a number, got null")
+	case b[0] == 't' || b[0] == 'f':
+		return errors.New("want a number, got a JSON bool")
+	case b[0] == '{':
+		return errors.New("want a number, got a JSON object")
+	case b[0] == '[':
+		return errors.New("want a number, got a JSON array")
+	}
+	*n = number{text: json.Number(b)}
+	return nil
+}
+
+// AppendJSON writes the number as encoding/json would.
+func (n number) AppendJSON(b []byte) ([]byte, error) {
+	if n.isInt {
+		return strconv.AppendInt(b, n.i, 10), nil
+	}
+	return append(b, n.text...), nil
+}
+
+// doubleFast doubles int64s in place and hands everything else to double.
+func doubleFast(ctx context.Context, n number) (number, error) {
+	if n.isInt && n.i <= math.MaxInt64/2 && n.i >= math.MinInt64/2 {
+		return number{i: 2 * n.i, isInt: true}, nil
+	}
+	text := n.text
+	if n.isInt {
+		text = json.Number(strconv.FormatInt(n.i, 10))
+	}
+	r, err := double(ctx, text)
+	return number{text: r}, err
 }
 
 // double doubles a JSON number. Integers that fit an int64 are doubled
