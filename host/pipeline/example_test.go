@@ -31,7 +31,7 @@ func Example() {
 	sum, err := pipeline.Run(context.Background(), spec)
 	fmt.Printf("%d ok, %d failed: %v\n", sum.Succeeded, sum.Failed, errors.Is(err, pipeline.ErrFailed))
 	// Output:
-	// failed: line 3: stage 1 (double): bad input: cannot decode input "three" as json.Number: want a number, got a JSON string
+	// failed: line 3: stage 1 (double): bad input: cannot decode input "three" as number: want a number, got a JSON string
 	// Number: 2
 	// Number: 4
 	// Number: 8

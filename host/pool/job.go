@@ -18,6 +18,8 @@ type job struct {
 	openLimit int        // Imap: items open may take
 	itemBytes int        // Imap: average item size seen, to size buffers
 	free      [][]Result // Imap: results arrays of consumed roots, for reuse
+	freeData  [][]byte   // Imap: data buffers of consumed roots, for reuse
+	freeEnds  [][]uint32 // Imap: ends buffers of consumed roots, for reuse
 	ready     []*batch   // Imap: sealed batches waiting for a worker
 	fed       bool       // Imap: the input is exhausted (or the job stopped)
 	cut       int        // root batches cut so far
@@ -81,6 +83,14 @@ func (j *job) recycle(b *batch) {
 		j.free = append(j.free, b.results[:0])
 	}
 	b.results = nil
+	// Its items' buffers too, unless the job stopped: a batch resolved by
+	// stopJob may still be on its way to a worker. A batch answered in
+	// full is not: its request was encoded before any answer could come.
+	if !j.stopped && len(j.freeData) < 4 {
+		j.freeData = append(j.freeData, b.data[:cap(b.data)])
+		j.freeEnds = append(j.freeEnds, b.ends[:cap(b.ends)])
+	}
+	b.data, b.ends = nil, nil
 }
 
 func (j *job) register(p *Pool, b *batch) {

@@ -114,7 +114,7 @@ func TestDoubleFast(t *testing.T) {
 			t.Errorf("doubleFast(%s) = %s, %v; double = %s, %v", in, out, err, want, werr)
 		}
 	}
-	for in, want := range map[string]string{`"x"`: "got a JSON string", "null": "got null", "{}": "got a JSON object", "x": "not valid JSON"} {
+	for in, want := range map[string]string{`"x"`: "got a JSON string", "null": "got null", "{}": "got a JSON object", "x": "invalid character 'x'"} {
 		var n number
 		if err := n.UnmarshalJSON([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("UnmarshalJSON(%s) = %v, want %q", in, err, want)

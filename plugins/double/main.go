@@ -35,9 +35,10 @@ func (n *number) UnmarshalJSON(b []byte) error {
 		*n = number{i: i, isInt: true}
 		return nil
 	}
+	var v any
 	switch {
-	case !json.Valid(b):
-		return errors.New("not valid JSON")
+	case json.Unmarshal(b, &v) != nil:
+		return json.Unmarshal(b, &v) // the syntax error, as encoding/json words it
 	case b[0] == '"':
 		return errors.New("want a number, got a JSON string")
 	case b[0] == 'n':

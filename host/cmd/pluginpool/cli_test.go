@@ -202,10 +202,10 @@ func TestSeedExamples(t *testing.T) {
 		{[]string{"apply", "double", "21"}, "42\n", "", ExitOK},
 		{[]string{"apply", "printer", "Child process"}, "Number: Child process\n", "", ExitOK},
 		{[]string{"map", "double", "1", "x", "3"}, "2\n6\n",
-			"pluginpool: item 2 (x): double: bad input: cannot decode input \"x\" as json.Number: want a number, got a JSON string\n" +
+			"pluginpool: item 2 (x): double: bad input: cannot decode input \"x\" as number: want a number, got a JSON string\n" +
 				"pluginpool: 1 of 3 items failed\n", ExitFailed},
 		{[]string{"apply", "double", "x"}, "",
-			"pluginpool: item 1 (x): double: bad input: cannot decode input \"x\" as json.Number: want a number, got a JSON string\n", ExitFailed},
+			"pluginpool: item 1 (x): double: bad input: cannot decode input \"x\" as number: want a number, got a JSON string\n", ExitFailed},
 	} {
 		out, errText, code := cli(t, nil, tc.args...)
 		expect(t, tc.args, out, errText, code, tc.out, tc.errText, tc.code)
@@ -233,7 +233,7 @@ func TestMapMalformedLines(t *testing.T) {
 	in := "1\n2\n{bad\n\n4\n"
 	out, errText, code := cli(t, strings.NewReader(in), "map", "double")
 	expect(t, []string{"map", "double", "<<<", in}, out, errText, code, "2\n4\n8\n",
-		"pluginpool: line 3: double: bad input: cannot decode input {bad as json.Number: invalid character 'b' looking for beginning of object key string\n"+
+		"pluginpool: line 3: double: bad input: cannot decode input {bad as number: invalid character 'b' looking for beginning of object key string\n"+
 			"pluginpool: 1 of 4 items failed\n", ExitFailed)
 }
 

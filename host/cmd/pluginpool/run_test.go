@@ -93,7 +93,7 @@ input = "in.jsonl"
 output = "out.txt"
 `, map[string]string{"in.jsonl": "1\n2\n\"x\"\n\n4\n"})
 	out, errs, code := mainIn(t, dir, nil, nil, "run")
-	want := "pluginpool: line 3: stage 1 (double): bad input: cannot decode input \"x\" as json.Number: want a number, got a JSON string\n" +
+	want := "pluginpool: line 3: stage 1 (double): bad input: cannot decode input \"x\" as number: want a number, got a JSON string\n" +
 		"pluginpool: 1 of 4 items failed\n"
 	expect(t, []string{"run"}, out, errs, code, "", want, ExitFailed)
 	got, err := os.ReadFile(filepath.Join(dir, "out.txt"))
