@@ -121,4 +121,3 @@ func TestDoubleFast(t *testing.T) {
 		}
 	}
 }
-
