@@ -213,7 +213,9 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 		writeErr      error
 	)
 	for i, r := range seq(ctx, items) {
-		if canceled(ctx) {
+		// Checked per item, cancellation cost ~20 ns an item; failed items
+		// (all of them once ctx is done) are checked before they are reported.
+		if (total&1023 == 0 || r.Err != nil) && canceled(ctx) {
 			abort() // the loop's exit waits for the input to let go
 			break
 		}
