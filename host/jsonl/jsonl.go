@@ -34,9 +34,9 @@ type Reader struct {
 
 // NewReader returns a Reader over r. With text set, every line is taken as
 // a plain string and encoded as JSON; otherwise each line must already be a
-// JSON value. Lines longer than limit bytes are not held in memory: the
-// item is cut to limit+1 bytes (so the pool rejects it as too large) and
-// Oversize reports the real length.
+// JSON value. A line longer than limit bytes and than the read block
+// (1 MiB) is not held in memory: the item is cut to limit+1 bytes (so the
+// pool rejects it as too large) and Oversize reports the real length.
 func NewReader(r io.Reader, text bool, limit int) *Reader {
 	return &Reader{r: r, text: text, limit: limit}
 }

@@ -237,13 +237,25 @@ func (p *Pool) resolveAnswer(b *batch, start int, resp *workerpb.Batch) (retry [
 		// map: a run of plain values into consecutive root positions.
 		res := root.results[start : start+len(resp.Ends)]
 		prev := uint32(0)
-		for i, end := range resp.Ends {
-			if end > prev {
-				res[i] = Result{Value: resp.Data[prev:end:end]}
-			} else {
-				res[i] = Result{}
+		if j.src != nil {
+			// Map's results are freshly zeroed: store the one pointer,
+			// not the whole struct (each pointer store pays a write
+			// barrier while the GC runs, which is most of a big Map).
+			for i, end := range resp.Ends {
+				if end > prev {
+					res[i].Value = resp.Data[prev:end:end]
+				}
+				prev = end
 			}
-			prev = end
+		} else {
+			for i, end := range resp.Ends {
+				if end > prev {
+					res[i] = Result{Value: resp.Data[prev:end:end]}
+				} else {
+					res[i] = Result{}
+				}
+				prev = end
+			}
 		}
 		root.markRange(start, start+len(res))
 		j.settle(root, len(res))

@@ -1,0 +1,93 @@
+package jsonl
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/pluginpool/pluginpool/host/pool"
+)
+
+// read collects a Reader's items and their line numbers.
+func read(t *testing.T, r *Reader) (items []string, lines []int) {
+	t.Helper()
+	for it := range r.Items() {
+		items = append(items, string(it)) // items are only valid until the next one
+	}
+	for i := range items {
+		lines = append(lines, r.Line(i))
+	}
+	return items, lines
+}
+
+func TestReaderLines(t *testing.T) {
+	in := "1\n\n  \n\"two\"\r\n{\"a\": 3}\n\n4" // blank lines, CRLF, no final newline
+	for name, src := range map[string]io.Reader{
+		"whole":        strings.NewReader(in),
+		"byte by byte": iotest.OneByteReader(strings.NewReader(in)),
+	} {
+		items, lines := read(t, NewReader(src, false, 1<<20))
+		want := []string{"1", `"two"`, `{"a": 3}`, "4"}
+		if strings.Join(items, "|") != strings.Join(want, "|") {
+			t.Errorf("%s: items %q, want %q", name, items, want)
+		}
+		if got := lines; len(got) != 4 || got[0] != 1 || got[1] != 4 || got[2] != 5 || got[3] != 7 {
+			t.Errorf("%s: lines %v, want [1 4 5 7]", name, got)
+		}
+	}
+}
+
+func TestReaderText(t *testing.T) {
+	items, _ := read(t, NewReader(strings.NewReader("hello\nsay \"hi\"\nnaïve\n"), true, 1<<20))
+	want := []string{`"hello"`, `"say \"hi\""`, `"naïve"`}
+	if strings.Join(items, "|") != strings.Join(want, "|") {
+		t.Errorf("items %q, want %q", items, want)
+	}
+}
+
+// A line over the limit and the read block is never held whole: the item
+// is cut to limit+1 bytes (so the pool rejects it) and Oversize reports
+// the real length. A shorter one is passed whole, for the pool to reject.
+func TestReaderOversize(t *testing.T) {
+	long := strings.Repeat("7", 3*blockSize+5)
+	r := NewReader(strings.NewReader("1\n"+long+"\n3\n"), false, 100)
+	items, lines := read(t, r)
+	if len(items) != 3 || items[0] != "1" || len(items[1]) != 101 || items[2] != "3" {
+		t.Fatalf("items: %d, lengths %d", len(items), len(items[1]))
+	}
+	if n, ok := r.Oversize(1); !ok || n != len(long) {
+		t.Errorf("Oversize(1) = %d, %v; want %d, true", n, ok, len(long))
+	}
+	if _, ok := r.Oversize(0); ok {
+		t.Error("Oversize(0) reports a short line")
+	}
+	if lines[2] != 3 {
+		t.Errorf("line of the item after the long one: %d, want 3", lines[2])
+	}
+}
+
+func TestReaderError(t *testing.T) {
+	boom := errors.New("disk on fire")
+	r := NewReader(io.MultiReader(strings.NewReader("1\n2\n"), iotest.ErrReader(boom)), false, 100)
+	items, _ := read(t, r)
+	if len(items) != 2 || !errors.Is(r.Err(), boom) {
+		t.Errorf("items %q, Err %v; want 2 items and the read error", items, r.Err())
+	}
+}
+
+func TestWriter(t *testing.T) {
+	var b bytes.Buffer
+	w := NewWriter(&b)
+	w.Write(pool.Result{Value: []byte("2")})
+	w.Write(pool.Result{Output: []string{"Number: 1", "more"}})
+	w.Write(pool.Result{Output: []string{"x"}, Value: []byte(`"y"`)})
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "2\nNumber: 1\nmore\nx\n\"y\"\n"; b.String() != want {
+		t.Errorf("wrote %q, want %q", b.String(), want)
+	}
+}
