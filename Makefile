@@ -22,9 +22,9 @@ build:
 run: build
 	@echo '$$ pluginpool apply child "Child process"    # Process(target=...).start(); .join()'
 	@$(BIN)/pluginpool apply child "Child process"
-	@echo '$$ pluginpool map double 1 2 3 4 5           # Pool(processes=3).map(process_task, [1,2,3,4,5])'
+	@echo '$$ pluginpool map -w 3 double 1 2 3 4 5      # Pool(processes=3).map(process_task, [1,2,3,4,5])'
 	@$(BIN)/pluginpool map -w 3 double 1 2 3 4 5
-	@echo '$$ pluginpool map printer 1 2 3 4            # four processes printing "Number: N", never garbled'
+	@echo '$$ pluginpool map -w 4 printer 1 2 3 4       # four processes printing "Number: N", never garbled'
 	@$(BIN)/pluginpool map -w 4 printer 1 2 3 4
 	@echo '$$ pluginpool run                            # the default pipeline in pool.toml: double -> printer'
 	@$(BIN)/pluginpool run
