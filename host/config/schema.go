@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/pluginpool/pluginpool/host/pool"
 )
 
 // Keys of each table, for unknown-key suggestions.
@@ -163,7 +165,7 @@ func (p *parser) plugin(f *File, name string, v any) *Plugin {
 		case "sha256":
 			if s, ok := p.str(at, val); ok {
 				s = strings.ToLower(strings.TrimSpace(s))
-				if s != "" && !isHex64(s) {
+				if s != "" && !pool.ValidSHA256(s) {
 					p.errorf(at, "%q is not a sha256 digest: expected 64 hex digits (sha256sum prints one)", s)
 				} else {
 					pl.SHA256 = s
@@ -484,16 +486,4 @@ func describe(v any) string {
 		return "a table"
 	}
 	return fmt.Sprintf("%T", v)
-}
-
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, r := range s {
-		if !strings.ContainsRune("0123456789abcdef", r) {
-			return false
-		}
-	}
-	return true
 }

@@ -46,11 +46,6 @@ func DefaultSettings() Settings {
 	}
 }
 
-// maxItemBytesLimit mirrors host/pool's ceiling on one gRPC message, so
-// `pluginpool validate` catches an oversized max_item_bytes before a pool
-// refuses to start.
-const maxItemBytesLimit = 1<<31 - 1 - 1<<20
-
 type valueKind int
 
 const (
@@ -74,7 +69,7 @@ var settingKeys = []settingKey{
 	{"workers", kindCount, 0, 0, func(s *Settings) any { return &s.Workers }},
 	{"chunk_size", kindCount, 0, 0, func(s *Settings) any { return &s.ChunkSize }},
 	{"in_flight", kindCount, 1, 0, func(s *Settings) any { return &s.InFlight }},
-	{"max_item_bytes", kindSize, 1, maxItemBytesLimit, func(s *Settings) any { return &s.MaxItemBytes }},
+	{"max_item_bytes", kindSize, 1, pool.MaxItemBytesLimit, func(s *Settings) any { return &s.MaxItemBytes }},
 	{"max_attempts", kindCount, 1, 0, func(s *Settings) any { return &s.MaxAttempts }},
 	{"task_timeout", kindDuration, 0, 0, func(s *Settings) any { return &s.TaskTimeout }},
 	{"kill_grace", kindDuration, 1, 0, func(s *Settings) any { return &s.KillGrace }},

@@ -115,7 +115,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.PluginConfig = append([]byte(nil), c.PluginConfig...)
 	}
 	c.SHA256 = strings.ToLower(strings.TrimSpace(c.SHA256))
-	if c.SHA256 != "" && !isHexDigest(c.SHA256) {
+	if c.SHA256 != "" && !ValidSHA256(c.SHA256) {
 		bad("SHA256 %q is not a 64-digit hex sha256 digest", c.SHA256)
 	}
 	def := func(v *int, d int, name string) {
@@ -145,8 +145,8 @@ func (c Config) withDefaults() (Config, error) {
 	defDur(&c.KillGrace, DefaultKillGrace, "KillGrace")
 	defDur(&c.RestartWindow, DefaultRestartWindow, "RestartWindow")
 	defDur(&c.StartTimeout, DefaultStartTimeout, "StartTimeout")
-	if c.MaxItemBytes > maxMessage {
-		bad("MaxItemBytes must be at most %d, got %d", maxMessage, c.MaxItemBytes)
+	if c.MaxItemBytes > MaxItemBytesLimit {
+		bad("MaxItemBytes must be at most %d, got %d", MaxItemBytesLimit, c.MaxItemBytes)
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "pluginpool", Level: hclog.Warn, Output: os.Stderr})
@@ -157,10 +157,13 @@ func (c Config) withDefaults() (Config, error) {
 	return c, errors.Join(errs...)
 }
 
-// maxMessage is gRPC's hard ceiling on one message.
-const maxMessage = 1<<31 - 1 - 1<<20
+// MaxItemBytesLimit is the largest MaxItemBytes: gRPC's ceiling on one
+// message, less room for the rest of the batch.
+const MaxItemBytesLimit = 1<<31 - 1 - 1<<20
 
-func isHexDigest(s string) bool {
+// ValidSHA256 reports whether s is a sha256 digest as Config.SHA256 takes
+// it: 64 lower-case hex digits.
+func ValidSHA256(s string) bool {
 	if len(s) != 64 {
 		return false
 	}

@@ -3,6 +3,7 @@ package pool
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -56,7 +57,7 @@ func (t *tail) lines() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make([]string, 0, len(t.buf)+2)
-	if t.panic != "" && (len(t.buf) == 0 || t.buf[0] != t.panic) && !contains(t.buf, t.panic) {
+	if t.panic != "" && !slices.Contains(t.buf, t.panic) {
 		out = append(out, t.panic, "...")
 	}
 	out = append(out, t.buf...)
@@ -64,15 +65,6 @@ func (t *tail) lines() []string {
 		out = append(out, string(t.partial))
 	}
 	return out
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // lineWriter forwards what a plugin writes to its own stdout or stderr to
