@@ -31,7 +31,7 @@ type number struct {
 // UnmarshalJSON takes an integer as it is and any other JSON number as
 // text; anything else is a decode error the host reports for that item.
 func (n *number) UnmarshalJSON(b []byte) error {
-	if i, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+	if i, ok := parseInt(b); ok {
 		*n = number{i: i, isInt: true}
 		return nil
 	}
@@ -114,4 +114,28 @@ func formatFloat(f float64) string {
 		s = s[:n-2] + s[n-1:]
 	}
 	return s
+}
+
+// parseInt parses a JSON integer that fits an int64, without allocating:
+// strconv.ParseInt needs a string. Up to 18 digits, which cannot overflow;
+// longer ones take the general path.
+func parseInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 || (b[0] == '0' && len(b) > 1) {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }
