@@ -243,7 +243,7 @@ func TestBadCommandLines(t *testing.T) {
 		code ExitCode
 		err  string // a part of stderr
 	}{
-		{[]string{"map", "nosuch", "1"}, ExitUsage, `unknown plugin "nosuch": ` + cfgPath + ` configures badformat, double, logger, missing, panicky, printer, script`},
+		{[]string{"map", "nosuch", "1"}, ExitUsage, `unknown plugin "nosuch": pool.toml has no [plugins.nosuch] table; configured: badformat, double, logger, missing, panicky, printer, script`},
 		{[]string{"map", "missing", "1"}, ExitStart, "missing: cannot start " + filepath.Join(binDir, "missing")},
 		{[]string{"map"}, ExitUsage, "requires at least 1 arg(s)"},
 		{[]string{"map", "--workers", "0", "double", "1"}, ExitUsage, "--workers must be >= 1"},

@@ -248,7 +248,8 @@ func (g *globalOptions) poolConfig(name string) (pool.Config, error) {
 	for n := range f.Plugins {
 		known = append(known, n)
 	}
-	return pool.Config{}, fmt.Errorf("unknown plugin %q: %s configures %s", name, g.configPath, strings.Join(sorted(known), ", "))
+	_, err = f.Plugin(name) // says which configured name is closest
+	return pool.Config{}, fmt.Errorf("%w; configured: %s", err, strings.Join(sorted(known), ", "))
 }
 
 func (g *globalOptions) finish(cfg pool.Config) pool.Config {
