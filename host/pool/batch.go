@@ -108,18 +108,6 @@ func (b *batch) request() *workerpb.Batch {
 	return req
 }
 
-// dataBytes is the size of b's items.
-func (b *batch) dataBytes() int {
-	if b.src == nil {
-		return len(b.data)
-	}
-	n := 0
-	for _, it := range b.src {
-		n += len(it)
-	}
-	return n
-}
-
 // mark records that root item i is resolved; has reports it.
 func (b *batch) mark(i int)     { b.got[i>>6] |= 1 << (i & 63) }
 func (b *batch) has(i int) bool { return b.got[i>>6]&(1<<(i&63)) != 0 }

@@ -15,7 +15,6 @@ type job struct {
 	src       [][]byte   // Map: every item; nil for Imap
 	next      int        // Map: the next item to cut
 	open      *batch     // Imap: the batch the feeder is filling
-	openLimit int        // Imap: items open may take
 	itemBytes int        // Imap: average item size seen, to size buffers
 	free      [][]Result // Imap: results arrays of consumed roots, for reuse
 	freeData  [][]byte   // Imap: data buffers of consumed roots, for reuse
@@ -26,7 +25,6 @@ type job struct {
 	window    int        // Imap: root batches cut but not yet consumed
 	maxWindow int        // Imap: bound on window: results held in memory
 	stopped   bool       // failed or abandoned: cut nothing more
-	nextIndex int        // Imap: job-wide index of the next item fed
 
 	// Output side, guarded by mu.
 	mu       sync.Mutex
