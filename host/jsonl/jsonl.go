@@ -13,6 +13,7 @@ import (
 	"iter"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/pluginpool/pluginpool/host/pool"
 )
@@ -191,19 +192,55 @@ func appendString(dst, s []byte) []byte {
 
 // Writer writes results as lines: first the lines a task printed, then its
 // value, if it has one. Failed results are not written; the caller reports
-// them.
+// them. It buffers (256 KiB) for throughput; FlushEvery makes a slow or
+// stalled stream show its results anyway. Its methods are safe for
+// concurrent use.
 type Writer struct {
-	w *bufio.Writer
+	mu    sync.Mutex
+	w     *bufio.Writer
+	dirty bool
+	stop  chan struct{} // closed by Close; nil without FlushEvery
+	done  chan struct{} // closed when the flusher has exited
 }
 
-// NewWriter returns a Writer with a large buffer over w. Call Flush at the end.
+// NewWriter returns a Writer with a large buffer over w. Call Close (or
+// Flush) at the end.
 func NewWriter(w io.Writer) *Writer {
 	return &Writer{w: bufio.NewWriterSize(w, 256<<10)}
+}
+
+// FlushEvery starts a goroutine that writes out buffered results every d,
+// so `tail -f log | pluginpool map ...` shows results as they come rather
+// than when 256 KiB have piled up. Close stops it. Call it at most once.
+func (w *Writer) FlushEvery(d time.Duration) {
+	w.stop, w.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+				w.mu.Lock()
+				if w.dirty {
+					// An error sticks in the bufio.Writer: the next Write
+					// returns it.
+					_ = w.w.Flush()
+					w.dirty = false
+				}
+				w.mu.Unlock()
+			}
+		}
+	}()
 }
 
 // Write writes one result. Errors are sticky: after one, every Write and
 // Flush returns it.
 func (w *Writer) Write(r pool.Result) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	var err error
 	for _, l := range r.Output {
 		w.w.WriteString(l)
@@ -213,8 +250,28 @@ func (w *Writer) Write(r pool.Result) error {
 		w.w.Write(r.Value)
 		err = w.w.WriteByte('\n')
 	}
+	w.dirty = true
 	return err
 }
 
 // Flush writes out what is buffered.
-func (w *Writer) Flush() error { return w.w.Flush() }
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.dirty = false
+	return w.w.Flush()
+}
+
+// Close stops the flusher started by FlushEvery, if any, and flushes.
+// Safe to call more than once.
+func (w *Writer) Close() error {
+	if w.stop != nil {
+		select {
+		case <-w.stop:
+		default:
+			close(w.stop)
+		}
+		<-w.done
+	}
+	return w.Flush()
+}

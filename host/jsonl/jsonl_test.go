@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/pluginpool/pluginpool/host/pool"
 )
@@ -89,5 +91,45 @@ func TestWriter(t *testing.T) {
 	}
 	if want := "2\nNumber: 1\nmore\nx\n\"y\"\n"; b.String() != want {
 		t.Errorf("wrote %q, want %q", b.String(), want)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the flusher goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// With FlushEvery, a result shows up without a Flush: a stalled stream
+// (tail -f) still shows what it has.
+func TestWriterFlushEvery(t *testing.T) {
+	var b lockedBuffer
+	w := NewWriter(&b)
+	w.FlushEvery(5 * time.Millisecond)
+	w.Write(pool.Result{Value: []byte("42")})
+	deadline := time.Now().Add(10 * time.Second)
+	for b.String() != "42\n" {
+		if time.Now().After(deadline) {
+			t.Fatal("the result was never flushed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil { // twice is fine
+		t.Fatal(err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"iter"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/jsonl"
@@ -184,6 +185,7 @@ func Run(ctx context.Context, spec Spec) (Summary, error) {
 	})
 	defer stopLinks()
 
+	r.out.w.FlushEvery(outputFlush)
 	last := len(pools) - 1
 	for i, res := range r.results(last) {
 		if _, ok := r.settle(last, i, res); !ok {
@@ -428,3 +430,7 @@ func (r *run) itemError(s, origin int, err error) error {
 	}
 	return err
 }
+
+// outputFlush is how long a result may sit in the output buffer: a slow or
+// stalled pipeline shows its results within it.
+const outputFlush = 100 * time.Millisecond

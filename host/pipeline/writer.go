@@ -61,8 +61,8 @@ func (w *writer) push(e entry) bool {
 func (w *writer) flush() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err == nil {
-		w.err = w.w.Flush()
+	if err := w.w.Close(); w.err == nil { // stops the periodic flush too
+		w.err = err
 	}
 	return w.err
 }

@@ -204,6 +204,8 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 	metrics.Add(p)
 	began := time.Now()
 	out := jsonl.NewWriter(o.io.Out)
+	out.FlushEvery(outputFlush)
+	defer out.Close()
 	seq := p.Imap
 	if o.unordered {
 		seq = p.ImapUnordered
@@ -234,7 +236,7 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 	abort()
 	prog.Finish()
 	if writeErr == nil {
-		writeErr = out.Flush()
+		writeErr = out.Close()
 	}
 	switch {
 	case ctx.Err() != nil:
@@ -359,3 +361,7 @@ func canceled(ctx context.Context) bool {
 		return false
 	}
 }
+
+// outputFlush is how long a result may sit in the output buffer: results of
+// a slow or stalled input (tail -f) show up within it.
+const outputFlush = 100 * time.Millisecond
