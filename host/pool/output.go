@@ -70,7 +70,7 @@ func (t *tail) lines() []string {
 // lineWriter forwards what a plugin writes to its own stdout or stderr to
 // w, one whole line at a time, each tagged with the worker. Lines of
 // different workers never interleave mid-line: every line is one Write
-// under a lock shared by all lineWriters of the same destination.
+// under one lock shared by every lineWriter in the process.
 type lineWriter struct {
 	w       io.Writer
 	tag     func() string
