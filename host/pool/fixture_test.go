@@ -60,7 +60,11 @@ func markerOnce(key string) bool {
 // count appends one byte to POOLTEST_DIR/name, so a test can count events
 // across processes (appends of one byte are atomic).
 func count(name string) {
-	f, err := os.OpenFile(filepath.Join(os.Getenv("POOLTEST_DIR"), name), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	dir := os.Getenv("POOLTEST_DIR")
+	if dir == "" {
+		return // the examples count nothing
+	}
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err == nil {
 		f.WriteString("x")
 		f.Close()
