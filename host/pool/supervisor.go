@@ -319,7 +319,9 @@ func (p *Pool) taskError(e *workerpb.ItemError, attempt int) error {
 	return &TaskError{Plugin: p.cfg.Name, Kind: KindError, Message: e.Message, Attempt: attempt}
 }
 
-// requeue queues root's items at pos to run again, one run later.
+// requeue queues root's items at pos, which asked to be retried, to run
+// again one run later, through the same grouping as items a crash left
+// unanswered (so a quarantined item stays alone).
 func (p *Pool) requeue(root *batch, pos []int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -327,15 +329,10 @@ func (p *Pool) requeue(root *batch, pos []int32) {
 		return
 	}
 	root.ensureCounters()
-	byRun := map[int][]int32{}
 	for _, i := range pos {
 		root.runs[i]++
-		byRun[int(root.runs[i])+1] = append(byRun[int(root.runs[i])+1], i)
 	}
-	for run, ps := range byRun {
-		p.retry = append(p.retry, newRetry(root, ps, run))
-	}
-	p.stats.retried(len(pos))
+	p.queueAgain(root, pos)
 	p.cond.Broadcast()
 }
 
