@@ -122,31 +122,20 @@ func (p *Pool) rotate(j *job, f *filling, n int) bool {
 	}
 	limit := p.batchSize()
 	size := max(min(limit*max(j.itemBytes, n)*9/8+64, maxBatchBytes), n)
-	b := &batch{job: j, attempt: 1, index: f.next, data: j.dataBuffer(size), ends: j.endsBuffer(limit)}
+	b := &batch{job: j, attempt: 1, index: f.next, data: takeBuffer(&j.freeData, size), ends: takeBuffer(&j.freeEnds, limit)}
 	*f = filling{b: b, data: b.data, ends: b.ends, next: f.next}
 	j.open = b
 	return true
 }
 
-// dataBuffer returns a buffer of n bytes, recycled if one is big enough.
-// Called with p.mu held.
-func (j *job) dataBuffer(n int) []byte {
-	for i, b := range j.freeData {
+// takeBuffer returns a buffer of n elements from free, recycled when one
+// is big enough, else new. Called with p.mu held.
+func takeBuffer[T any](free *[][]T, n int) []T {
+	for i, b := range *free {
 		if cap(b) >= n {
-			j.freeData = append(j.freeData[:i], j.freeData[i+1:]...)
+			*free = append((*free)[:i], (*free)[i+1:]...)
 			return b[:n]
 		}
 	}
-	return make([]byte, n)
-}
-
-// endsBuffer is dataBuffer for item ends.
-func (j *job) endsBuffer(n int) []uint32 {
-	for i, b := range j.freeEnds {
-		if cap(b) >= n {
-			j.freeEnds = append(j.freeEnds[:i], j.freeEnds[i+1:]...)
-			return b[:n]
-		}
-	}
-	return make([]uint32, n)
+	return make([]T, n)
 }

@@ -211,6 +211,8 @@ func checkExecutable(path, want string) error {
 // handshakeError explains go-plugin's start errors.
 func handshakeError(err error, cmd *exec.Cmd) error {
 	msg := err.Error()
+	first, _, _ := strings.Cut(msg, "\n")
+	unrecognized, printed := strings.CutPrefix(first, "Unrecognized remote plugin message:")
 	switch {
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
 		return fmt.Errorf("%w: no handshake within start_timeout", ErrStartTimeout)
@@ -218,22 +220,14 @@ func handshakeError(err error, cmd *exec.Cmd) error {
 		// go-plugin's words when stdout closed before a line came, which
 		// is how a process that exits at once usually ends up: it wrote
 		// nothing, so "must not write to stdout" below would mislead.
-		strings.Contains(msg, "Failed to read any lines from plugin's stdout"):
+		strings.Contains(msg, "Failed to read any lines from plugin's stdout"),
+		printed && strings.TrimSpace(unrecognized) == "":
 		exit := "it exited"
 		if cmd.ProcessState != nil {
 			exit = "it exited (" + cmd.ProcessState.String() + ")"
 		}
 		return fmt.Errorf("%w: %s before the handshake; is it built with the pluginpool SDK (sdk.Serve)?", ErrHandshake, exit)
-	case strings.Contains(msg, "Unrecognized remote plugin message"):
-		first, _, _ := strings.Cut(msg, "\n")
-		if strings.TrimSpace(strings.TrimPrefix(first, "Unrecognized remote plugin message:")) == "" {
-			// Nothing at all came: it exited without a handshake.
-			exit := "it exited"
-			if cmd.ProcessState != nil {
-				exit = "it exited (" + cmd.ProcessState.String() + ")"
-			}
-			return fmt.Errorf("%w: %s without a handshake; is it built with the pluginpool SDK (sdk.Serve)?", ErrHandshake, exit)
-		}
+	case printed:
 		return fmt.Errorf("%w: %s; a plugin must not write to stdout before sdk.Serve", ErrHandshake, first)
 	case strings.Contains(msg, "Incompatible API version"):
 		return fmt.Errorf("%w: it speaks another protocol version: %v", ErrHandshake, err)
