@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pluginpool/pluginpool/bench/internal/inputs"
 	"github.com/pluginpool/pluginpool/host/pool"
 )
 
@@ -43,18 +44,6 @@ func startPool(b *testing.B, cfg pool.Config) *pool.Pool {
 	return p
 }
 
-// ints encodes 0..n-1 as JSON numbers in one buffer.
-func ints(n int) [][]byte {
-	buf := make([]byte, 0, n*8)
-	items := make([][]byte, n)
-	for i := range n {
-		start := len(buf)
-		buf = strconv.AppendInt(buf, int64(i), 10)
-		items[i] = buf[start:len(buf):len(buf)]
-	}
-	return items
-}
-
 func checkDoubled(b *testing.B, rs []pool.Result) {
 	b.Helper()
 	for _, i := range []int{0, len(rs) / 2, len(rs) - 1} {
@@ -70,7 +59,7 @@ func checkDoubled(b *testing.B, rs []pool.Result) {
 func BenchmarkMap1M(b *testing.B) {
 	const n = 1_000_000
 	p := startPool(b, pool.Config{Path: doublePath(b), Workers: 2})
-	items := ints(n)
+	items := inputs.Ints(n)
 	ctx := context.Background()
 	if _, err := p.Map(ctx, items[:10_000]); err != nil { // grow the batch size
 		b.Fatal(err)
@@ -94,7 +83,7 @@ func BenchmarkMap1M(b *testing.B) {
 func BenchmarkImap1M(b *testing.B) {
 	const n = 1_000_000
 	p := startPool(b, pool.Config{Path: doublePath(b), Workers: 2})
-	items := ints(n)
+	items := inputs.Ints(n)
 	ctx := context.Background()
 	b.ReportAllocs()
 	runs := 0

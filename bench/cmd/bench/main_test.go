@@ -43,18 +43,6 @@ func TestVerifyDoubled(t *testing.T) {
 	}
 }
 
-func TestEncodeInts(t *testing.T) {
-	items := encodeInts(12)
-	if len(items) != 12 || string(items[0]) != "0" || string(items[11]) != "11" {
-		t.Fatalf("encodeInts(12) = %q", items)
-	}
-	// Items are capped: appending to one must not overwrite the next.
-	_ = append(items[3], '!')
-	if string(items[4]) != "4" {
-		t.Fatalf("items share capacity: %q", items[4])
-	}
-}
-
 func TestFormat(t *testing.T) {
 	for _, c := range []struct {
 		v    float64

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pluginpool/pluginpool/bench/internal/inputs"
 	"github.com/pluginpool/pluginpool/bench/internal/spin"
 	"github.com/pluginpool/pluginpool/host/pool"
 )
@@ -170,19 +171,6 @@ func w1(ctx context.Context, b *bench) []Row {
 
 const w2Items = 1_000_000
 
-// encodeInts is how a Go caller would prepare 1M ints for Map: JSON
-// numbers appended to one buffer and sliced, two allocations in all.
-func encodeInts(n int) [][]byte {
-	buf := make([]byte, 0, n*8)
-	items := make([][]byte, n)
-	for i := range n {
-		start := len(buf)
-		buf = strconv.AppendInt(buf, int64(i), 10)
-		items[i] = buf[start:len(buf):len(buf)]
-	}
-	return items
-}
-
 type w2Times struct {
 	total, start, encode, mapped time.Duration
 	hostCPU, pluginCPU           time.Duration // from Start to the end of Close
@@ -213,7 +201,7 @@ func w2Once(ctx context.Context, double string, env []string) (w2Times, error) {
 		return t, err
 	}
 	t1 := time.Now()
-	items := encodeInts(w2Items)
+	items := inputs.Ints(w2Items)
 	t2 := time.Now()
 	rs, err := p.Map(ctx, items)
 	t3 := time.Now()
@@ -239,7 +227,7 @@ func w2Once(ctx context.Context, double string, env []string) (w2Times, error) {
 func w2Floor() (time.Duration, error) {
 	runtime.GC()
 	t0 := time.Now()
-	items := encodeInts(w2Items)
+	items := inputs.Ints(w2Items)
 	out := make([]byte, 0, w2Items*8)
 	results := make([][]byte, len(items))
 	for i, it := range items {
@@ -485,7 +473,7 @@ func w4Maps(ctx context.Context, spinPath string, env []string, iters uint64, wo
 		return nil, err
 	}
 	defer p.Close()
-	items := encodeInts(w4Items)
+	items := inputs.Ints(w4Items)
 	if _, err := p.Map(ctx, items[:4*workers]); err != nil {
 		return nil, err
 	}
