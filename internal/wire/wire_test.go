@@ -21,7 +21,10 @@ func TestPoolTiers(t *testing.T) {
 		Pool.Put(b)
 	}
 	odd := make([]byte, 300)
-	Pool.Put(&odd) // not a power of two: dropped, not reused
+	Pool.Put(&odd) // not a power of two: dropped, never handed out again
+	if b := Pool.Get(300); cap(*b) != 512 {
+		t.Fatalf("Get(300) after Put of a 300-byte buffer: cap %d, want 512", cap(*b))
+	}
 }
 
 func TestCodecRoundTrip(t *testing.T) {
