@@ -29,7 +29,7 @@ type taskCtx struct {
 	ended   atomic.Bool  // cancel was called
 
 	mu    sync.Mutex
-	lines []string
+	lines [][]byte
 	done  chan struct{}
 	err   error
 }
@@ -164,6 +164,8 @@ func emit(ctx context.Context, s string) {
 		return
 	}
 	c.mu.Lock()
-	c.lines = append(c.lines, strings.Split(s, "\n")...)
+	for line := range strings.SplitSeq(s, "\n") {
+		c.lines = append(c.lines, []byte(line))
+	}
 	c.mu.Unlock()
 }

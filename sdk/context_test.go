@@ -62,7 +62,11 @@ func TestPrintInsideTaskCollectsLines(t *testing.T) {
 		t.Errorf("a task's output went to stdout: %q", got)
 	}
 	want := []string{"Number: 1", "two", "lines", "a 3", "blank after", "", ""}
-	if !slices.Equal(tc.lines, want) {
+	var lines []string
+	for _, l := range tc.lines {
+		lines = append(lines, string(l))
+	}
+	if !slices.Equal(lines, want) {
 		t.Errorf("lines = %q, want %q", tc.lines, want)
 	}
 }

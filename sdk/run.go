@@ -196,7 +196,7 @@ func (r *runner) runBatch(b *workerpb.Batch) error {
 		idx := uint32(i)
 		if err != nil {
 			r.out = r.out[:mark]
-			resp.Errors = append(resp.Errors, &workerpb.ItemError{Index: idx, Kind: errorKind(tc, err), Message: err.Error()})
+			resp.Errors = append(resp.Errors, &workerpb.ItemError{Index: idx, Kind: errorKind(tc, err), Message: []byte(err.Error())})
 		}
 		resp.Ends = append(resp.Ends, uint32(len(r.out)))
 		if len(tc.lines) > 0 {

@@ -162,7 +162,9 @@ func (h *harness) collect(seq uint64, n int) *answer {
 			if o.Index < lo || o.Index >= hi {
 				h.t.Errorf("batch %d: output for item %d in a response for %d..%d", seq, o.Index, lo, hi-1)
 			}
-			a.lines[o.Index] = o.Lines
+			for _, l := range o.Lines {
+				a.lines[o.Index] = append(a.lines[o.Index], string(l))
+			}
 		}
 	}
 	if len(a.values) != n {
@@ -179,7 +181,7 @@ func (a *answer) wantKind(t *testing.T, i uint32, kind workerpb.ErrorKind, msg s
 		t.Errorf("item %d: no error, want %v", i, kind)
 	case e.Kind != kind:
 		t.Errorf("item %d: kind %v (%q), want %v", i, e.Kind, e.Message, kind)
-	case !strings.Contains(e.Message, msg):
+	case !strings.Contains(string(e.Message), msg):
 		t.Errorf("item %d: message %q, want it to contain %q", i, e.Message, msg)
 	}
 }
@@ -286,7 +288,7 @@ func TestRunErrorKinds(t *testing.T) {
 	a.wantKind(t, 1, workerpb.ErrorKind_ERROR_KIND_TASK, "boom")
 	a.wantKind(t, 2, workerpb.ErrorKind_ERROR_KIND_PANIC, "panic: kaboom")
 	a.wantKind(t, 3, workerpb.ErrorKind_ERROR_KIND_RETRY, "try later")
-	if e := a.errs[2]; e != nil && !strings.Contains(e.Message, "goroutine ") {
+	if e := a.errs[2]; e != nil && !strings.Contains(string(e.Message), "goroutine ") {
 		t.Errorf("panic message has no stack: %q", e.Message)
 	}
 	if a.errs[4] != nil {

@@ -274,7 +274,7 @@ func (p *Pool) resolveAnswer(b *batch, start int, resp *workerpb.Batch) (retry [
 			outs = outs[1:]
 		}
 		if len(outs) > 0 && int(outs[0].Index) == k {
-			r.Output = outs[0].Lines
+			r.Output = outputLines(outs[0].Lines)
 		}
 		for len(errs) > 0 && int(errs[0].Index) < k {
 			errs = errs[1:]
@@ -310,13 +310,24 @@ func (p *Pool) taskError(e *workerpb.ItemError, attempt int) error {
 	case workerpb.ErrorKind_ERROR_KIND_TIMEOUT:
 		return &TimeoutError{Plugin: p.cfg.Name, Timeout: p.cfg.TaskTimeout}
 	case workerpb.ErrorKind_ERROR_KIND_PANIC:
-		return &TaskError{Plugin: p.cfg.Name, Kind: KindPanic, Message: e.Message, Attempt: attempt}
+		return &TaskError{Plugin: p.cfg.Name, Kind: KindPanic, Message: string(e.Message), Attempt: attempt}
 	case workerpb.ErrorKind_ERROR_KIND_DECODE:
-		return &TaskError{Plugin: p.cfg.Name, Kind: KindDecode, Message: e.Message, Attempt: attempt}
+		return &TaskError{Plugin: p.cfg.Name, Kind: KindDecode, Message: string(e.Message), Attempt: attempt}
 	case workerpb.ErrorKind_ERROR_KIND_CANCELED:
-		return &TaskError{Plugin: p.cfg.Name, Kind: KindCanceled, Message: e.Message, Attempt: attempt}
+		return &TaskError{Plugin: p.cfg.Name, Kind: KindCanceled, Message: string(e.Message), Attempt: attempt}
 	}
-	return &TaskError{Plugin: p.cfg.Name, Kind: KindError, Message: e.Message, Attempt: attempt}
+	return &TaskError{Plugin: p.cfg.Name, Kind: KindError, Message: string(e.Message), Attempt: attempt}
+}
+
+// outputLines converts an item's printed lines to the strings Result
+// carries. Go strings hold any bytes; printing them escaped is the
+// writer's business.
+func outputLines(lines [][]byte) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = string(l)
+	}
+	return out
 }
 
 // requeue queues root's items at pos, which asked to be retried, to run

@@ -140,6 +140,9 @@ func (p *Pool) launch(slot int) (*worker, error) {
 			Config:        cfg.PluginConfig,
 			Slot:          uint32(slot),
 			TaskTimeoutMs: uint64(cfg.TaskTimeout / time.Millisecond),
+			// The watchdog's clock assumes this interval: send it rather
+			// than rely on the plugin's default.
+			FlushIntervalMs: uint64(flushInterval / time.Millisecond),
 		})
 		if err != nil {
 			err = fmt.Errorf("%w: %s", ErrInit, status.Convert(err).Message())

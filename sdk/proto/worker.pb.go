@@ -144,7 +144,11 @@ type DescribeResponse struct {
 	// were in flight on a crashed worker only when this is true.
 	Idempotent bool `protobuf:"varint,3,opt,name=idempotent,proto3" json:"idempotent,omitempty"`
 	// sdk names the SDK and its version, for diagnostics ("go/0.1.0").
-	Sdk           string `protobuf:"bytes,4,opt,name=sdk,proto3" json:"sdk,omitempty"`
+	Sdk string `protobuf:"bytes,4,opt,name=sdk,proto3" json:"sdk,omitempty"`
+	// start_ledger says the plugin keeps the start ledger (see "The start
+	// ledger" below). A plugin that does not is treated as if every
+	// unanswered task it held when it died may have run.
+	StartLedger   bool `protobuf:"varint,5,opt,name=start_ledger,json=startLedger,proto3" json:"start_ledger,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -207,6 +211,13 @@ func (x *DescribeResponse) GetSdk() string {
 	return ""
 }
 
+func (x *DescribeResponse) GetStartLedger() bool {
+	if x != nil {
+		return x.StartLedger
+	}
+	return false
+}
+
 type InitRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// config is the plugin's [plugins.NAME.config] table from pool.toml as a
@@ -222,10 +233,14 @@ type InitRequest struct {
 	TaskTimeoutMs uint64 `protobuf:"varint,3,opt,name=task_timeout_ms,json=taskTimeoutMs,proto3" json:"task_timeout_ms,omitempty"`
 	// flush_interval_ms: while a batch is running, the plugin answers what is
 	// finished whenever this much time has passed since its last answer for
-	// that batch (on the next item that finishes). 0 means the plugin's default.
+	// that batch (on the next item that finishes). The host always sends it.
 	FlushIntervalMs uint64 `protobuf:"varint,4,opt,name=flush_interval_ms,json=flushIntervalMs,proto3" json:"flush_interval_ms,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// max_result_bytes bounds one task's encoded result: a larger result
+	// fails its item (ERROR_KIND_TASK) in the plugin, and the host fails it
+	// too if one arrives. 0 means no limit beyond the message size.
+	MaxResultBytes uint64 `protobuf:"varint,5,opt,name=max_result_bytes,json=maxResultBytes,proto3" json:"max_result_bytes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *InitRequest) Reset() {
@@ -282,6 +297,13 @@ func (x *InitRequest) GetTaskTimeoutMs() uint64 {
 func (x *InitRequest) GetFlushIntervalMs() uint64 {
 	if x != nil {
 		return x.FlushIntervalMs
+	}
+	return 0
+}
+
+func (x *InitRequest) GetMaxResultBytes() uint64 {
+	if x != nil {
+		return x.MaxResultBytes
 	}
 	return 0
 }
@@ -455,10 +477,13 @@ func (x *Batch) GetCancel() bool {
 }
 
 type ItemError struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Kind          ErrorKind              `protobuf:"varint,2,opt,name=kind,proto3,enum=pluginpool.worker.v1.ErrorKind" json:"kind,omitempty"`
-	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Index uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Kind  ErrorKind              `protobuf:"varint,2,opt,name=kind,proto3,enum=pluginpool.worker.v1.ErrorKind" json:"kind,omitempty"`
+	// message is text, UTF-8 by convention but not by rule: a task's error
+	// may quote any bytes (bytes, not string, so that invalid UTF-8 never
+	// breaks the stream). The host escapes what it cannot print.
+	Message       []byte `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -507,17 +532,19 @@ func (x *ItemError) GetKind() ErrorKind {
 	return ErrorKind_ERROR_KIND_UNSPECIFIED
 }
 
-func (x *ItemError) GetMessage() string {
+func (x *ItemError) GetMessage() []byte {
 	if x != nil {
 		return x.Message
 	}
-	return ""
+	return nil
 }
 
 type ItemOutput struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Lines         []string               `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Index uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// lines are what the task printed, one entry per line, without the
+	// newline; any bytes (see ItemError.message).
+	Lines         [][]byte `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -559,7 +586,7 @@ func (x *ItemOutput) GetIndex() uint32 {
 	return 0
 }
 
-func (x *ItemOutput) GetLines() []string {
+func (x *ItemOutput) GetLines() [][]byte {
 	if x != nil {
 		return x.Lines
 	}
@@ -571,19 +598,21 @@ var File_worker_proto protoreflect.FileDescriptor
 const file_worker_proto_rawDesc = "" +
 	"\n" +
 	"\fworker.proto\x12\x14pluginpool.worker.v1\"\x11\n" +
-	"\x0fDescribeRequest\"r\n" +
+	"\x0fDescribeRequest\"\x95\x01\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1e\n" +
 	"\n" +
 	"idempotent\x18\x03 \x01(\bR\n" +
 	"idempotent\x12\x10\n" +
-	"\x03sdk\x18\x04 \x01(\tR\x03sdk\"\x8d\x01\n" +
+	"\x03sdk\x18\x04 \x01(\tR\x03sdk\x12!\n" +
+	"\fstart_ledger\x18\x05 \x01(\bR\vstartLedger\"\xb7\x01\n" +
 	"\vInitRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\x12\x12\n" +
 	"\x04slot\x18\x02 \x01(\rR\x04slot\x12&\n" +
 	"\x0ftask_timeout_ms\x18\x03 \x01(\x04R\rtaskTimeoutMs\x12*\n" +
-	"\x11flush_interval_ms\x18\x04 \x01(\x04R\x0fflushIntervalMs\"\x0e\n" +
+	"\x11flush_interval_ms\x18\x04 \x01(\x04R\x0fflushIntervalMs\x12(\n" +
+	"\x10max_result_bytes\x18\x05 \x01(\x04R\x0emaxResultBytes\"\x0e\n" +
 	"\fInitResponse\"\xaf\x02\n" +
 	"\x05Batch\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
@@ -600,11 +629,11 @@ const file_worker_proto_rawDesc = "" +
 	"\tItemError\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x123\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1f.pluginpool.worker.v1.ErrorKindR\x04kind\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"8\n" +
+	"\amessage\x18\x03 \x01(\fR\amessage\"8\n" +
 	"\n" +
 	"ItemOutput\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x14\n" +
-	"\x05lines\x18\x02 \x03(\tR\x05lines*\xb0\x01\n" +
+	"\x05lines\x18\x02 \x03(\fR\x05lines*\xb0\x01\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fERROR_KIND_TASK\x10\x01\x12\x14\n" +
