@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 )
@@ -154,19 +155,37 @@ func (p *Pool) nextComplete(j *job, seq int) *batch {
 	}
 }
 
-// firstError summarizes failed results: nil if none failed.
+// firstError summarizes failed results: nil if none failed. Items not run
+// (ErrNotRun) are counted apart: they share one cause, said once.
 func firstError(results []Result) error {
-	failed, first := 0, -1
+	failed, notRun, first, firstNotRun := 0, 0, -1, -1
 	for i := range results {
-		if results[i].Err != nil {
+		switch err := results[i].Err; {
+		case err == nil:
+		case errors.Is(err, ErrNotRun):
+			if firstNotRun < 0 {
+				firstNotRun = i
+			}
+			notRun++
+		default:
 			if first < 0 {
 				first = i
 			}
 			failed++
 		}
 	}
-	if failed == 0 {
+	n := len(results)
+	switch {
+	case failed == 0 && notRun == 0:
 		return nil
+	case notRun == 0:
+		return fmt.Errorf("%d of %d items failed; the first, item %d: %w", failed, n, first, results[first].Err)
 	}
-	return fmt.Errorf("%d of %d items failed; the first, item %d: %w", failed, len(results), first, results[first].Err)
+	var ne *NotRunError
+	errors.As(results[firstNotRun].Err, &ne)
+	if failed == 0 {
+		return fmt.Errorf("%d of %d items %w, from item %d: %w", notRun, n, ErrNotRun, firstNotRun, ne.Cause)
+	}
+	return fmt.Errorf("%d of %d items failed, the first, item %d: %w; %d %w, from item %d: %w",
+		failed, n, first, results[first].Err, notRun, ErrNotRun, firstNotRun, ne.Cause)
 }

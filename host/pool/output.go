@@ -2,6 +2,7 @@ package pool
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"slices"
 	"strings"
@@ -11,15 +12,20 @@ import (
 // tail keeps the last lines a process wrote to its stderr, for crash
 // reports. A Go panic's first line is kept even when the stack behind it
 // pushes it out of the window.
+//
+// It also forwards the stray lines among them (see stray) to forward, if
+// set: the Go SDK writes a plugin's os.Stderr there, unbuffered, so that a
+// line written just before the process dies reaches the crash report.
 type tail struct {
 	mu      sync.Mutex
 	max     int
 	buf     []string
 	partial []byte
 	panic   string
+	forward *lineWriter
 }
 
-func newTail(max int) *tail { return &tail{max: max} }
+func newTail(max int, forward *lineWriter) *tail { return &tail{max: max, forward: forward} }
 
 func (t *tail) Write(b []byte) (int, error) {
 	t.mu.Lock()
@@ -43,6 +49,9 @@ func (t *tail) Write(b []byte) (int, error) {
 		if t.panic == "" && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
 			t.panic = line
 		}
+		if t.forward != nil && t.panic == "" && stray(line) {
+			t.forward.emit([]byte(line))
+		}
 		if len(t.buf) == t.max {
 			copy(t.buf, t.buf[1:])
 			t.buf = t.buf[:t.max-1]
@@ -50,6 +59,22 @@ func (t *tail) Write(b []byte) (int, error) {
 		t.buf = append(t.buf, line)
 	}
 	return n, nil
+}
+
+// stray reports whether a line of a plugin's stderr is something it
+// printed rather than a log record. go-plugin logs the others itself
+// (hclog's JSON lines, lines with a "[LEVEL]" prefix, and everything from
+// a panic on) and the rest only at debug level, which would hide them.
+func stray(line string) bool {
+	if strings.HasPrefix(line, "{") && json.Valid([]byte(line)) {
+		return false
+	}
+	for _, level := range []string{"[TRACE]", "[DEBUG]", "[INFO]", "[WARN]", "[ERROR]"} {
+		if strings.HasPrefix(line, level) {
+			return false
+		}
+	}
+	return true
 }
 
 // lines returns the kept lines, oldest first.

@@ -11,8 +11,9 @@ import (
 type Stats struct {
 	Plugin    string
 	Succeeded int64 // items that returned a result
-	Failed    int64 // items that resolved to an error
-	Retries   int64 // task runs repeated after a crash or a retry request
+	Failed    int64 // items that resolved to an error, NotRun excluded
+	NotRun    int64 // items the pool did not run because it degraded (ErrNotRun)
+	Retries   int64 // runs of tasks that had run before: after a crash that cost a run, or a retry request
 	Timeouts  int64 // tasks past TaskTimeout
 	Restarts  int64 // worker restarts (recycling excluded)
 	Workers   []WorkerStats
@@ -34,10 +35,10 @@ type WorkerStats struct {
 // counters are the pool's statistics; their own lock, so the hot path
 // never waits on the pool's.
 type counters struct {
-	mu                                      sync.Mutex
-	ok, failed, retries, timeouts, restarts int64
-	workers                                 []WorkerStats
-	hist                                    [64]int64 // per-task ns, by log2 bucket
+	mu                                              sync.Mutex
+	ok, failed, notRun, retries, timeouts, restarts int64
+	workers                                         []WorkerStats
+	hist                                            [64]int64 // per-task ns, by log2 bucket
 }
 
 func (c *counters) init(n int) {
@@ -87,11 +88,21 @@ func (c *counters) retried(n int) {
 }
 
 func (c *counters) failedOne(err error) {
+	if errors.Is(err, ErrNotRun) {
+		c.addNotRun(1)
+		return
+	}
 	c.mu.Lock()
 	c.failed++
 	if errors.Is(err, ErrTimeout) {
 		c.timeouts++
 	}
+	c.mu.Unlock()
+}
+
+func (c *counters) addNotRun(n int) {
+	c.mu.Lock()
+	c.notRun += int64(n)
 	c.mu.Unlock()
 }
 
@@ -101,7 +112,7 @@ func (p *Pool) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := Stats{
-		Plugin: p.cfg.Name, Succeeded: c.ok, Failed: c.failed, Retries: c.retries,
+		Plugin: p.cfg.Name, Succeeded: c.ok, Failed: c.failed, NotRun: c.notRun, Retries: c.retries,
 		Timeouts: c.timeouts, Restarts: c.restarts,
 		Workers: append([]WorkerStats(nil), c.workers...),
 	}
