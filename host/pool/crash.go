@@ -27,7 +27,8 @@ package pool
 // with a *CrashError whose Attempts is the number of runs.
 //
 // Quarantine: an item that was running when its worker died runs alone on
-// its next attempt, on a worker with nothing else in flight. A poison item
+// its next attempt, on a worker with nothing else in flight, before other
+// retried items (queueAgain), so its fate is settled first. A poison item
 // then costs its batch-mates at most one crash: the items that finished
 // before it without their answers reaching the host run once more, after
 // which it crashes alone. Without it, every crash of a poison item would

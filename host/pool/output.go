@@ -13,9 +13,11 @@ import (
 // reports. A Go panic's first line is kept even when the stack behind it
 // pushes it out of the window.
 //
-// It also forwards the stray lines among them (see stray) to forward, if
-// set: the Go SDK writes a plugin's os.Stderr there, unbuffered, so that a
-// line written just before the process dies reaches the crash report.
+// Once the process serves (see serving), it also forwards the stray lines
+// among them (see stray) to forward: the Go SDK writes a plugin's
+// os.Stderr there, unbuffered, so that a line written just before the
+// process dies reaches the crash report. Before, they are for the start
+// error to quote.
 type tail struct {
 	mu      sync.Mutex
 	max     int
@@ -23,9 +25,17 @@ type tail struct {
 	partial []byte
 	panic   string
 	forward *lineWriter
+	serving bool
 }
 
 func newTail(max int, forward *lineWriter) *tail { return &tail{max: max, forward: forward} }
+
+// serve starts the forwarding of stray lines.
+func (t *tail) serve() {
+	t.mu.Lock()
+	t.serving = true
+	t.mu.Unlock()
+}
 
 func (t *tail) Write(b []byte) (int, error) {
 	t.mu.Lock()
@@ -49,7 +59,7 @@ func (t *tail) Write(b []byte) (int, error) {
 		if t.panic == "" && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
 			t.panic = line
 		}
-		if t.forward != nil && t.panic == "" && stray(line) {
+		if t.serving && t.panic == "" && stray(line) {
 			t.forward.emit([]byte(line))
 		}
 		if len(t.buf) == t.max {

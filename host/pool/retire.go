@@ -2,6 +2,7 @@ package pool
 
 import (
 	"errors"
+	"slices"
 )
 
 // retire takes an ended worker out of its slot and settles the items it
@@ -96,13 +97,13 @@ func (p *Pool) retire(w *worker) (reason error, progress bool) {
 	return reason, progress
 }
 
-// queueAgain queues root's items at pos to run again: grouped by attempt,
-// each quarantined item alone (see crash.go). Called with p.mu held.
+// queueAgain queues root's items at pos to run again: each quarantined
+// item alone, at the front of the queue, so that the next worker free of
+// other work settles it first (see crash.go); the others grouped by
+// attempt, behind, in the order they came. Called with p.mu held.
 func (p *Pool) queueAgain(root *batch, pos []int32) {
-	if len(pos) == 0 {
-		return
-	}
-	groups := map[int][]int32{}
+	var alone []*batch
+	var groups []*batch // one per attempt, in the order of their first item
 	for _, i := range pos {
 		run := 1
 		if root.runs != nil {
@@ -110,14 +111,22 @@ func (p *Pool) queueAgain(root *batch, pos []int32) {
 			if root.alone[i] {
 				b := newRetry(root, []int32{i}, run)
 				b.single = true
-				p.retry = append(p.retry, b)
+				alone = append(alone, b)
 				continue
 			}
 		}
-		groups[run] = append(groups[run], i)
+		k := slices.IndexFunc(groups, func(g *batch) bool { return g.attempt == run })
+		if k < 0 {
+			k = len(groups)
+			groups = append(groups, &batch{job: root.job, root: root, attempt: run})
+		}
+		groups[k].pos = append(groups[k].pos, i)
 	}
-	for run, ps := range groups {
-		p.retry = append(p.retry, newRetry(root, ps, run))
+	for _, g := range groups {
+		p.retry = append(p.retry, newRetry(root, g.pos, g.attempt))
+	}
+	if len(alone) > 0 {
+		p.retry = append(alone, p.retry...)
 	}
 }
 

@@ -141,7 +141,9 @@ func (p *Pool) restarted(slot int, cause error, counts bool) bool {
 		de.Causes = append(de.Causes, r.cause)
 	}
 	p.mu.Unlock()
-	p.log.Error("pool degraded", "error", de)
+	// The error itself reaches every caller (each item's NotRunError, and
+	// Close); the log says only that it happened.
+	p.log.Error("pool degraded: not restarting again", "restarts", de.Restarts, "window", de.Window)
 	p.halt(poolDegraded, de)
 	return false
 }

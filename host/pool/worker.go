@@ -192,6 +192,7 @@ func (p *Pool) launch(slot int) (*worker, error) {
 	} else {
 		ledger.close()
 	}
+	w.stderr.serve()
 	p.mu.Lock()
 	if p.info.Name == "" {
 		p.info = Info{Name: desc.Name, Version: desc.Version, Idempotent: desc.Idempotent, SDK: desc.Sdk, StartLedger: w.ledger != nil}

@@ -80,8 +80,10 @@ taken as a string: 'map double 1 x 3' passes 1, "x" and 3.
 
 Lines a task prints come before its result. A failed item is reported on
 stderr with its line number (or argument) and reason; the others still
-complete, and the exit status is 1. See 'pluginpool --help' for the other
-exit statuses.
+complete, and the exit status is 1. If the plugin keeps crashing and its
+pool degrades, map says why once, counts the items that were not run (the
+input it never read included) from the first such line, and exits with
+status 3. See 'pluginpool --help' for the other exit statuses.
 
 PLUGIN is a name from the config file, whose [plugins.NAME] table sets its
 workers, timeouts and Init config, or a path to a plugin executable
@@ -212,8 +214,10 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 	}
 	var (
 		total, failed int
+		notRun        = notRunCount{first: -1}
 		writeErr      error
 	)
+	defer notRun.stop()
 	for i, r := range seq(ctx, items) {
 		// Checked per item, cancellation cost ~20 ns an item; failed items
 		// (all of them once ctx is done) are checked before they are reported.
@@ -224,6 +228,11 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 		total++
 		prog.Add(1)
 		if r.Err != nil {
+			if errors.Is(r.Err, pool.ErrNotRun) {
+				// The pool degraded: counted, and summed up once below.
+				notRun.add(i, reader, abort)
+				continue
+			}
 			failed++
 			o.report(where(i), r.Err, reader, i)
 		}
@@ -233,6 +242,21 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 			break
 		}
 	}
+	var (
+		closeErr error
+		stats    pool.Stats
+	)
+	if ctx.Err() == nil && writeErr == nil {
+		stats = p.Stats() // while the workers are there to show
+		closeErr = p.Close()
+	}
+	// Items the pool never took count as not run: total is what it took.
+	inputItems := len(args)
+	if errors.Is(closeErr, pool.ErrDegraded) && reader != nil {
+		notRun.add(-1, reader, abort) // bounds counting an input that stays open
+		inputItems = reader.Rest()
+	}
+	notRun.stop()
 	abort()
 	prog.Finish()
 	if writeErr == nil {
@@ -253,9 +277,26 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 		return o.fail(ExitFailed, "writing results: %v", writeErr)
 	}
 	if o.stats {
-		printStats(o.io.Err, p.Stats(), time.Since(began))
+		printStats(o.io.Err, stats, time.Since(began))
 	}
-	closeErr := p.Close()
+	if errors.Is(closeErr, pool.ErrDegraded) {
+		fmt.Fprintf(o.io.Err, "pluginpool: %v\n", closeErr)
+		missing := max(inputItems-(total-notRun.n), 0)
+		first := notRun.first
+		if first < 0 || inputItems > total && total < first {
+			first = total // the first item the pool never took
+		}
+		var also string
+		if failed > 0 {
+			also = fmt.Sprintf("; %d failed", failed)
+		}
+		if reader != nil && reader.Err() != nil {
+			err := reader.Err()
+			// Let go of (an idle pipe), or unreadable: a lower bound.
+			return o.fail(ExitStart, "at least %d items were not run, from %s, because the pool degraded (the input was not read to its end: %v)%s", missing, where(first), err, also)
+		}
+		return o.fail(ExitStart, "%d of %d items were not run, from %s, because the pool degraded%s", missing, inputItems, where(first), also)
+	}
 	if reader != nil {
 		if err := reader.Err(); err != nil {
 			return o.fail(ExitFailed, "reading stdin: %v", err)
@@ -273,6 +314,43 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 	}
 	return nil
 }
+
+// notRunCount counts the items a degraded pool did not run, for one
+// summary line instead of one per item: they share one cause.
+type notRunCount struct {
+	n        int
+	first    int // the lowest index counted; -1 before one
+	stopIdle func()
+}
+
+// add counts item i (i < 0: none, only arm the idle bound). From the first
+// one on, the input is let go of if it stays open with nothing to read
+// (tail -f): the pool will take no more, and the summary counts the rest.
+func (c *notRunCount) add(i int, r *jsonl.Reader, abort func()) {
+	if c.stopIdle == nil {
+		c.stopIdle = func() {}
+		if r != nil {
+			c.stopIdle = r.AbortWhenIdle(abort, inputIdle)
+		}
+	}
+	if i < 0 {
+		return
+	}
+	c.n++
+	if c.first < 0 || i < c.first {
+		c.first = i
+	}
+}
+
+func (c *notRunCount) stop() {
+	if c.stopIdle != nil {
+		c.stopIdle()
+	}
+}
+
+// inputIdle is how long the count of a degraded run's unread input waits
+// for more of it.
+const inputIdle = time.Second
 
 // report writes one failed item to stderr.
 func (o *mapOptions) report(where string, err error, r *jsonl.Reader, i int) {

@@ -49,8 +49,12 @@ the stage, and goes no further; the others go on, and the exit status is 1.
 
 Output to a file is written to a temporary file in the same directory and
 renamed over the target only when the run completes (even with failed
-items: the file then holds every other result). An interrupted run leaves
-the target as it was.`,
+items: the file then holds every other result). An interrupted run, or one
+whose plugin pool degraded, leaves the target as it was.
+
+When a stage's plugin keeps crashing (its pool degrades), the run stops
+reading, reports why once, counts the items that were not run (those of
+the input it never read included) and exits with status 3.`,
 		Example: `  pluginpool run                    # the default pipeline in ./pool.toml
   pluginpool run demo --output -    # results to stdout
   seq 1 1000 | pluginpool run demo --input - --output doubled.txt`,
@@ -185,7 +189,10 @@ func (o *runOptions) run(cmd *cobra.Command, name string) error {
 			printStats(o.io.Err, st, d)
 		}
 	}
-	var degraded *pool.DegradedError
+	var (
+		degraded *pool.DegradedError
+		stopped  *pipeline.DegradedError
+	)
 	switch {
 	case ctx.Err() != nil:
 		// Interrupted: Main turns a signal into 128+N; any other
@@ -194,6 +201,21 @@ func (o *runOptions) run(cmd *cobra.Command, name string) error {
 		return errReported
 	case err == nil:
 		return nil
+	case errors.As(err, &stopped):
+		// One summary, not a line per item: they share one cause.
+		fmt.Fprintf(o.io.Err, "pluginpool: stage %d: %v\n", stopped.Stage+1, stopped.Err)
+		msg := fmt.Sprintf("%d of %d items were not run, from line %d, because stage %d (%s) degraded",
+			stopped.NotRun, stopped.Items, stopped.Line, stopped.Stage+1, stopped.Plugin)
+		if stopped.Partial {
+			msg = "at least " + msg + " (the input was not read to its end)"
+		}
+		if sum.Failed > 0 {
+			msg += fmt.Sprintf("; %d failed", sum.Failed)
+		}
+		if spec.OutputPath != "" {
+			msg += "; " + spec.OutputPath + " is left as it was"
+		}
+		return o.fail(ExitStart, "%s", msg)
 	case errors.Is(err, pipeline.ErrFailed):
 		code := ExitFailed
 		if errors.As(err, &degraded) {
