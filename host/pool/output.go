@@ -87,6 +87,22 @@ func stray(line string) bool {
 	return true
 }
 
+// last returns the line that best says why the process ended: a Go
+// panic's first line, else the last line it wrote.
+func (t *tail) last() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.panic != "":
+		return t.panic
+	case len(t.partial) > 0:
+		return string(t.partial)
+	case len(t.buf) > 0:
+		return t.buf[len(t.buf)-1]
+	}
+	return ""
+}
+
 // lines returns the kept lines, oldest first.
 func (t *tail) lines() []string {
 	t.mu.Lock()

@@ -31,7 +31,8 @@ func (p *Pool) retire(w *worker) (reason error, progress bool) {
 	switch {
 	case errors.Is(reason, errStream) || errors.Is(reason, errProtocol):
 		d.cause = endCrashed
-		p.log.Warn("worker crashed", "slot", w.slot, "pid", w.pid, "exit", w.exitStatus(), "reason", reason)
+		// The restart's warning says it again, better (restartCause).
+		p.log.Debug("worker crashed", "slot", w.slot, "pid", w.pid, "exit", w.exitStatus(), "reason", reason)
 	case errors.As(reason, &ke):
 		d.cause, d.hung = endHung, ke.task
 	default:

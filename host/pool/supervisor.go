@@ -1,6 +1,8 @@
 package pool
 
 import (
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -47,7 +49,7 @@ func (p *Pool) supervise(slot int, ready chan<- error) {
 			failures = 0
 		}
 		failures++
-		if !p.restarted(slot, reason, !progress) {
+		if !p.restarted(slot, w.restartCause(reason), !progress) {
 			return
 		}
 		if !p.sleep(backoff(failures)) {
@@ -146,4 +148,18 @@ func (p *Pool) restarted(slot int, cause error, counts bool) bool {
 	p.log.Error("pool degraded: not restarting again", "restarts", de.Restarts, "window", de.Window)
 	p.halt(poolDegraded, de)
 	return false
+}
+
+// restartCause says, in one line, why w ended, for the log and the
+// degraded error's list of causes.
+func (w *worker) restartCause(reason error) error {
+	if !errors.Is(reason, errStream) {
+		return fmt.Errorf("worker %d (pid %d): %w", w.slot, w.pid, reason)
+	}
+	// The broken stream says nothing the exit status does not.
+	msg := fmt.Sprintf("worker %d (pid %d) died: %s", w.slot, w.pid, w.exitStatus())
+	if l := w.stderr.last(); l != "" {
+		msg += "; its last stderr line: " + l
+	}
+	return errors.New(msg)
 }
