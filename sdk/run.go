@@ -23,7 +23,7 @@ func (s *server) Run(stream workerpb.Worker_RunServer) error {
 	// The host bounds the batches in flight; this queue never holds more.
 	reqs := make(chan *workerpb.Batch, 16)
 	recvErr := make(chan error, 1)
-	r := &runner{s: s, ctx: ctx, stream: stream, stop: make(chan struct{})}
+	r := &runner{s: s, ctx: ctx, stream: stream, stop: make(chan struct{}), ledger: s.ledger}
 	go func() {
 		defer close(reqs)
 		for {
@@ -83,8 +83,9 @@ type runner struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	resp workerpb.Batch // reused: Send serializes before it returns
-	out  []byte
+	resp   workerpb.Batch // reused: Send serializes before it returns
+	out    []byte
+	ledger *uint64 // s.ledger, one load nearer
 
 	// With a task timeout, guard says who owns resp and out while a task
 	// runs (see steal); index is the running item's, for steal.
@@ -209,14 +210,24 @@ func (r *runner) runBatch(b *workerpb.Batch) error {
 				tc.cancel(context.Canceled)
 			}
 		}
+		mark := len(r.out)
 		var err error
 		if cancelled {
 			err = context.Canceled
 		} else if err = r.streamErr(); err == nil {
-			r.out, err = r.run(tc, i, in)
+			if tc.timeout > 0 {
+				r.out, err = r.runGuarded(tc, i, in)
+				mark = len(r.out) // runGuarded dropped what a failed task appended
+			} else {
+				// The start ledger's two marks (ledger.go) around the task.
+				markStart(r.ledger, id)
+				r.out, err = r.call(tc, in, r.out)
+				markDone(r.ledger, id)
+			}
 		}
 		idx := uint32(i)
 		if err != nil {
+			r.out = r.out[:mark]
 			resp.Errors = append(resp.Errors, &workerpb.ItemError{Index: idx, Kind: errorKind(tc, err), Message: []byte(err.Error())})
 		}
 		resp.Ends = append(resp.Ends, uint32(len(r.out)))
@@ -259,30 +270,20 @@ func (r *runner) send() error {
 	return err
 }
 
-// run runs item i of the batch, whose context is tc, between the start
-// ledger's two marks, and returns r.out with its result appended (nothing,
-// if it failed).
-//
-// With a task timeout, watch may meanwhile send the answers of the items
-// before i (see steal); then they are dropped from the front of the
-// buffer. The handover costs two atomic operations per task, which is why
-// plugins without a task timeout (trivial tasks, W1 and W2 of make bench)
-// do without it.
-func (r *runner) run(tc *taskCtx, i int, in []byte) ([]byte, error) {
+// runGuarded runs item i of the batch, whose context is tc, when there is
+// a task timeout: like the plain path in runBatch (the start ledger's
+// marks around the task; nothing appended if it failed), but meanwhile
+// watch may send the answers of the items before i (see steal); then they
+// are dropped from the front of the buffer. The handover costs two atomic
+// operations per task, which is why plugins without a task timeout
+// (trivial tasks, W1 and W2 of make bench) do without it.
+func (r *runner) runGuarded(tc *taskCtx, i int, in []byte) ([]byte, error) {
 	mark := len(r.out)
-	markStart(r.s.ledger, tc.id)
-	if r.s.timeout <= 0 {
-		out, err := r.call(tc, in, r.out)
-		markDone(r.s.ledger, tc.id)
-		if err != nil {
-			out = out[:mark]
-		}
-		return out, err
-	}
+	markStart(r.ledger, tc.id)
 	r.index = i
 	r.guard.Store(guardTask)
 	out, err := r.call(tc, in, r.out)
-	markDone(r.s.ledger, tc.id)
+	markDone(r.ledger, tc.id)
 	if !r.guard.CompareAndSwap(guardTask, guardRunner) {
 		for r.guard.Load() != guardReturned {
 			runtime.Gosched() // watch is in the middle of one Send
