@@ -1,7 +1,6 @@
 package pool_test
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"strconv"
@@ -267,15 +266,7 @@ func TestKilledWhileProgressing(t *testing.T) {
 	for i := range items {
 		items[i] = []byte("1") // 1 ms each
 	}
-	type mapped struct {
-		rs  []pool.Result
-		err error
-	}
-	done := make(chan mapped, 1)
-	go func() {
-		rs, err := p.Map(context.Background(), items)
-		done <- mapped{rs, err}
-	}()
+	done := mapAsync(p, items)
 	killed := 0
 	for killed < kills {
 		// Wait for the current worker to complete 50 tasks of its own.
@@ -306,16 +297,5 @@ func TestKilledWhileProgressing(t *testing.T) {
 	}
 	if st := p.Stats(); st.Restarts < kills {
 		t.Errorf("stats: %+v; want at least %d restarts", st, kills)
-	}
-}
-
-// waitUntil polls cond until it holds, failing the test after hangBound.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(hangBound); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }

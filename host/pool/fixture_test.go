@@ -359,6 +359,34 @@ func mapAll(t testing.TB, p *pool.Pool, items [][]byte) ([]pool.Result, error) {
 	return rs, err
 }
 
+// mapped is the outcome of a Map run by mapAsync.
+type mapped struct {
+	rs  []pool.Result
+	err error
+}
+
+// mapAsync runs p.Map over items on a goroutine of its own; the outcome
+// arrives on the channel.
+func mapAsync(p *pool.Pool, items [][]byte) <-chan mapped {
+	done := make(chan mapped, 1)
+	go func() {
+		rs, err := p.Map(context.Background(), items)
+		done <- mapped{rs, err}
+	}()
+	return done
+}
+
+// waitUntil polls cond until it holds, failing the test after hangBound.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(hangBound); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // lines is a concurrency-safe writer that records every Write.
 type lines struct {
 	mu     sync.Mutex
