@@ -136,7 +136,7 @@ func newPoolCollector(extra ...string) *poolCollector {
 		return prometheus.NewDesc("pluginpool_"+name, help, labels, nil)
 	}
 	return &poolCollector{
-		items:          desc("items_total", "Items finished, by result: ok (a value) or failed (an error).", with("result")),
+		items:          desc("items_total", "Items finished, by result: ok (a value), failed (an error), or not_run (the pool degraded first).", with("result")),
 		retries:        desc("retries_total", "Task runs repeated after a worker crash or a retry request.", base),
 		timeouts:       desc("timeouts_total", "Tasks that ran past task_timeout.", base),
 		restarts:       desc("restarts_total", "Worker restarts after a crash or a kill (recycling excluded).", base),
@@ -182,6 +182,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(c.items, float64(s.Succeeded), with("ok"))
 		counter(c.items, float64(s.Failed), with("failed"))
+		counter(c.items, float64(s.NotRun), with("not_run"))
 		counter(c.retries, float64(s.Retries), base)
 		counter(c.timeouts, float64(s.Timeouts), base)
 		counter(c.restarts, float64(s.Restarts), base)
