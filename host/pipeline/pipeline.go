@@ -186,6 +186,7 @@ func Run(ctx context.Context, spec Spec) (Summary, error) {
 	}
 
 	r := newRun(ctx, cancel, spec, pools, in, out)
+	defer r.stopIdle()
 	// Unblock pushes waiting for room when the run stops early. Links are
 	// stopped downstream first: a push waiting on link k+1 holds link k.
 	stopLinks := context.AfterFunc(ctx, func() {
