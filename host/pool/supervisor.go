@@ -190,9 +190,9 @@ func (p *Pool) deliver(w *worker, resp *workerpb.Batch) error {
 	}
 	b := w.inflight[0]
 	n, start := len(resp.Ends), b.done
-	if int(resp.First) != start || start+n > b.len() || (n > 0 && int(resp.Ends[n-1]) > len(resp.Data)) {
+	if err := checkAnswer(resp, start, b.len()); err != nil {
 		p.mu.Unlock()
-		return fmt.Errorf("%w: answer for items %d..%d of batch %d, which has %d of %d answered", errProtocol, resp.First, int(resp.First)+n, resp.Seq, start, b.len())
+		return err
 	}
 	b.done += n
 	now := time.Now()
