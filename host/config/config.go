@@ -128,9 +128,10 @@ func Load(path string) (*File, error) {
 }
 
 // LoadContext is Load that gives up, returning ctx's error, when ctx is
-// done: a SIGINT or SIGTERM arriving while a config loads ends the load.
-// Loading is linear in the file's size and the size is bounded: it
-// notices within the TOML parser's run over at most MaxFileBytes, ~0.2 s.
+// done: a SIGINT or SIGTERM arriving while a config loads ends the load,
+// even one waiting on a FIFO. Parsing is linear in the file's size and
+// the size is bounded: it notices within the TOML parser's run over at
+// most MaxFileBytes, ~0.2 s.
 func LoadContext(ctx context.Context, path string) (*File, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -140,12 +141,18 @@ func LoadContext(ctx context.Context, path string) (*File, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer fh.Close()
+	// A read blocked on a FIFO or a terminal (-c /dev/stdin) ends when
+	// the file is closed.
+	defer context.AfterFunc(ctx, func() { fh.Close() })()
 	if st, err := fh.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > MaxFileBytes {
 		return nil, tooBig(filepath.Base(path), st.Size())
 	}
 	// Not a regular file (a FIFO, /dev/stdin): read no more than the
 	// limit lets Parse see.
 	data, err := io.ReadAll(io.LimitReader(fh, MaxFileBytes+1))
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
