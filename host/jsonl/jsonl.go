@@ -248,7 +248,11 @@ func appendString(dst, s []byte) []byte {
 
 // Writer writes results as lines: first the lines a task printed, then its
 // value, if it has one. Failed results are not written; the caller reports
-// them. It buffers (256 KiB) for throughput; FlushEvery makes a slow or
+// them. Both are written byte for byte as the plugin sent them: a printed
+// line is text the plugin printed (not JSON, and not necessarily UTF-8),
+// and the output is data, so nothing is escaped or replaced here; showing
+// it on a terminal safely is the caller's business (the CLI escapes
+// stdout when it is one). It buffers (256 KiB) for throughput; FlushEvery makes a slow or
 // stalled stream show its results anyway. Its methods are safe for
 // concurrent use.
 type Writer struct {
