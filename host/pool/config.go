@@ -148,33 +148,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxItemBytes > MaxItemBytesLimit {
 		bad("MaxItemBytes must be at most %d, got %d", MaxItemBytesLimit, c.MaxItemBytes)
 	}
-	for _, l := range []struct {
-		name  string
-		v, lm int
-	}{
-		{"Workers", c.Workers, WorkersLimit},
-		{"ChunkSize", c.ChunkSize, ChunkSizeLimit},
-		{"InFlight", c.InFlight, InFlightLimit},
-		{"MaxAttempts", c.MaxAttempts, MaxAttemptsLimit},
-		{"MaxRestarts", c.MaxRestarts, MaxRestartsLimit},
-	} {
-		if l.v > l.lm {
-			bad("%s must be at most %d, got %d", l.name, l.lm, l.v)
-		}
-	}
-	for _, l := range []struct {
-		name  string
-		v, lm time.Duration
-	}{
-		{"TaskTimeout", c.TaskTimeout, TaskTimeoutLimit},
-		{"KillGrace", c.KillGrace, KillGraceLimit},
-		{"RestartWindow", c.RestartWindow, RestartWindowLimit},
-		{"StartTimeout", c.StartTimeout, StartTimeoutLimit},
-	} {
-		if l.v > l.lm {
-			bad("%s must be at most %s, got %s", l.name, l.lm, l.v)
-		}
-	}
+	atMost(bad, "Workers", c.Workers, WorkersLimit)
+	atMost(bad, "ChunkSize", c.ChunkSize, ChunkSizeLimit)
+	atMost(bad, "InFlight", c.InFlight, InFlightLimit)
+	atMost(bad, "MaxAttempts", c.MaxAttempts, MaxAttemptsLimit)
+	atMost(bad, "MaxRestarts", c.MaxRestarts, MaxRestartsLimit)
+	atMost(bad, "TaskTimeout", c.TaskTimeout, TaskTimeoutLimit)
+	atMost(bad, "KillGrace", c.KillGrace, KillGraceLimit)
+	atMost(bad, "RestartWindow", c.RestartWindow, RestartWindowLimit)
+	atMost(bad, "StartTimeout", c.StartTimeout, StartTimeoutLimit)
 	if c.Logger == nil {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "pluginpool", Level: hclog.Warn, Output: os.Stderr})
 	}
@@ -182,6 +164,13 @@ func (c Config) withDefaults() (Config, error) {
 		c.Stderr = os.Stderr
 	}
 	return c, errors.Join(errs...)
+}
+
+// atMost reports field name's value v through bad when it is past limit.
+func atMost[T int | time.Duration](bad func(string, ...any), name string, v, limit T) {
+	if v > limit {
+		bad("%s must be at most %v, got %v", name, limit, v)
+	}
 }
 
 // MaxItemBytesLimit is the largest MaxItemBytes: gRPC's ceiling on one
