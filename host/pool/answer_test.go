@@ -52,8 +52,8 @@ func wellFormed(resp *workerpb.Batch, done, size int) bool {
 }
 
 // FuzzAnswer gives the host arbitrary answers to a batch, as a broken or
-// hostile plugin could send them. checkAnswer must accept exactly the
-// well-formed ones, and resolving one must settle exactly the items it
+// hostile plugin could send them. checkAnswer, with deliver's check of
+// where the answer fits, must accept exactly the well-formed ones, and resolving one must settle exactly the items it
 // answers: each with its own slice of the data, its own error and its own
 // printed lines. Nothing may panic.
 func FuzzAnswer(f *testing.F) {
@@ -68,7 +68,10 @@ func FuzzAnswer(f *testing.F) {
 			done = size
 		}
 		resp := answerFromBytes(first, data, ends, errs, outs)
-		err := checkAnswer(resp, int(done), int(size))
+		err := checkAnswer(resp)
+		if err == nil && (int(resp.First) != int(done) || int(done)+len(resp.Ends) > int(size)) {
+			err = errProtocol // deliver's check, under the pool's lock, of where it fits
+		}
 		if want := wellFormed(resp, int(done), int(size)); want != (err == nil) {
 			t.Fatalf("checkAnswer(first %d, ends %v, %d errors, %d outputs; %d of %d done) = %v; well formed: %v",
 				first, resp.Ends, len(resp.Errors), len(resp.Output), done, size, err, want)
@@ -142,4 +145,18 @@ func FuzzAnswer(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkCheckAnswer validates an answer of 16384 items, the adaptive
+// batch size's ceiling: the cost checkAnswer adds to each batch.
+func BenchmarkCheckAnswer(b *testing.B) {
+	resp := &workerpb.Batch{Seq: 1, Data: make([]byte, 16384*7)}
+	for i := range 16384 {
+		resp.Ends = append(resp.Ends, uint32(7*(i+1)))
+	}
+	for b.Loop() {
+		if err := checkAnswer(resp); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
