@@ -22,7 +22,7 @@ max_item_bytes = "3GiB"
 max_attempts = 101
 task_timeout = "169h"
 kill_grace = "2h"
-max_restarts = 10001
+max_restarts = 1048577
 restart_window = "25h"
 max_tasks_per_worker = 1000000000000
 start_timeout = "61m"
@@ -42,7 +42,7 @@ stages = [{plugin = "d", chunk_size = 1048577}]
 		`pool.toml:6: pool.max_attempts: must be at most 100, got 101`,
 		`pool.toml:7: pool.task_timeout: must be at most 168h0m0s, got 169h0m0s`,
 		`pool.toml:8: pool.kill_grace: must be at most 1h0m0s, got 2h0m0s`,
-		`pool.toml:9: pool.max_restarts: must be at most 10000, got 10001`,
+		`pool.toml:9: pool.max_restarts: must be at most 1048576, got 1048577`,
 		`pool.toml:10: pool.restart_window: must be at most 24h0m0s, got 25h0m0s`,
 		`pool.toml:12: pool.start_timeout: must be at most 1h0m0s, got 1h1m0s`,
 		`pool.toml:16: plugins.d.workers: must be at most 1024, got 1025`,

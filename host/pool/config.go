@@ -201,8 +201,9 @@ const (
 	// succeed the 101st.
 	MaxAttemptsLimit = 100
 	// MaxRestartsLimit bounds MaxRestarts: the pool keeps one record per
-	// restart in the window.
-	MaxRestartsLimit = 10000
+	// restart in the window. It is high enough to mean "never degrade"
+	// (TestChaos kills workers on purpose, thousands of times).
+	MaxRestartsLimit = 1 << 20
 	// TaskTimeoutLimit bounds TaskTimeout: a week. The watchdog adds
 	// KillGrace to it, which must not overflow.
 	TaskTimeoutLimit = 7 * 24 * time.Hour

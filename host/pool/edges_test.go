@@ -84,7 +84,7 @@ func TestErrorsEscapePluginBytes(t *testing.T) {
 // memory" and 100000 workers started 100000 processes.
 func TestConfigBounds(t *testing.T) {
 	_, err := pool.Start(context.Background(), pool.Config{Path: "/bin/true", Workers: 100000, ChunkSize: 1_000_000_000_000,
-		InFlight: 65, MaxAttempts: 101, MaxRestarts: 10001, TaskTimeout: pool.TaskTimeoutLimit + 1,
+		InFlight: 65, MaxAttempts: 101, MaxRestarts: 1<<20 + 1, TaskTimeout: pool.TaskTimeoutLimit + 1,
 		KillGrace: 2 * pool.KillGraceLimit, RestartWindow: 48 * pool.RestartWindowLimit, StartTimeout: pool.StartTimeoutLimit + 1})
 	if !errors.Is(err, pool.ErrInvalidConfig) {
 		t.Fatalf("Start = %v; want ErrInvalidConfig", err)
@@ -94,7 +94,7 @@ func TestConfigBounds(t *testing.T) {
 		"ChunkSize must be at most 1048576, got 1000000000000",
 		"InFlight must be at most 64, got 65",
 		"MaxAttempts must be at most 100, got 101",
-		"MaxRestarts must be at most 10000, got 10001",
+		"MaxRestarts must be at most 1048576, got 1048577",
 		"TaskTimeout must be at most 168h0m0s, got 168h0m0.000000001s",
 		"KillGrace must be at most 1h0m0s, got 2h0m0s",
 		"RestartWindow must be at most 24h0m0s, got 1152h0m0s",
