@@ -338,3 +338,16 @@ output = "out.jsonl"
 		t.Errorf("the target became %q; want it as it was", b)
 	}
 }
+
+// Case 8: check quotes its sample and the result escaped too.
+func TestCheckQuotesSafely(t *testing.T) {
+	dir := edgeDir(t, "")
+	out, errText, code := mainIn(t, dir, nil, nil, "check", "badbytes", "--input", "\"\xff\"")
+	if code != ExitOK || errText != "" || !strings.Contains(out, "task        \"\\xff\" → \"\\xff\" in ") {
+		t.Errorf("check: exit %d, stderr %q, stdout:\n%s", code, errText, out)
+	}
+	out, errText, code = mainIn(t, dir, nil, nil, "check", "badbytes", "--input", `"fail"`)
+	if want := "pluginpool: check badbytes: the sample task \"fail\" failed: " + badBytesShown + "\n"; code != ExitFailed || errText != want {
+		t.Errorf("check: exit %d, stderr %q, want %q; stdout:\n%s", code, errText, want, out)
+	}
+}
