@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -71,6 +72,8 @@ func TestErrorsEscapePluginBytes(t *testing.T) {
 			"p: worker 1 (pid 2) crashed: exit status 2; last stderr lines:\n  why\\x07\n  \\x1b]0;title"},
 		{&pool.StartError{Plugin: "p", Path: "/x", Err: pool.ErrInit, Stderr: []string{"\r\x00"}},
 			"p: cannot start /x: plugin init failed; last stderr lines:\n  \\r\\x00"},
+		{&pool.StartError{Plugin: "p", Path: "/x", Err: fmt.Errorf("%w: no \x1b[5mdatabase", pool.ErrInit)},
+			`p: cannot start /x: plugin init failed: no \x1b[5mdatabase`},
 		{&pool.TaskError{Plugin: "p", Kind: pool.KindError, Message: huge}, "p: " + huge[:16<<10] + "… (20971520 bytes)"},
 	} {
 		if got := tc.err.Error(); got != tc.want {

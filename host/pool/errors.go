@@ -164,7 +164,7 @@ type StartError struct {
 
 func (e *StartError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: cannot start %s: %v", e.Plugin, e.Path, e.Err)
+	fmt.Fprintf(&b, "%s: cannot start %s: %s", e.Plugin, e.Path, quote.Message(e.Err.Error())) // Init's error is the plugin's text
 	writeStderr(&b, e.Stderr)
 	return b.String()
 }
