@@ -131,7 +131,8 @@ func Load(path string) (*File, error) {
 // done: a SIGINT or SIGTERM arriving while a config loads ends the load,
 // even one waiting on a FIFO. Parsing is linear in the file's size and
 // the size is bounded: it notices within the TOML parser's run over at
-// most MaxFileBytes, ~0.2 s.
+// most MaxFileBytes (0.7-1.3 s measured on a 2-core machine busy with
+// other work, 1.5 s for 1 MiB of inline tables in an array).
 func LoadContext(ctx context.Context, path string) (*File, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
