@@ -76,8 +76,9 @@ func (e *depthError) Error() string {
 // of tables ([[a]]) is at its first header, each element at its own.
 // Keys inside arrays are not indexed (their elements are).
 func scanLines(data []byte) (lineIndex, error) {
-	// About a key a line: sized once, the maps never rehash.
-	n := bytes.Count(data, []byte{'\n'}) + 1
+	// About a key a line: sized once, the maps rarely rehash (a file of
+	// blank lines gets no more than 64Ki entries' room).
+	n := min(bytes.Count(data, []byte{'\n'})+1, 1<<16)
 	s := &scanner{data: data, line: 1, ix: make(lineIndex, n), explicit: make(map[string]bool, n), arrays: map[string]int{}}
 	if err := s.top(); err != nil {
 		return nil, err
@@ -97,19 +98,16 @@ type scanner struct {
 func (s *scanner) eof() bool  { return s.i >= len(s.data) }
 func (s *scanner) peek() byte { return s.data[s.i] }
 
-// record notes that path is defined (explicit) or implied on line.
-func (s *scanner) record(path []string, line int, explicit bool) {
+// record notes that path is defined on line, and the tables it implies
+// ([a.b] and a.b = 1 imply a) appear there, unless they appeared before.
+func (s *scanner) record(path []string, line int) {
 	for n := 1; n < len(path); n++ {
 		if k := keyString(path[:n]); s.ix[k] == 0 {
 			s.ix[k] = line
 		}
 	}
-	k := keyString(path)
-	switch {
-	case explicit && !s.explicit[k]:
+	if k := keyString(path); !s.explicit[k] {
 		s.explicit[k] = true
-		s.ix[k] = line
-	case s.ix[k] == 0:
 		s.ix[k] = line
 	}
 }
@@ -160,7 +158,7 @@ func (s *scanner) top() error {
 			// them.
 			record = arrays == 0 || (array && arrays == 1)
 			if record {
-				s.record(path, line, true)
+				s.record(path, line)
 			}
 			if array {
 				k := keyString(path)
@@ -186,7 +184,7 @@ func (s *scanner) top() error {
 		}
 		s.i++
 		if record {
-			s.record(path, line, true)
+			s.record(path, line)
 		}
 		if err := s.value(path, record, arrays); err != nil {
 			return err
@@ -279,7 +277,7 @@ func (s *scanner) value(path []string, record bool, arrays int) error {
 			}
 			s.i++
 			if f.record {
-				s.record(kp, line, true)
+				s.record(kp, line)
 			}
 			s.skipSpace()
 			if s.eof() {
