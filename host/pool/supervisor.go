@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
 // supervise keeps slot's worker alive: start, serve, reap, requeue, restart
@@ -159,7 +161,7 @@ func (w *worker) restartCause(reason error) error {
 	// The broken stream says nothing the exit status does not.
 	msg := fmt.Sprintf("worker %d (pid %d) died: %s", w.slot, w.pid, w.exitStatus())
 	if l := w.stderr.last(); l != "" {
-		msg += "; its last stderr line: " + l
+		msg += "; its last stderr line: " + quote.Item([]byte(l)) // the plugin's bytes, on one line
 	}
 	return errors.New(msg)
 }
