@@ -35,6 +35,9 @@ func TestPoisonRunsExactly(t *testing.T) {
 			cfg := fixture(t, "crash", "POOLTEST_CRASH_ON="+strconv.Itoa(poison))
 			cfg.Workers, cfg.MaxAttempts = 2, attempts
 			p := start(t, cfg)
+			if !p.Info().StartLedger {
+				t.Fatal("Info().StartLedger = false for a plugin built with the SDK")
+			}
 			rs, _ := mapAll(t, p, ints(n))
 			var ce *pool.CrashError
 			if !errors.As(rs[poison].Err, &ce) || ce.Attempts != attempts || ce.Task != pool.TaskRunning || !ce.Idempotent ||

@@ -23,14 +23,18 @@ const (
 	ledgerEnv = "PLUGINPOOL_LEDGER_FD"
 )
 
-// newLedger creates a worker's ledger: a 64-byte file, unlinked at once
-// so that nothing is left behind however the host ends.
+// newLedger creates a worker's ledger: a 64-byte file in memory where the
+// system has them (Linux's memfd: no file system, no writeback), else a
+// temporary file unlinked at once; either way nothing is left behind
+// however the host ends.
 func newLedger() (*ledgerFile, error) {
-	f, err := os.CreateTemp("", "pluginpool-ledger-*")
+	f, err := memFile("pluginpool-ledger")
 	if err != nil {
-		return nil, err
+		if f, err = os.CreateTemp("", "pluginpool-ledger-*"); err != nil {
+			return nil, err
+		}
+		os.Remove(f.Name())
 	}
-	os.Remove(f.Name())
 	if err := f.Truncate(ledgerSize); err != nil {
 		f.Close()
 		return nil, err
