@@ -28,6 +28,7 @@ type mapOptions struct {
 	unordered bool
 	stats     bool
 	batching  bool // map, not apply: takes --progress and --metrics-addr
+	conn      clusterOptions
 }
 
 func (o *mapOptions) addFlags(cmd *cobra.Command, batching bool) {
@@ -43,6 +44,7 @@ func (o *mapOptions) addFlags(cmd *cobra.Command, batching bool) {
 		addProgressFlags(f, o.globalOptions)
 		addMetricsFlag(f, o.globalOptions)
 	}
+	o.conn.addJobFlags(f)
 }
 
 // config resolves the plugin and applies the flags.
@@ -196,10 +198,10 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 		where = func(i int) string { return fmt.Sprintf("line %d", reader.Line(i)) }
 	}
 
-	p, err := pool.Start(ctx, cfg)
+	p, err := o.startExecutor(ctx, &o.conn, name, cfg)
 	if err != nil {
 		abort()
-		return o.startError(ctx, err)
+		return o.clusterError(ctx, err)
 	}
 	metrics.Add(p)
 	began := time.Now()

@@ -61,6 +61,9 @@ type globalOptions struct {
 	metricsAddr string
 	io          IOStreams
 	code        ExitCode // set by the command that ran
+	// daemon marks a command that stops cleanly on SIGINT and SIGTERM
+	// (server, worker): it exits with its own status, not 128+N.
+	daemon bool
 }
 
 // Main runs the CLI with args (without the program name) and returns the
@@ -98,7 +101,7 @@ func Main(ctx context.Context, args []string, io IOStreams) ExitCode {
 	root.SetErr(io.Err)
 	err := root.ExecuteContext(ctx)
 	var se *signalError
-	if errors.As(context.Cause(ctx), &se) {
+	if errors.As(context.Cause(ctx), &se) && !g.daemon {
 		return exitSignal(se.sig)
 	}
 	if err != nil {
