@@ -351,3 +351,51 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		t.Fatalf("%d items redelivered after a drain", r)
 	}
 }
+
+// apply and run (a pipeline, stage by stage) give the same output on the
+// cluster as locally.
+func TestApplyAndRunOnCluster(t *testing.T) {
+	dir := t.TempDir()
+	_, url := serverProc(t, "server", nil)
+	waitStream(t, url, "", 1)
+	cfg := writeFile(t, dir, "pool.toml", fmt.Sprintf(`
+[plugins.double]
+path = %q
+workers = 1
+
+[plugins.printer]
+path = %q
+workers = 1
+
+[plugins.printer.config]
+format = "Number: %%v"
+
+[pipelines.demo]
+stages = ["double", "printer"]
+input = "numbers.jsonl"
+
+[cluster]
+url = %q
+`, filepath.Join(binDir, "double"), filepath.Join(binDir, "printer"), url))
+	writeFile(t, dir, "numbers.jsonl", "1\n2\n3\n4\n5\n")
+	workerProc(t, "worker", url, cfg, nil)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"apply", "double", "21"}, "42\n"},
+		{[]string{"run", "demo"}, "Number: 2\nNumber: 4\nNumber: 6\nNumber: 8\nNumber: 10\n"},
+		{[]string{"map", "printer", "1", "x"}, "Number: 1\nNumber: x\n"},
+	} {
+		for _, where := range []string{"--local", "--cluster=" + url} {
+			out := filepath.Join(dir, "out")
+			p := run(t, "host", dir, nil, "", out, append([]string{"-c", cfg, c.args[0], where}, c.args[1:]...)...)
+			if code := p.wait(time.Minute); code != 0 {
+				t.Fatalf("%v %s: exit %d:\n%s", c.args, where, code, p.tail(10))
+			}
+			if got, _ := os.ReadFile(out); string(got) != c.want {
+				t.Fatalf("%v %s: output %q, want %q", c.args, where, got, c.want)
+			}
+		}
+	}
+}

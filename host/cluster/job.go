@@ -51,7 +51,7 @@ type job struct {
 	inWindow   int                // batches opened or cut, not yet yielded
 	cut        uint64             // batches cut: the next batch's seq
 	yielded    uint64             // batches handed to the caller
-	unanswered int                // batches published, not yet complete
+	unanswered int                // batches sealed, not yet complete
 	fed        bool               // the input is exhausted (or the job stopped)
 	stopped    bool
 	err        error // why the job stopped; unresolved items resolve to it
@@ -70,7 +70,7 @@ type hbatch struct {
 	n       int
 	segs    []seg // resolved ranges, sorted and disjoint
 	covered int
-	sent    bool // published
+	local   bool // never sent: failed at once
 }
 
 // seg says that items lo..hi-1 of a batch resolve to answer a's items
@@ -373,7 +373,7 @@ func (j *job) cover(b *hbatch, s seg) int {
 	b.covered += added
 	if b.covered == b.n {
 		delete(j.batches, b.seq)
-		if b.sent {
+		if !b.local {
 			j.unanswered--
 		}
 		if j.ordered {
@@ -578,7 +578,7 @@ func (j *job) cutFailed(f *filling, err error) bool {
 	if !j.reserve(f) {
 		return false
 	}
-	b := &hbatch{seq: j.cut, first: f.next, n: 1}
+	b := &hbatch{seq: j.cut, first: f.next, n: 1, local: true}
 	j.cut++
 	j.batches[b.seq] = b
 	j.cover(b, seg{lo: 0, hi: 1, err: err})
@@ -640,6 +640,7 @@ func (j *job) seal(b *openBatch, n int) {
 	ends := b.ends[:n]
 	hb := &hbatch{seq: j.cut, first: b.first, n: n}
 	j.cut++
+	j.unanswered++
 	j.batches[hb.seq] = hb
 	j.ready = append(j.ready, &sealed{b: hb, data: b.data[:ends[n-1]], ends: ends})
 	select {
@@ -695,12 +696,6 @@ func (j *job) send(seq uint64, data []byte) error {
 		_, err := j.e.l.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(streamName))
 		cancel()
 		if err == nil {
-			j.mu.Lock()
-			if b := j.batches[seq]; b != nil {
-				b.sent = true
-				j.unanswered++
-			}
-			j.mu.Unlock()
 			return nil
 		}
 		if errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) {
@@ -743,7 +738,7 @@ func (j *job) flush() {
 		case <-t.C:
 		}
 		j.mu.Lock()
-		if b := j.open; b != nil && (j.unanswered == 0 && len(j.ready) == 0 || time.Since(b.opened) >= flushAfter) {
+		if b := j.open; b != nil && (j.unanswered == 0 || time.Since(b.opened) >= flushAfter) {
 			if n := b.claim(); n > 0 {
 				j.seal(b, n)
 				j.open = nil

@@ -97,13 +97,27 @@ func (g *globalOptions) startExecutor(ctx context.Context, c *clusterOptions, na
 		return nil, err
 	}
 	if !c.wanted(f) {
-		return pool.Start(ctx, cfg)
+		p, err := pool.Start(ctx, cfg)
+		if err != nil {
+			return nil, err // not a nil *Pool in a non-nil Executor
+		}
+		return p, nil
 	}
+	return c.start(ctx, f, name, cfg)
+}
+
+// start starts an executor on the cluster for the plugin cfg, which the
+// user named name.
+func (c *clusterOptions) start(ctx context.Context, f *config.File, name string, cfg pool.Config) (pool.Executor, error) {
 	cc, err := c.jobConfig(f, name, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return cluster.Start(ctx, cc)
+	e, err := cluster.Start(ctx, cc)
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 // jobConfig is the cluster executor's config for the plugin cfg. A plugin

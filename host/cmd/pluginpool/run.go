@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pluginpool/pluginpool/host/cluster"
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pipeline"
 	"github.com/pluginpool/pluginpool/host/pool"
@@ -28,6 +30,7 @@ type runOptions struct {
 	output    string
 	unordered bool
 	stats     bool
+	conn      clusterOptions
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -70,6 +73,7 @@ the target as it was.`,
 	f.BoolVar(&o.stats, "stats", false, "print each stage's statistics on stderr at the end")
 	addProgressFlags(f, g)
 	addMetricsFlag(f, g)
+	o.conn.addJobFlags(f)
 	// Pipeline names are completed by addCompletions (completion.go).
 	return cmd
 }
@@ -130,6 +134,13 @@ func (o *runOptions) spec(cmd *cobra.Command, f *config.File, pp *config.Pipelin
 	if o.unordered {
 		spec.Unordered = true
 	}
+	if o.conn.wanted(f) {
+		// Every stage on the cluster: the workers run each plugin as
+		// their own pool.toml says; this one names and pins them.
+		spec.Start = func(ctx context.Context, cfg pool.Config) (pool.Executor, error) {
+			return o.conn.start(ctx, f, cfg.Name, cfg)
+		}
+	}
 	return spec, nil
 }
 
@@ -153,7 +164,7 @@ func (o *runOptions) run(cmd *cobra.Command, name string) error {
 		return err
 	}
 	defer metrics.Close()
-	spec.Started = func(pools []*pool.Pool) {
+	spec.Started = func(pools []pool.Executor) {
 		for i, p := range pools {
 			metrics.Add(p, strconv.Itoa(i+1))
 		}
@@ -200,7 +211,7 @@ func (o *runOptions) run(cmd *cobra.Command, name string) error {
 			code = ExitStart
 		}
 		return o.fail(code, "%d of %d items failed", sum.Failed, sum.Items)
-	case errors.Is(err, pool.ErrStart):
+	case errors.Is(err, pool.ErrStart), errors.Is(err, cluster.ErrConnect):
 		return o.startError(ctx, err)
 	case errors.Is(err, syscall.EPIPE):
 		// stdout was closed early (| head): stop quietly, as a
