@@ -652,6 +652,7 @@ func (j *job) seal(b *openBatch, n int) {
 // publish publishes sealed batches in order, each with Msg-Id "job.seq"
 // so a publish retried after a lost acknowledgement is stored once.
 func (j *job) publish() {
+	var msg []byte // reused: a publish returns once the server stored it
 	for {
 		j.mu.Lock()
 		var s *sealed
@@ -669,17 +670,14 @@ func (j *job) publish() {
 				return
 			}
 		}
-		data, err := encodeTask(s.b.seq, s.b.first, s.data, s.ends)
+		msg = appendTask(msg[:0], s.b.seq, s.b.first, s.data, s.ends)
 		j.mu.Lock()
 		if len(j.free) < 4 {
 			j.free = append(j.free, s.data[:cap(s.data)])
 			j.freeEnds = append(j.freeEnds, s.ends[:cap(s.ends)])
 		}
 		j.mu.Unlock()
-		if err == nil {
-			err = j.send(s.b.seq, data)
-		}
-		if err != nil {
+		if err := j.send(s.b.seq, msg); err != nil {
 			j.stop(err)
 			return
 		}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pluginpool/pluginpool/host/cluster/clusterpb"
@@ -19,62 +21,124 @@ const (
 	perItemOverhead = 16 // an end offset, and slack for an index
 )
 
-// encodeAnswers encodes the results of one delivery of batch seq as Answer
-// messages of at most limit bytes each, contiguous ranges in order. A
+// answerBuilder collects the results of one delivery of batch seq and
+// cuts them into Answer messages of at most limit bytes, contiguous item
+// ranges in order. It encodes the protobuf by hand into buffers it
+// reuses: the generated Marshal would copy every value once more. A
 // result that cannot fit in a message alone becomes a *PayloadError.
-func encodeAnswers(seq uint64, results []pool.Result, worker string, delivery uint32, busy time.Duration, limit int) ([][]byte, error) {
-	room := limit - messageOverhead
-	var msgs [][]byte
-	a := &clusterpb.Answer{Seq: seq, Worker: worker, Delivery: delivery}
-	size := 0
-	flush := func(next int) error {
-		b, err := proto.Marshal(a)
-		if err != nil {
-			return err
-		}
-		msgs = append(msgs, b)
-		a = &clusterpb.Answer{Seq: seq, First: uint32(next), Worker: worker, Delivery: delivery}
-		size = 0
-		return nil
+type answerBuilder struct {
+	seq      uint64
+	worker   string
+	delivery uint32
+	limit    int
+
+	first    int // index within the batch of the part's first item
+	n        int // items in the part
+	size     int // estimated bytes of the part
+	data     []byte
+	ends     []uint32
+	failures [][]byte // encoded Failure messages
+	output   [][]byte // encoded Printed messages
+	msg      []byte   // the last message built, reused
+}
+
+func newAnswerBuilder(seq uint64, worker string, delivery uint32, limit int) *answerBuilder {
+	return &answerBuilder{seq: seq, worker: worker, delivery: delivery, limit: limit}
+}
+
+// room is what a part may hold besides its own fields.
+func (a *answerBuilder) room() int { return a.limit - messageOverhead }
+
+// full reports whether adding r would overflow the part.
+func (a *answerBuilder) full(r *pool.Result) bool {
+	return a.n > 0 && a.size+itemSize(r) > a.room()
+}
+
+// add appends result r (the next item).
+func (a *answerBuilder) add(r pool.Result) {
+	size := itemSize(&r)
+	if size > a.room() {
+		r = pool.Result{Err: &PayloadError{Size: size, Limit: a.limit, Result: true}}
+		size = itemSize(&r)
 	}
-	for i := range results {
-		r := &results[i]
-		n := itemSize(r)
-		if n > room {
-			r = &pool.Result{Err: &PayloadError{Size: n, Limit: limit, Result: true}}
-			n = itemSize(r)
-		}
-		if size > 0 && size+n > room {
-			if err := flush(i); err != nil {
-				return nil, err
-			}
-		}
-		k := uint32(i) - a.First
-		if r.Err != nil {
-			a.Failures = append(a.Failures, failureOf(k, r.Err))
-		} else {
-			a.Data = append(a.Data, r.Value...)
-		}
-		a.Ends = append(a.Ends, uint32(len(a.Data)))
-		if len(r.Output) > 0 {
-			lines := make([][]byte, len(r.Output))
-			for j, l := range r.Output {
-				lines[j] = []byte(l)
-			}
-			a.Output = append(a.Output, &clusterpb.Printed{Index: k, Lines: lines})
-		}
-		size += n
+	k := uint32(a.n)
+	if r.Err != nil {
+		b, _ := proto.Marshal(failureOf(k, r.Err))
+		a.failures = append(a.failures, b)
+	} else {
+		a.data = append(a.data, r.Value...)
 	}
-	a.Last, a.BusyNs = true, uint64(busy)
-	if err := flush(len(results)); err != nil {
-		return nil, err
+	a.ends = append(a.ends, uint32(len(a.data)))
+	if len(r.Output) > 0 {
+		lines := make([][]byte, len(r.Output))
+		for j, l := range r.Output {
+			lines[j] = []byte(l)
+		}
+		b, _ := proto.Marshal(&clusterpb.Printed{Index: k, Lines: lines})
+		a.output = append(a.output, b)
 	}
-	return msgs, nil
+	a.size += size
+	a.n++
+}
+
+// cut returns the part built so far as a message (valid until the next
+// cut) and starts the next part; last marks the delivery's last part and
+// busy is then the batch's time on its slot.
+func (a *answerBuilder) cut(last bool, busy time.Duration) []byte {
+	b := a.msg[:0]
+	b = protowire.AppendTag(b, 1, protowire.VarintType)
+	b = protowire.AppendVarint(b, a.seq)
+	if a.first > 0 {
+		b = protowire.AppendTag(b, 2, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(a.first))
+	}
+	if len(a.data) > 0 {
+		b = protowire.AppendTag(b, 3, protowire.BytesType)
+		b = protowire.AppendBytes(b, a.data)
+	}
+	if len(a.ends) > 0 {
+		n := 0
+		for _, e := range a.ends {
+			n += protowire.SizeVarint(uint64(e))
+		}
+		b = protowire.AppendTag(b, 4, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(n))
+		for _, e := range a.ends {
+			b = protowire.AppendVarint(b, uint64(e))
+		}
+	}
+	for _, f := range a.failures {
+		b = protowire.AppendTag(b, 5, protowire.BytesType)
+		b = protowire.AppendBytes(b, f)
+	}
+	for _, o := range a.output {
+		b = protowire.AppendTag(b, 6, protowire.BytesType)
+		b = protowire.AppendBytes(b, o)
+	}
+	b = protowire.AppendTag(b, 7, protowire.BytesType)
+	b = protowire.AppendString(b, a.worker)
+	b = protowire.AppendTag(b, 8, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(a.delivery))
+	if last {
+		b = protowire.AppendTag(b, 9, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(busy))
+		b = protowire.AppendTag(b, 10, protowire.VarintType)
+		b = protowire.AppendVarint(b, 1)
+	}
+	a.msg = b
+	a.first += a.n
+	a.n, a.size = 0, 0
+	a.data, a.ends = a.data[:0], a.ends[:0]
+	a.failures, a.output = a.failures[:0], a.output[:0]
+	return b
 }
 
 // itemSize estimates the bytes result r takes in an Answer.
 func itemSize(r *pool.Result) int {
 	n := len(r.Value) + perItemOverhead
+	if r.Err == nil && r.Output == nil {
+		return n
+	}
 	if r.Err != nil {
 		n += 2*len(r.Err.Error()) + 64 // its text, and a task's message
 		var ce *pool.CrashError
@@ -196,10 +260,69 @@ type answer struct {
 	printed map[uint32][]string
 }
 
+// It parses by hand so that the values alias data (a message nats.go made
+// for this subscription) instead of being copied: the generated Unmarshal
+// copies every bytes field.
 func decodeAnswer(data []byte) (*answer, error) {
 	a := &answer{Answer: &clusterpb.Answer{}}
-	if err := proto.Unmarshal(data, a.Answer); err != nil {
-		return nil, fmt.Errorf("undecodable answer: %w", err)
+	bad := func(what string) (*answer, error) { return nil, fmt.Errorf("undecodable answer: %s", what) }
+	for len(data) > 0 {
+		num, typ, n := protowire.ConsumeTag(data)
+		if n < 0 {
+			return bad("bad tag")
+		}
+		data = data[n:]
+		var v uint64
+		var b []byte
+		switch typ {
+		case protowire.VarintType:
+			v, n = protowire.ConsumeVarint(data)
+		case protowire.BytesType:
+			b, n = protowire.ConsumeBytes(data)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, data)
+		}
+		if n < 0 {
+			return bad(fmt.Sprintf("field %d", num))
+		}
+		data = data[n:]
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			a.Seq = v
+		case num == 2 && typ == protowire.VarintType:
+			a.First = uint32(v)
+		case num == 3 && typ == protowire.BytesType:
+			a.Data = b
+		case num == 4 && typ == protowire.BytesType:
+			for len(b) > 0 {
+				e, k := protowire.ConsumeVarint(b)
+				if k < 0 || e > 1<<32-1 {
+					return bad("bad item end")
+				}
+				a.Ends = append(a.Ends, uint32(e))
+				b = b[k:]
+			}
+		case num == 5 && typ == protowire.BytesType:
+			f := &clusterpb.Failure{}
+			if err := proto.Unmarshal(b, f); err != nil {
+				return bad(err.Error())
+			}
+			a.Failures = append(a.Failures, f)
+		case num == 6 && typ == protowire.BytesType:
+			o := &clusterpb.Printed{}
+			if err := proto.Unmarshal(b, o); err != nil {
+				return bad(err.Error())
+			}
+			a.Output = append(a.Output, o)
+		case num == 7 && typ == protowire.BytesType:
+			a.Worker = string(b)
+		case num == 8 && typ == protowire.VarintType:
+			a.Delivery = uint32(v)
+		case num == 9 && typ == protowire.VarintType:
+			a.BusyNs = v
+		case num == 10 && typ == protowire.VarintType:
+			a.Last = v != 0
+		}
 	}
 	n := uint32(len(a.Ends))
 	prev := uint32(0)
@@ -255,16 +378,62 @@ func (a *answer) result(i int) pool.Result {
 	return r
 }
 
-// encodeTask encodes batch seq of items (data cut at ends), starting at
-// job-wide index first.
-func encodeTask(seq uint64, first int, data []byte, ends []uint32) ([]byte, error) {
-	return proto.Marshal(&clusterpb.Task{Seq: seq, First: uint64(first), Data: data, Ends: ends})
+// appendTask appends the Task for batch seq of items (data cut at ends),
+// starting at job-wide index first, to buf: by hand, into a buffer the
+// publisher reuses, rather than a fresh copy per batch.
+func appendTask(buf []byte, seq uint64, first int, data []byte, ends []uint32) []byte {
+	buf = protowire.AppendTag(buf, 1, protowire.VarintType)
+	buf = protowire.AppendVarint(buf, seq)
+	buf = protowire.AppendTag(buf, 2, protowire.VarintType)
+	buf = protowire.AppendVarint(buf, uint64(first))
+	buf = protowire.AppendTag(buf, 3, protowire.BytesType)
+	buf = protowire.AppendBytes(buf, data)
+	n := 0
+	for _, e := range ends {
+		n += protowire.SizeVarint(uint64(e))
+	}
+	buf = protowire.AppendTag(buf, 4, protowire.BytesType)
+	buf = protowire.AppendVarint(buf, uint64(n))
+	for _, e := range ends {
+		buf = protowire.AppendVarint(buf, uint64(e))
+	}
+	return buf
 }
 
+// decodeTask parses a Task without copying its items: they alias data.
 func decodeTask(data []byte) (*clusterpb.Task, error) {
 	t := &clusterpb.Task{}
-	if err := proto.Unmarshal(data, t); err != nil {
-		return nil, fmt.Errorf("undecodable batch: %w", err)
+	for len(data) > 0 {
+		num, typ, n := protowire.ConsumeTag(data)
+		if n < 0 {
+			return nil, errors.New("undecodable batch: bad tag")
+		}
+		data = data[n:]
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			t.Seq, n = protowire.ConsumeVarint(data)
+		case num == 2 && typ == protowire.VarintType:
+			t.First, n = protowire.ConsumeVarint(data)
+		case num == 3 && typ == protowire.BytesType:
+			t.Data, n = protowire.ConsumeBytes(data)
+		case num == 4 && typ == protowire.BytesType:
+			var packed []byte
+			packed, n = protowire.ConsumeBytes(data)
+			for len(packed) > 0 && n >= 0 {
+				v, k := protowire.ConsumeVarint(packed)
+				if k < 0 || v > 1<<32-1 {
+					return nil, errors.New("undecodable batch: bad item end")
+				}
+				t.Ends = append(t.Ends, uint32(v))
+				packed = packed[k:]
+			}
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, data)
+		}
+		if n < 0 {
+			return nil, fmt.Errorf("undecodable batch: field %d", num)
+		}
+		data = data[n:]
 	}
 	prev := uint32(0)
 	for _, e := range t.Ends {
@@ -276,13 +445,15 @@ func decodeTask(data []byte) (*clusterpb.Task, error) {
 	return t, nil
 }
 
-// items slices a task's data into its items (no copy).
-func items(t *clusterpb.Task) [][]byte {
-	out := make([][]byte, len(t.Ends))
-	lo := uint32(0)
-	for i, hi := range t.Ends {
-		out[i] = t.Data[lo:hi:hi]
-		lo = hi
+// items yields a task's items (slices of its data, no copy).
+func items(t *clusterpb.Task) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		lo := uint32(0)
+		for _, hi := range t.Ends {
+			if !yield(t.Data[lo:hi:hi]) {
+				return
+			}
+			lo = hi
+		}
 	}
-	return out
 }

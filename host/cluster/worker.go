@@ -358,14 +358,14 @@ func (w *Worker) pull(j *wjob) {
 				w.batches.Add(1)
 				go func() {
 					defer w.batches.Done()
-					n := w.runBatch(j, s, msg)
-					p.release(s, true, n)
+					n, busy := w.runBatch(j, s, msg)
+					p.release(s, true, n, busy)
 				}()
 			}
 			err = batch.Error()
 		}
 		for _, s := range units[used:] {
-			p.release(s, false, 0)
+			p.release(s, false, 0, 0)
 		}
 		switch {
 		case err == nil:
@@ -407,22 +407,22 @@ func (w *Worker) consumer(ctx context.Context, id string) (jetstream.Consumer, e
 
 // runBatch runs one delivery of a batch on slot s, answers the host and
 // acks the message once the host has the answer. It returns the number of
-// items it answered.
-func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) int {
+// items it ran and answered, and how long they took.
+func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) (int, time.Duration) {
 	md, err := msg.Metadata()
 	if err != nil {
 		w.log.Error("dropping a message that is not a JetStream delivery", "job", j.rec.ID, "error", err)
-		return 0
+		return 0, 0
 	}
 	task, err := decodeTask(msg.Data())
 	if err != nil {
 		// Nothing can run it: leave it for its host's purge.
 		w.log.Error("dropping a batch", "job", j.rec.ID, "error", err)
 		_ = msg.Term()
-		return 0
+		return 0, 0
 	}
 	delivery := int(md.NumDelivered)
-	items := items(task)
+	n := len(task.Ends)
 	// Keep the batch ours while it runs and until the host has its answer.
 	alive, stopAlive := context.WithCancel(j.ctx)
 	var beating sync.WaitGroup
@@ -430,17 +430,61 @@ func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) int {
 	defer beating.Wait()
 	defer stopAlive()
 
-	var results []pool.Result
-	var busy time.Duration
+	var lostErr error
 	switch {
 	case delivery > 1 && !s.info.Idempotent:
-		results = lost(len(items), &LostError{Plugin: j.rec.Plugin, Deliveries: delivery, Reason: lostNotIdempotent})
+		lostErr = &LostError{Plugin: j.rec.Plugin, Deliveries: delivery, Reason: lostNotIdempotent}
 	case delivery > max(j.rec.MaxAttempts, 1):
-		results = lost(len(items), &LostError{Plugin: j.rec.Plugin, Deliveries: delivery, Reason: lostGaveUp})
-	default:
-		began := time.Now()
-		results, _ = s.pool.Map(j.ctx, items)
-		busy = time.Since(began)
+		lostErr = &LostError{Plugin: j.rec.Plugin, Deliveries: delivery, Reason: lostGaveUp}
+	}
+	ab := newAnswerBuilder(task.Seq, w.id, uint32(delivery), w.l.maxPayload)
+	subj := answerSubject(j.rec.ID)
+	began := time.Now()
+	sent := began
+	send := func(last bool) bool {
+		if err := w.answer(j, subj, ab.cut(last, time.Since(began))); err != nil {
+			return false // the job ended: nothing to ack
+		}
+		sent = time.Now()
+		return true
+	}
+	// Results are encoded as they come, and a part goes to the host when
+	// it is full or partEvery has passed: a long batch reports progress,
+	// and what came back is never run again.
+	next := func(r pool.Result) bool {
+		// The clock is read once per 1024 items: per item it measured 10%
+		// of the worker's CPU on 1M trivial items.
+		if ab.full(&r) || ab.n&1023 == 1023 && time.Since(sent) >= partEvery {
+			if !send(false) {
+				return false
+			}
+		}
+		ab.add(r)
+		return true
+	}
+	failed, unserved := 0, false
+	if lostErr != nil {
+		for range n {
+			if !next(pool.Result{Err: lostErr}) {
+				return 0, 0
+			}
+		}
+		failed = n
+	} else {
+		for _, r := range s.pool.Imap(j.ctx, items(task)) {
+			if r.Err != nil {
+				failed++
+				// The slot degraded or closed under the batch: another
+				// slot or worker runs it again.
+				if s.info.Idempotent && (errors.Is(r.Err, pool.ErrDegraded) || errors.Is(r.Err, pool.ErrClosed)) && j.ctx.Err() == nil {
+					unserved = true
+					break
+				}
+			}
+			if !next(r) {
+				return 0, 0
+			}
+		}
 	}
 	if j.ctx.Err() != nil {
 		// The job ended, or this worker was terminated: then give an
@@ -449,32 +493,28 @@ func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) int {
 		if context.Cause(j.ctx) == errTerminated && s.info.Idempotent {
 			_ = msg.Nak()
 		}
-		return 0
+		return 0, 0
 	}
-	if s.info.Idempotent && unserved(results) {
-		// The slot degraded or closed under the batch: another slot or
-		// worker runs it again.
+	if unserved {
 		_ = msg.Nak()
 		j.plugin.degraded(w.life, s, w.log.Error)
-		return 0
+		return 0, 0
 	}
-	parts, err := encodeAnswers(task.Seq, results, w.id, uint32(delivery), busy, w.l.maxPayload)
-	if err != nil {
-		w.log.Error("encoding an answer", "job", j.rec.ID, "error", err)
-		return 0
-	}
-	subj := answerSubject(j.rec.ID)
-	for _, part := range parts {
-		if err := w.answer(j, subj, part); err != nil {
-			return 0 // the job ended: nothing to ack
-		}
+	if !send(true) {
+		return 0, 0
 	}
 	if err := msg.Ack(); err != nil {
 		w.log.Debug("acking a batch", "job", j.rec.ID, "batch", task.Seq, "error", err)
 	}
-	w.stats.batch(len(items), failures(results), delivery > 1)
-	return len(items)
+	w.stats.batch(n, failed, delivery > 1)
+	if lostErr != nil {
+		return n, 0
+	}
+	return n, time.Since(began)
 }
+
+// partEvery is how often a long batch sends what it has answered so far.
+const partEvery = time.Second
 
 // keepAlive tells JetStream the batch is still being worked on every
 // interval, until ctx is done.
@@ -517,35 +557,6 @@ func (w *Worker) answer(j *wjob, subj string, data []byte) error {
 		case <-time.After(backoff):
 		}
 	}
-}
-
-func lost(n int, err error) []pool.Result {
-	rs := make([]pool.Result, n)
-	for i := range rs {
-		rs[i].Err = err
-	}
-	return rs
-}
-
-// unserved reports whether the slot's pool stopped serving under the
-// batch: items failed because it degraded or closed, not because of them.
-func unserved(rs []pool.Result) bool {
-	for i := range rs {
-		if errors.Is(rs[i].Err, pool.ErrDegraded) || errors.Is(rs[i].Err, pool.ErrClosed) {
-			return true
-		}
-	}
-	return false
-}
-
-func failures(rs []pool.Result) int {
-	n := 0
-	for i := range rs {
-		if rs[i].Err != nil {
-			n++
-		}
-	}
-	return n
 }
 
 // Drain stops taking batches, finishes and answers the ones the worker

@@ -145,3 +145,7 @@ func (p *parser) duration(at loc, v any) (time.Duration, bool) {
 // ParseSize parses a whole number of bytes with an optional unit, as
 // max_item_bytes takes it: "512KiB", "64MiB", "1GiB", "100MB", "4096".
 func ParseSize(s string) (int64, error) { return parseSize(s) }
+
+// ValidName reports whether name can name a plugin or a pipeline:
+// lower-case letters, digits, '_' and '-', starting with a letter or digit.
+func ValidName(name string) bool { return nameRE.MatchString(name) }

@@ -10,12 +10,14 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/jsonl"
 	"github.com/pluginpool/pluginpool/host/pool"
 )
@@ -51,7 +53,13 @@ func (o *mapOptions) addFlags(cmd *cobra.Command, batching bool) {
 func (o *mapOptions) config(cmd *cobra.Command, name string) (pool.Config, error) {
 	cfg, err := o.poolConfig(name)
 	if err != nil {
-		return cfg, err
+		// On a cluster the workers know the plugin: this machine need
+		// not have it.
+		f, ferr := o.loadConfig()
+		if ferr != nil || !o.conn.wanted(f) || strings.ContainsRune(name, '/') || !config.ValidName(name) {
+			return cfg, err
+		}
+		cfg = o.finish(pool.Config{Name: name})
 	}
 	if cmd.Flags().Changed("workers") {
 		if o.workers < 1 {
