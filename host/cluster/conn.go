@@ -103,7 +103,9 @@ func dial(ctx context.Context, n NATS, name string, log hclog.Logger) (*link, er
 // replicas copies. JetStream in a cluster that has just started may need a
 // moment to elect its leaders: ensure retries until ctx is done.
 func (l *link) ensure(ctx context.Context, replicas int) error {
-	js, err := jetstream.New(l.nc)
+	// Async publishes resolve within a timeout: a lost acknowledgement
+	// must not leave a batch waiting forever (it is retried, deduped).
+	js, err := jetstream.New(l.nc, jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		return err
 	}

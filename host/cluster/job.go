@@ -441,7 +441,7 @@ func (j *job) onAnswer(m *nats.Msg) {
 		j.e.stats.answered(a.Worker, added, failed, timeouts, a.Delivery > 1, busy, whole)
 	}
 	if a.Last && a.Delivery == 1 && b != nil && j.e.cfg.ChunkSize == 0 {
-		j.e.observe(b.n, time.Duration(a.BusyNs))
+		j.e.observe(b.n, time.Duration(a.BusyNs), time.Duration(a.ItemNs))
 	}
 	if stopped {
 		_ = m.Respond([]byte(replyGone))
@@ -650,9 +650,31 @@ func (j *job) seal(b *openBatch, n int) {
 }
 
 // publish publishes sealed batches in order, each with Msg-Id "job.seq"
-// so a publish retried after a lost acknowledgement is stored once.
+// so a publish retried after a lost acknowledgement is stored once. Up to
+// maxPublishing wait for their acknowledgements at once: one at a time, a
+// round trip per batch (~1 ms) limited a job of small batches to ~1000
+// batches/s.
 func (j *job) publish() {
-	var msg []byte // reused: a publish returns once the server stored it
+	type publishing struct {
+		seq  uint64
+		msg  *nats.Msg
+		done jetstream.PubAckFuture
+	}
+	var out []publishing
+	// settle waits for the oldest publish; one that failed is retried
+	// until stored (or the job ends).
+	settle := func() error {
+		p := out[0]
+		out = out[1:]
+		select {
+		case <-p.done.Ok():
+			return nil
+		case <-p.done.Err():
+			return j.send(p.seq, p.msg.Data)
+		case <-j.life.Done():
+			return nil
+		}
+	}
 	for {
 		j.mu.Lock()
 		var s *sealed
@@ -663,32 +685,64 @@ func (j *job) publish() {
 		}
 		j.mu.Unlock()
 		if s == nil {
+			var oldest <-chan *jetstream.PubAck
+			var failed <-chan error
+			if len(out) > 0 {
+				oldest, failed = out[0].done.Ok(), out[0].done.Err()
+			}
 			select {
 			case <-j.kick:
+				continue
+			case <-oldest:
+				out = out[1:]
+				continue
+			case <-failed:
+				p := out[0]
+				out = out[1:]
+				if err := j.send(p.seq, p.msg.Data); err != nil {
+					j.stop(err)
+					return
+				}
 				continue
 			case <-j.life.Done():
 				return
 			}
 		}
-		msg = appendTask(msg[:0], s.b.seq, s.b.first, s.data, s.ends)
+		// A fresh buffer each: nats.go keeps the message to retry it.
+		msg := &nats.Msg{Subject: batchSubject(j.id), Data: appendTask(nil, s.b.seq, s.b.first, s.data, s.ends)}
 		j.mu.Lock()
 		if len(j.free) < 4 {
 			j.free = append(j.free, s.data[:cap(s.data)])
 			j.freeEnds = append(j.freeEnds, s.ends[:cap(s.ends)])
 		}
 		j.mu.Unlock()
-		if err := j.send(s.b.seq, msg); err != nil {
+		f, err := j.e.l.js.PublishMsgAsync(msg, jetstream.WithMsgID(j.msgID(s.b.seq)), jetstream.WithExpectStream(streamName))
+		if err != nil {
+			err = j.send(s.b.seq, msg.Data)
+		} else {
+			out = append(out, publishing{s.b.seq, msg, f})
+			if len(out) >= maxPublishing {
+				err = settle()
+			}
+		}
+		if err != nil {
 			j.stop(err)
 			return
 		}
 	}
 }
 
+// maxPublishing bounds the batches a job publishes without their
+// acknowledgement yet.
+const maxPublishing = 16
+
+func (j *job) msgID(seq uint64) string { return j.id + "." + strconv.FormatUint(seq, 10) }
+
 // send publishes one batch, retrying until JetStream stores it or the job
 // stops (a cluster electing a leader answers no one for a few seconds).
 func (j *job) send(seq uint64, data []byte) error {
 	msg := &nats.Msg{Subject: batchSubject(j.id), Data: data}
-	msgID := j.id + "." + strconv.FormatUint(seq, 10)
+	msgID := j.msgID(seq)
 	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
 		ctx, cancel := context.WithTimeout(j.life, 10*time.Second)
 		_, err := j.e.l.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(streamName))

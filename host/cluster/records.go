@@ -46,9 +46,10 @@ type PluginInfo struct {
 	// Items and Batches count what the worker answered for this plugin.
 	Items   int64 `json:"items"`
 	Batches int64 `json:"batches"`
-	// ItemNs is a recent task's time on a slot, in nanoseconds (0 before
-	// the first batch): a host's first batches are sized from it rather
-	// than grown from one item.
+	// ItemNs is a recent task's time on a slot (the slowest slot's median,
+	// queueing excluded), in nanoseconds; 0 before the first batch. A
+	// host's first batches are sized from it rather than grown from one
+	// item.
 	ItemNs int64 `json:"item_ns,omitempty"`
 }
 

@@ -30,7 +30,6 @@ type wplugin struct {
 	runners  int     // jobs pulling for this plugin
 	items    int64
 	batches  int64
-	itemNs   float64        // a moving average of a task's time on a slot
 	retiring sync.WaitGroup // old slots draining before they close
 }
 
@@ -171,8 +170,8 @@ func (p *wplugin) start(s *slot) {
 }
 
 // release returns a unit booked on s; ran says it ran a batch, which
-// answered n items in busy.
-func (p *wplugin) release(s *slot, ran bool, n int, busy time.Duration) {
+// answered n items.
+func (p *wplugin) release(s *slot, ran bool, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s.booked--
@@ -181,14 +180,7 @@ func (p *wplugin) release(s *slot, ran bool, n int, busy time.Duration) {
 		p.batches++
 		p.items += int64(n)
 	}
-	if n > 0 && busy > 0 {
-		per := float64(busy) / float64(n)
-		if p.itemNs == 0 {
-			p.itemNs = per
-		} else {
-			p.itemNs = 0.7*p.itemNs + 0.3*per
-		}
-	}
+
 	if s.retired && s.booked == 0 {
 		close(s.drained)
 	}
@@ -199,11 +191,12 @@ func (p *wplugin) release(s *slot, ran bool, n int, busy time.Duration) {
 func (p *wplugin) record() PluginInfo {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	r := PluginInfo{Name: p.name, Items: p.items, Batches: p.batches, ItemNs: int64(p.itemNs)}
+	r := PluginInfo{Name: p.name, Items: p.items, Batches: p.batches}
 	for _, s := range p.slots {
 		if s.retired {
 			continue
 		}
+		r.ItemNs = max(r.ItemNs, int64(s.pool.Stats().P50))
 		r.Idempotent = s.info.Idempotent
 		r.Capacity += p.cfg.InFlight
 		r.Running += s.running

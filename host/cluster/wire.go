@@ -27,6 +27,7 @@ const (
 // reuses: the generated Marshal would copy every value once more. A
 // result that cannot fit in a message alone becomes a *PayloadError.
 type answerBuilder struct {
+	itemNs   uint64 // set before the last cut: see Answer.item_ns
 	seq      uint64
 	worker   string
 	delivery uint32
@@ -124,6 +125,10 @@ func (a *answerBuilder) cut(last bool, busy time.Duration) []byte {
 		b = protowire.AppendVarint(b, uint64(busy))
 		b = protowire.AppendTag(b, 10, protowire.VarintType)
 		b = protowire.AppendVarint(b, 1)
+		if a.itemNs > 0 {
+			b = protowire.AppendTag(b, 11, protowire.VarintType)
+			b = protowire.AppendVarint(b, a.itemNs)
+		}
 	}
 	a.msg = b
 	a.first += a.n
@@ -322,6 +327,8 @@ func decodeAnswer(data []byte) (*answer, error) {
 			a.BusyNs = v
 		case num == 10 && typ == protowire.VarintType:
 			a.Last = v != 0
+		case num == 11 && typ == protowire.VarintType:
+			a.ItemNs = v
 		}
 	}
 	n := uint32(len(a.Ends))

@@ -358,14 +358,13 @@ func (w *Worker) pull(j *wjob) {
 				w.batches.Add(1)
 				go func() {
 					defer w.batches.Done()
-					n, busy := w.runBatch(j, s, msg)
-					p.release(s, true, n, busy)
+					p.release(s, true, w.runBatch(j, s, msg))
 				}()
 			}
 			err = batch.Error()
 		}
 		for _, s := range units[used:] {
-			p.release(s, false, 0, 0)
+			p.release(s, false, 0)
 		}
 		switch {
 		case err == nil:
@@ -407,19 +406,19 @@ func (w *Worker) consumer(ctx context.Context, id string) (jetstream.Consumer, e
 
 // runBatch runs one delivery of a batch on slot s, answers the host and
 // acks the message once the host has the answer. It returns the number of
-// items it ran and answered, and how long they took.
-func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) (int, time.Duration) {
+// items it answered.
+func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) int {
 	md, err := msg.Metadata()
 	if err != nil {
 		w.log.Error("dropping a message that is not a JetStream delivery", "job", j.rec.ID, "error", err)
-		return 0, 0
+		return 0
 	}
 	task, err := decodeTask(msg.Data())
 	if err != nil {
 		// Nothing can run it: leave it for its host's purge.
 		w.log.Error("dropping a batch", "job", j.rec.ID, "error", err)
 		_ = msg.Term()
-		return 0, 0
+		return 0
 	}
 	delivery := int(md.NumDelivered)
 	n := len(task.Ends)
@@ -466,7 +465,7 @@ func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) (int, time.Durati
 	if lostErr != nil {
 		for range n {
 			if !next(pool.Result{Err: lostErr}) {
-				return 0, 0
+				return 0
 			}
 		}
 		failed = n
@@ -482,7 +481,7 @@ func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) (int, time.Durati
 				}
 			}
 			if !next(r) {
-				return 0, 0
+				return 0
 			}
 		}
 	}
@@ -493,24 +492,22 @@ func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) (int, time.Durati
 		if context.Cause(j.ctx) == errTerminated && s.info.Idempotent {
 			_ = msg.Nak()
 		}
-		return 0, 0
+		return 0
 	}
 	if unserved {
 		_ = msg.Nak()
 		j.plugin.degraded(w.life, s, w.log.Error)
-		return 0, 0
+		return 0
 	}
+	ab.itemNs = uint64(s.pool.Stats().P50)
 	if !send(true) {
-		return 0, 0
+		return 0
 	}
 	if err := msg.Ack(); err != nil {
 		w.log.Debug("acking a batch", "job", j.rec.ID, "batch", task.Seq, "error", err)
 	}
 	w.stats.batch(n, failed, delivery > 1)
-	if lostErr != nil {
-		return n, 0
-	}
-	return n, time.Since(began)
+	return n
 }
 
 // partEvery is how often a long batch sends what it has answered so far.

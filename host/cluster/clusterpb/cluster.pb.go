@@ -201,7 +201,10 @@ type Answer struct {
 	// that carries last = true (for batch sizing and statistics).
 	BusyNs uint64 `protobuf:"varint,9,opt,name=busy_ns,json=busyNs,proto3" json:"busy_ns,omitempty"`
 	// last marks the delivery's last part.
-	Last          bool `protobuf:"varint,10,opt,name=last,proto3" json:"last,omitempty"`
+	Last bool `protobuf:"varint,10,opt,name=last,proto3" json:"last,omitempty"`
+	// item_ns, in the last part, is a recent task's time on the worker's
+	// slot (its pool's median, queueing excluded), for batch sizing.
+	ItemNs        uint64 `protobuf:"varint,11,opt,name=item_ns,json=itemNs,proto3" json:"item_ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -304,6 +307,13 @@ func (x *Answer) GetLast() bool {
 		return x.Last
 	}
 	return false
+}
+
+func (x *Answer) GetItemNs() uint64 {
+	if x != nil {
+		return x.ItemNs
+	}
+	return 0
 }
 
 // Failure is one failed item of an Answer, with what the host needs to
@@ -547,7 +557,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05first\x18\x02 \x01(\x04R\x05first\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\x12\x16\n" +
-	"\x04ends\x18\x04 \x03(\rB\x02\x10\x01R\x04ends\"\xb1\x02\n" +
+	"\x04ends\x18\x04 \x03(\rB\x02\x10\x01R\x04ends\"\xca\x02\n" +
 	"\x06Answer\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05first\x18\x02 \x01(\rR\x05first\x12\x12\n" +
@@ -559,7 +569,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\bdelivery\x18\b \x01(\rR\bdelivery\x12\x17\n" +
 	"\abusy_ns\x18\t \x01(\x04R\x06busyNs\x12\x12\n" +
 	"\x04last\x18\n" +
-	" \x01(\bR\x04last\"\xb7\x03\n" +
+	" \x01(\bR\x04last\x12\x17\n" +
+	"\aitem_ns\x18\v \x01(\x04R\x06itemNs\"\xb7\x03\n" +
 	"\aFailure\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12/\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1b.pluginpool.cluster.v1.KindR\x04kind\x12\x12\n" +
