@@ -399,3 +399,32 @@ url = %q
 		}
 	}
 }
+
+// A host stopped past host_timeout finds, when it resumes, that the
+// cluster dropped its job: its unfinished items fail with a clear error
+// rather than wait forever.
+func TestHostHungPastTimeoutLosesItsJob(t *testing.T) {
+	dir := t.TempDir()
+	_, url := serverProc(t, "server", nil)
+	cfg := writeFile(t, dir, "pool.toml", fixtureTable(t, "sleepy", self(t), "sleepy", 1, "CLUSTERTEST_SLEEP=20ms")+fmt.Sprintf(`
+[cluster]
+url = %q
+host_timeout = "1s"
+`, url))
+	waitStream(t, url, "", 1)
+	_, id := workerProc(t, "worker", url, cfg, nil)
+	host := run(t, "host", dir, nil, numbers(t, dir, 300), filepath.Join(dir, "out"), "map", "-c", cfg, "sleepy")
+	eventually(t, 30*time.Second, "the worker never got to work", func() bool {
+		b, _ := running(t, url, "", id)
+		return b > 0
+	})
+	host.signal(syscall.SIGSTOP)
+	eventually(t, 20*time.Second, "the worker still works for the stopped host", func() bool {
+		b, j := running(t, url, "", id)
+		return b == 0 && j == 0
+	})
+	host.signal(syscall.SIGCONT)
+	if code := host.wait(time.Minute); code != 1 || !strings.Contains(host.log(), "the cluster dropped this job") {
+		t.Fatalf("resumed host: exit %d, want 1 and the reason:\n%s", code, host.tail(10))
+	}
+}

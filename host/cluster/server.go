@@ -76,6 +76,7 @@ type Server struct {
 	cfg       ServerConfig
 	token     string
 	generated bool
+	store     string
 	log       hclog.Logger
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -104,7 +105,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("NATS server did not start listening on %s within 30s", net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)))
 	}
-	s := &Server{ns: ns, cfg: cfg, token: opts.Authorization, generated: generated, log: log}
+	s := &Server{ns: ns, cfg: cfg, token: opts.Authorization, generated: generated, log: log, store: opts.StoreDir}
 	replicas := cfg.Replicas
 	if replicas == 0 {
 		replicas = 1
@@ -316,6 +317,9 @@ func (s *Server) ClientURL() string {
 // ClusterAddr returns the address the server listens on for other
 // servers of its cluster, or nil.
 func (s *Server) ClusterAddr() net.Addr { return s.ns.ClusterAddr() }
+
+// StoreDir returns the directory JetStream keeps its files in.
+func (s *Server) StoreDir() string { return s.store }
 
 // Addr returns the address the server listens on for clients.
 func (s *Server) Addr() net.Addr { return s.ns.Addr() }

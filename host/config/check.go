@@ -56,6 +56,18 @@ func (f *File) Check() []error {
 			}
 		}
 	}
+	if c := f.Cluster; c != nil {
+		for _, file := range []struct{ key, path string }{
+			{"credentials", c.Credentials}, {"nkey", c.NKey}, {"tls_ca", c.TLSCA}, {"tls_cert", c.TLSCert}, {"tls_key", c.TLSKey},
+		} {
+			if file.path == "" {
+				continue
+			}
+			if _, err := os.Stat(file.path); err != nil {
+				bad([]string{"cluster", file.key}, err, "cannot use %s: %v", file.path, err)
+			}
+		}
+	}
 	for _, name := range sortedKeys(f.Pipelines) {
 		pp := f.Pipelines[name]
 		if pp.Input != "-" {

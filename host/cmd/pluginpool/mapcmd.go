@@ -99,12 +99,20 @@ workers, timeouts and Init config, or a path to a plugin executable
 
 While it runs, map shows a progress bar on stderr if stderr is a terminal
 (--progress, --no-progress), and serves Prometheus metrics with
---metrics-addr. --stats prints a summary at the end.`,
+--metrics-addr. --stats prints a summary at the end.
+
+With --cluster URL, or a [cluster] table in the config (--local overrides
+it), the items run on the workers of a pluginpool cluster instead
+('pluginpool worker' on each machine): same output, in input order. The
+workers run PLUGIN as their own pool.toml says; this machine's config only
+names it and may pin it (sha256, version). Workers whose plugin differs are
+named on stderr and serve none of it.`,
 		Example: `  pluginpool map double 1 2 3 4 5
   seq 1 100000 | pluginpool map double > doubled.jsonl
   pluginpool map -w 4 printer 1 2 3 4
   pluginpool map --stats --unordered ./bin/plugins/double < numbers.jsonl
-  pluginpool map --metrics-addr 127.0.0.1:9464 double < big.jsonl > out.jsonl`,
+  pluginpool map --metrics-addr 127.0.0.1:9464 double < big.jsonl > out.jsonl
+  PLUGINPOOL_TOKEN=... pluginpool map --cluster nats://10.0.0.1:4222 double < big.jsonl`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: completePlugin(g),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -147,16 +147,25 @@ Plugins and pipelines are described in pool.toml (see 'pluginpool validate'),
 read from the current directory unless -c names another file. Data goes to
 stdout; errors, logs, progress and statistics go to stderr.
 
+To spread one job over many machines, run 'pluginpool server' (NATS with
+JetStream) somewhere, 'pluginpool worker --connect URL' on each machine, and
+'map', 'apply' or 'run' with --cluster URL (or a [cluster] table in
+pool.toml): same output, same exit statuses. 'pluginpool workers' lists the
+machines serving.
+
 Exit status:
   0    every item succeeded
   1    some items failed (each is reported on stderr), or input unreadable
   2    bad command line or config
-  3    a plugin could not start, or its pool degraded
+  3    a plugin could not start, or its pool degraded; or the cluster
+       cannot be reached, or no worker there serves the plugin
   130  interrupted (SIGINT); 143 after SIGTERM
   141  stdout was closed early (e.g. by | head)
 
 Environment:
   PLUGINPOOL_CPUPROFILE=DIR   plugins write CPU profiles to DIR
+  PLUGINPOOL_TOKEN=TOKEN      the cluster's token, for worker, workers, map,
+                              apply and run (and server, to set it)
 
 Shell completion (commands, flags, plugin and pipeline names):
   source <(pluginpool completion bash)    # see 'pluginpool completion --help'`,

@@ -53,10 +53,15 @@ the stage, and goes no further; the others go on, and the exit status is 1.
 Output to a file is written to a temporary file in the same directory and
 renamed over the target only when the run completes (even with failed
 items: the file then holds every other result). An interrupted run leaves
-the target as it was.`,
+the target as it was.
+
+With --cluster URL, or a [cluster] table in the config (--local overrides
+it), every stage runs on the workers of a pluginpool cluster, each stage as
+a job of its own, all at once; the output is the same.`,
 		Example: `  pluginpool run                    # the default pipeline in ./pool.toml
   pluginpool run demo --output -    # results to stdout
-  seq 1 1000 | pluginpool run demo --input - --output doubled.txt`,
+  seq 1 1000 | pluginpool run demo --input - --output doubled.txt
+  pluginpool run demo --cluster nats://10.0.0.1:4222`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := ""

@@ -118,7 +118,7 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 func (o *serverOptions) announce(s *cluster.Server) {
 	w := o.io.Err
 	addr := s.Addr().String()
-	fmt.Fprintf(w, "pluginpool server: NATS with JetStream on %s (store %s)\n", addr, o.cfg.StoreDir)
+	fmt.Fprintf(w, "pluginpool server: NATS with JetStream on %s (store %s)\n", addr, s.StoreDir())
 	url := "nats://" + advertised(s)
 	if o.cfg.TLSCert != "" {
 		url = "tls://" + advertised(s)
