@@ -47,10 +47,11 @@ var (
 const (
 	livenessTick = 250 * time.Millisecond
 	sweepEvery   = 2 * time.Minute
-	// orphanAge is how old a consumer without a record must be to be
-	// deleted: a host creates its job's consumer just before the record.
-	orphanAge = time.Minute
 )
+
+// orphanAge is how old a consumer without a record must be to be deleted:
+// a host creates its job's consumer just before the record.
+const orphanAge = time.Minute
 
 // run watches until ctx is done.
 func (jn *janitor) run(ctx context.Context) error {
@@ -78,7 +79,7 @@ func (jn *janitor) run(ctx context.Context) error {
 		case <-tick.C:
 			jn.check(ctx)
 		case <-sweep.C:
-			jn.sweep(ctx)
+			jn.sweep(ctx, orphanAge)
 			sweep.Reset(sweepEvery)
 		}
 	}
@@ -150,15 +151,16 @@ func (jn *janitor) check(ctx context.Context) {
 	}
 }
 
-// sweep deletes the consumers and batches of jobs that have no record.
-func (jn *janitor) sweep(ctx context.Context) {
+// sweep deletes the consumers and batches of jobs that have no record,
+// if their consumer is older than age.
+func (jn *janitor) sweep(ctx context.Context, age time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	list := jn.l.stream.ListConsumers(ctx)
 	var orphans []string
 	for ci := range list.Info() {
 		id, ok := strings.CutPrefix(ci.Name, "job_")
-		if !ok || time.Since(ci.Created) < orphanAge {
+		if !ok || time.Since(ci.Created) < age {
 			continue
 		}
 		if _, err := jn.l.jobs.Get(ctx, id); errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -172,7 +174,16 @@ func (jn *janitor) sweep(ctx context.Context) {
 			jn.log.Info("deleted a job left without a record", "job", id)
 		}
 	}
+	// Every finished job leaves a purge marker in the bucket; keep the
+	// bucket from growing with them.
+	if err := jn.l.jobs.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(markerAge)); err != nil {
+		jn.log.Debug("dropping old job markers", "error", err)
+	}
 }
+
+// markerAge is how long the marker of a finished job stays in the jobs
+// bucket.
+const markerAge = 10 * time.Minute
 
 // errRecordMoved: the job record changed since the revision given to reap.
 var errRecordMoved = errors.New("the job record changed")

@@ -492,6 +492,13 @@ func (j *job) heartbeat() {
 			j.rev = rev
 			j.mu.Unlock()
 		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyNotFound):
+			if rev, ok := j.stillOurs(); ok {
+				// An earlier refresh timed out here but was stored.
+				j.mu.Lock()
+				j.rev = rev
+				j.mu.Unlock()
+				continue
+			}
 			j.e.log.Error("the cluster dropped this job: its heartbeat was late", "job", j.id, "host_timeout", rec.HostTimeout)
 			j.stop(&LostError{Plugin: rec.Plugin, Reason: fmt.Sprintf(
 				"the cluster dropped this job: workers heard no heartbeat from this host within host_timeout (%s) and purged its batches (was the host stopped or cut off?)", rec.HostTimeout)})
@@ -500,6 +507,22 @@ func (j *job) heartbeat() {
 			j.e.log.Warn("refreshing the job record", "job", j.id, "error", err)
 		}
 	}
+}
+
+// stillOurs reports whether the job record is still there (only janitors
+// and its host write it; janitors only delete it), and its revision.
+func (j *job) stillOurs() (uint64, bool) {
+	ctx, cancel := context.WithTimeout(j.life, 5*time.Second)
+	defer cancel()
+	ent, err := j.e.l.jobs.Get(ctx, j.id)
+	if err != nil {
+		return 0, false
+	}
+	var rec jobRecord
+	if json.Unmarshal(ent.Value(), &rec) != nil || rec.ID != j.id {
+		return 0, false
+	}
+	return ent.Revision(), true
 }
 
 // feed cuts the caller's items into batches until the input ends or the

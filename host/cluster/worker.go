@@ -37,11 +37,12 @@ type WorkerConfig struct {
 // Worker serves jobs from the cluster until it is drained or terminated.
 // Its methods are safe for concurrent use.
 type Worker struct {
-	id    string
-	log   hclog.Logger
-	l     *link
-	start time.Time
-	jn    *janitor
+	id      string
+	log     hclog.Logger
+	baseLog hclog.Logger // WorkerConfig.Logger: plugins log there
+	l       *link
+	start   time.Time
+	jn      *janitor
 
 	// pulling is cancelled when the worker stops taking batches (Drain,
 	// Terminate); life when everything must end (Terminate), or once a
@@ -115,6 +116,7 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	w := &Worker{
 		id:      workerID(),
 		log:     log,
+		baseLog: cfg.Logger,
 		start:   time.Now(),
 		plugins: make(map[string]*wplugin),
 		jobs:    make(map[string]*wjob),
@@ -629,7 +631,7 @@ func (w *Worker) Reload(ctx context.Context, plugins []pool.Config) error {
 	log := w.log
 	want := make(map[string]pool.Config, len(plugins))
 	for _, c := range plugins {
-		want[c.Name] = workerDefaults(c, log.ResetNamed("pluginpool"))
+		want[c.Name] = workerDefaults(c, w.baseLog)
 	}
 	w.mu.Lock()
 	have := make(map[string]*wplugin, len(w.plugins))
