@@ -76,20 +76,7 @@ ack_wait = "2s"
 // A host killed with SIGKILL leaves no work behind: within host_timeout its
 // job's batches are purged and its worker goes idle.
 func TestHostKilledLeavesNothingBehind(t *testing.T) {
-	dir := t.TempDir()
-	_, url := serverProc(t, "server", nil)
-	cfg := writeFile(t, dir, "pool.toml", fixtureTable(t, "sleepy", self(t), "sleepy", 2, "CLUSTERTEST_SLEEP=50ms")+fmt.Sprintf(`
-[cluster]
-url = %q
-host_timeout = "1s"
-`, url))
-	waitStream(t, url, "", 1)
-	_, id := workerProc(t, "worker", url, cfg, nil)
-	host := run(t, "host", dir, nil, numbers(t, dir, 5000), filepath.Join(dir, "out"), "map", "-c", cfg, "sleepy")
-	eventually(t, 30*time.Second, "the worker never got to work", func() bool {
-		b, _ := running(t, url, "", id)
-		return b > 0
-	})
+	url, id, host := busyHost(t, 5000, 2)
 	host.signal(syscall.SIGKILL)
 	host.wait(10 * time.Second)
 	killed := time.Now()
@@ -119,6 +106,28 @@ host_timeout = "1s"
 		return b == 0 && j == 0
 	})
 	t.Logf("purged and idle %s after the kill (host_timeout 1s)", time.Since(killed).Round(time.Millisecond))
+}
+
+// busyHost starts a server, a worker of the given processes serving 50 ms
+// tasks, and a host mapping n of them with host_timeout 1s, and returns
+// once the worker is busy: the server's URL, the worker's id, the host.
+func busyHost(t *testing.T, n, processes int) (string, string, *proc) {
+	t.Helper()
+	dir := t.TempDir()
+	_, url := serverProc(t, "server", nil)
+	cfg := writeFile(t, dir, "pool.toml", fixtureTable(t, "sleepy", self(t), "sleepy", processes, "CLUSTERTEST_SLEEP=50ms")+fmt.Sprintf(`
+[cluster]
+url = %q
+host_timeout = "1s"
+`, url))
+	waitStream(t, url, "", 1)
+	_, id := workerProc(t, "worker", url, cfg, nil)
+	host := run(t, "host", dir, nil, numbers(t, dir, n), filepath.Join(dir, "out"), "map", "-c", cfg, "sleepy")
+	eventually(t, 30*time.Second, "the worker never got to work", func() bool {
+		b, _ := running(t, url, "", id)
+		return b > 0
+	})
+	return url, id, host
 }
 
 // A job on a three-node NATS cluster with a replicated stream completes
@@ -404,20 +413,7 @@ url = %q
 // cluster dropped its job: its unfinished items fail with a clear error
 // rather than wait forever.
 func TestHostHungPastTimeoutLosesItsJob(t *testing.T) {
-	dir := t.TempDir()
-	_, url := serverProc(t, "server", nil)
-	cfg := writeFile(t, dir, "pool.toml", fixtureTable(t, "sleepy", self(t), "sleepy", 1, "CLUSTERTEST_SLEEP=20ms")+fmt.Sprintf(`
-[cluster]
-url = %q
-host_timeout = "1s"
-`, url))
-	waitStream(t, url, "", 1)
-	_, id := workerProc(t, "worker", url, cfg, nil)
-	host := run(t, "host", dir, nil, numbers(t, dir, 300), filepath.Join(dir, "out"), "map", "-c", cfg, "sleepy")
-	eventually(t, 30*time.Second, "the worker never got to work", func() bool {
-		b, _ := running(t, url, "", id)
-		return b > 0
-	})
+	url, id, host := busyHost(t, 300, 1)
 	host.signal(syscall.SIGSTOP)
 	eventually(t, 20*time.Second, "the worker still works for the stopped host", func() bool {
 		b, j := running(t, url, "", id)

@@ -292,7 +292,7 @@ func (e *Executor) Map(ctx context.Context, items [][]byte) ([]pool.Result, erro
 			results[i].Err = why
 		}
 	}
-	return results, firstError(results)
+	return results, pool.FirstError(results)
 }
 
 // stopCause says why a job stopped before reading all its items.
@@ -435,23 +435,6 @@ func (e *Executor) observe(n int, d, per time.Duration) {
 	case 2*n >= e.size:
 		e.size = min(max(want, e.size), 2*e.size, maxBatchItems)
 	}
-}
-
-// firstError summarizes failed results: nil if none failed.
-func firstError(results []pool.Result) error {
-	failed, first := 0, -1
-	for i := range results {
-		if results[i].Err != nil {
-			if first < 0 {
-				first = i
-			}
-			failed++
-		}
-	}
-	if failed == 0 {
-		return nil
-	}
-	return fmt.Errorf("%d of %d items failed; the first, item %d: %w", failed, len(results), first, results[first].Err)
 }
 
 // errAbandoned ends a job whose caller stopped iterating.

@@ -321,14 +321,7 @@ func (j *job) stop(err error) {
 		return
 	}
 	j.stopped, j.err = true, err
-	if b := j.open; b != nil {
-		if n := b.claim(); n > 0 {
-			j.seal(b, n)
-		} else {
-			j.inWindow--
-		}
-		j.open = nil
-	}
+	j.closeOpen()
 	j.fed = true
 	j.ready = nil
 	for _, b := range j.batches {
@@ -536,14 +529,7 @@ func (j *job) feed(items iter.Seq[[]byte]) {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if b := j.open; b != nil {
-		if n := b.claim(); n > 0 {
-			j.seal(b, n)
-		} else {
-			j.inWindow--
-		}
-		j.open = nil
-	}
+	j.closeOpen()
 	j.fed = true
 	j.signal()
 	j.room.Broadcast()
@@ -615,13 +601,8 @@ func (j *job) cutFailed(f *filling, err error) bool {
 // the job stopped. Called with j.mu held.
 func (j *job) reserve(f *filling) bool {
 	if b := f.b; b != nil {
-		if j.open == b {
-			if n := b.claim(); n > 0 {
-				j.seal(b, n)
-			} else {
-				j.inWindow--
-			}
-			j.open = nil
+		if j.open == b { // else the flusher sealed it
+			j.closeOpen()
 		}
 		if f.n > 0 {
 			j.itemBytes = f.used/f.n + 1
@@ -655,6 +636,21 @@ func (j *job) rotate(f *filling, n int) bool {
 	*f = filling{b: b, next: f.next}
 	j.open = b
 	return true
+}
+
+// closeOpen seals the open batch if it holds items, else gives its place
+// in the window back. Called with j.mu held.
+func (j *job) closeOpen() {
+	b := j.open
+	if b == nil {
+		return
+	}
+	if n := b.claim(); n > 0 {
+		j.seal(b, n)
+	} else {
+		j.inWindow--
+	}
+	j.open = nil
 }
 
 // seal makes the first n items of the open batch b a batch and queues it

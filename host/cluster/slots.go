@@ -2,12 +2,8 @@ package cluster
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -51,7 +47,7 @@ func (s *slot) variant() Variant {
 
 // startSlot starts one slot of cfg.
 func startSlot(ctx context.Context, cfg pool.Config, index int) (*slot, error) {
-	sum, err := fileSHA256(cfg.Path)
+	sum, err := pool.FileSHA256(cfg.Path)
 	if err != nil {
 		return nil, &pool.StartError{Plugin: cfg.Name, Path: cfg.Path, Slot: index, Err: fmt.Errorf("%w: %v", pool.ErrNotFound, err)}
 	}
@@ -84,20 +80,6 @@ func startPlugin(ctx context.Context, cfg pool.Config) (*wplugin, error) {
 		return nil, err
 	}
 	return p, nil
-}
-
-// fileSHA256 is the hex sha256 of the file at path.
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // reserve books free units on slots that run the plugin as rec pins it,
@@ -307,7 +289,7 @@ func sameConfig(a, b pool.Config) bool {
 // slot and no batch is lost. A slot that fails to start stops the reload
 // there, leaving the rest as they were.
 func (p *wplugin) reload(ctx context.Context, cfg pool.Config) (changed bool, err error) {
-	sum, err := fileSHA256(cfg.Path)
+	sum, err := pool.FileSHA256(cfg.Path)
 	if err != nil {
 		return false, &pool.StartError{Plugin: cfg.Name, Path: cfg.Path, Err: fmt.Errorf("%w: %v", pool.ErrNotFound, err)}
 	}

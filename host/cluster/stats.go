@@ -2,11 +2,11 @@ package cluster
 
 import (
 	"errors"
-	"math/bits"
 	"sync"
 	"time"
 
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/hist"
 )
 
 // counters are an executor's statistics, on their own lock so answers
@@ -16,7 +16,7 @@ type counters struct {
 	ok, failed, retries, timeouts int64
 	workers                       map[string]*pool.WorkerStats
 	order                         []string  // worker ids, first seen first
-	hist                          [64]int64 // per-task ns, by log2 bucket
+	hist                          hist.Log2 // per-task time
 }
 
 func (c *counters) init() { c.workers = make(map[string]*pool.WorkerStats) }
@@ -44,8 +44,7 @@ func (c *counters) answered(worker string, n, failed, timeouts int, redelivered 
 	if busy > 0 && whole > 0 {
 		w.Batches++
 		w.Busy += busy
-		per := max(int64(busy)/int64(whole), 1)
-		c.hist[bits.Len64(uint64(per))] += int64(whole)
+		c.hist.Add(busy/time.Duration(whole), int64(whole))
 	}
 }
 
@@ -83,7 +82,7 @@ func (e *Executor) Stats() pool.Stats {
 		s.Workers[i] = *c.workers[id]
 		s.Workers[i].Pid = pids[id]
 	}
-	s.P50, s.P95, s.P99 = percentile(&c.hist, 0.50), percentile(&c.hist, 0.95), percentile(&c.hist, 0.99)
+	s.P50, s.P95, s.P99 = c.hist.Quantile(0.50), c.hist.Quantile(0.95), c.hist.Quantile(0.99)
 	return s
 }
 
@@ -94,27 +93,4 @@ func (e *Executor) WorkerIDs() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]string(nil), c.order...)
-}
-
-// percentile estimates the q-th quantile from log2 buckets (pool's way).
-func percentile(h *[64]int64, q float64) time.Duration {
-	var total int64
-	for _, n := range h {
-		total += n
-	}
-	if total == 0 {
-		return 0
-	}
-	rank := int64(q * float64(total))
-	var seen int64
-	for b, n := range h {
-		seen += n
-		if seen > rank {
-			if b == 0 {
-				return 0
-			}
-			return time.Duration(float64(int64(1)<<(b-1)) * 1.41421356)
-		}
-	}
-	return 0
 }

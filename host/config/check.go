@@ -1,11 +1,8 @@
 package config
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -46,7 +43,7 @@ func (f *File) Check() []error {
 			continue
 		}
 		if pl.SHA256 != "" {
-			sum, err := fileSHA256(pl.Path)
+			sum, err := pool.FileSHA256(pl.Path)
 			switch {
 			case err != nil:
 				bad([]string{"plugins", name, "sha256"}, err, "cannot compute the checksum: %v", err)
@@ -101,17 +98,4 @@ func (f *File) Check() []error {
 	}
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].(*Error).Line < errs[j].(*Error).Line })
 	return errs
-}
-
-func fileSHA256(path string) (string, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer fh.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, fh); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

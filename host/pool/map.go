@@ -41,7 +41,7 @@ func (p *Pool) Map(ctx context.Context, items [][]byte) ([]Result, error) {
 			p.stopJob(j, ctx.Err())
 		}
 	}
-	return results, firstError(results)
+	return results, FirstError(results)
 }
 
 // Apply runs one item and returns its result; err is the result's Err.
@@ -154,8 +154,9 @@ func (p *Pool) nextComplete(j *job, seq int) *batch {
 	}
 }
 
-// firstError summarizes failed results: nil if none failed.
-func firstError(results []Result) error {
+// FirstError summarizes results as Map's error: nil if none failed, else
+// how many failed, wrapping the first failure.
+func FirstError(results []Result) error {
 	failed, first := 0, -1
 	for i := range results {
 		if results[i].Err != nil {

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -134,26 +131,13 @@ func (c *clusterOptions) jobConfig(f *config.File, name string, cfg pool.Config)
 		}
 	}
 	if strings.ContainsRune(name, '/') && cc.SHA256 == "" {
-		sum, err := fileSHA256(cfg.Path)
+		sum, err := pool.FileSHA256(cfg.Path)
 		if err != nil {
 			return cc, fmt.Errorf("%w: %v", pool.ErrNotFound, err)
 		}
 		cc.SHA256 = sum
 	}
 	return cc, nil
-}
-
-func fileSHA256(path string) (string, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer fh.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, fh); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // connectError reports a cluster that could not be reached: exit 3, like a
