@@ -82,13 +82,6 @@ type seg struct {
 	err    error
 }
 
-func (s *seg) result(k int) pool.Result {
-	if s.a == nil {
-		return pool.Result{Err: s.err}
-	}
-	return s.a.result(s.off + k - s.lo)
-}
-
 // openBatch is the batch the feeder is filling. fill counts the items
 // published into it; the flusher may claim it at any time, which sets
 // the claimed bit and makes the feeder's next publish fail (the feeder
@@ -159,7 +152,11 @@ func (e *Executor) run(ctx context.Context, items iter.Seq[[]byte], ordered bool
 			}
 			for _, s := range b.segs {
 				for k := s.lo; k < s.hi; k++ {
-					if !yield(b.first+k, s.result(k)) {
+					r := pool.Result{Err: s.err}
+					if s.a != nil {
+						r = s.a.result(s.off + k - s.lo)
+					}
+					if !yield(b.first+k, r) {
 						return
 					}
 				}

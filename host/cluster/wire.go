@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -45,6 +47,19 @@ type answerBuilder struct {
 
 func newAnswerBuilder(seq uint64, worker string, delivery uint32, limit int) *answerBuilder {
 	return &answerBuilder{seq: seq, worker: worker, delivery: delivery, limit: limit}
+}
+
+// builders keeps answer builders, with their buffers, between batches.
+var builders = sync.Pool{New: func() any { return &answerBuilder{} }}
+
+// takeBuilder returns a builder from builders, set up like
+// newAnswerBuilder's; give it back with builders.Put once its last
+// message is sent.
+func takeBuilder(seq uint64, worker string, delivery uint32, limit int) *answerBuilder {
+	a := builders.Get().(*answerBuilder)
+	*a = answerBuilder{seq: seq, worker: worker, delivery: delivery, limit: limit,
+		data: a.data[:0], ends: a.ends[:0], failures: a.failures[:0], output: a.output[:0], msg: a.msg[:0]}
+	return a
 }
 
 // room is what a part may hold besides its own fields.
@@ -299,6 +314,7 @@ func decodeAnswer(data []byte) (*answer, error) {
 		case num == 3 && typ == protowire.BytesType:
 			a.Data = b
 		case num == 4 && typ == protowire.BytesType:
+			a.Ends = slices.Grow(a.Ends, varints(b))
 			for len(b) > 0 {
 				e, k := protowire.ConsumeVarint(b)
 				if k < 0 || e > 1<<32-1 {
@@ -369,11 +385,15 @@ func (a *answer) len() int { return len(a.Ends) }
 
 // result returns item i of the answer (0 = its first).
 func (a *answer) result(i int) pool.Result {
-	k := uint32(i)
-	r := pool.Result{Output: a.printed[k]}
-	if f := a.failed[k]; f != nil {
-		r.Err = errorOf(f, a.Worker)
-		return r
+	var r pool.Result
+	if a.printed != nil { // most answers print nothing and fail nothing
+		r.Output = a.printed[uint32(i)]
+	}
+	if a.failed != nil {
+		if f := a.failed[uint32(i)]; f != nil {
+			r.Err = errorOf(f, a.Worker)
+			return r
+		}
 	}
 	lo := uint32(0)
 	if i > 0 {
@@ -385,10 +405,22 @@ func (a *answer) result(i int) pool.Result {
 	return r
 }
 
+// varints counts the varints in packed: their last bytes are below 0x80.
+func varints(packed []byte) int {
+	n := 0
+	for _, c := range packed {
+		if c < 0x80 {
+			n++
+		}
+	}
+	return n
+}
+
 // appendTask appends the Task for batch seq of items (data cut at ends),
 // starting at job-wide index first, to buf: by hand, into a buffer the
 // publisher reuses, rather than a fresh copy per batch.
 func appendTask(buf []byte, seq uint64, first int, data []byte, ends []uint32) []byte {
+	buf = slices.Grow(buf, len(data)+5*len(ends)+32)
 	buf = protowire.AppendTag(buf, 1, protowire.VarintType)
 	buf = protowire.AppendVarint(buf, seq)
 	buf = protowire.AppendTag(buf, 2, protowire.VarintType)
@@ -426,6 +458,7 @@ func decodeTask(data []byte) (*clusterpb.Task, error) {
 		case num == 4 && typ == protowire.BytesType:
 			var packed []byte
 			packed, n = protowire.ConsumeBytes(data)
+			t.Ends = slices.Grow(t.Ends, varints(packed))
 			for len(packed) > 0 && n >= 0 {
 				v, k := protowire.ConsumeVarint(packed)
 				if k < 0 || v > 1<<32-1 {

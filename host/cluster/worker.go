@@ -438,7 +438,8 @@ func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) int {
 	case delivery > max(j.rec.MaxAttempts, 1):
 		lostErr = &LostError{Plugin: j.rec.Plugin, Deliveries: delivery, Reason: lostGaveUp}
 	}
-	ab := newAnswerBuilder(task.Seq, w.id, uint32(delivery), w.l.maxPayload)
+	ab := takeBuilder(task.Seq, w.id, uint32(delivery), w.l.maxPayload)
+	defer builders.Put(ab)
 	subj := answerSubject(j.rec.ID)
 	began := time.Now()
 	sent := began
