@@ -141,13 +141,21 @@ func (jn *janitor) check(ctx context.Context) {
 		switch {
 		case err == nil:
 			jn.log.Info("reaped a job whose host went silent", "job", o.id, "silent", o.d.Round(time.Millisecond))
-		case errors.Is(err, errRecordMoved):
-			// A heartbeat came meanwhile: the watch brings it.
-			continue
+			jn.gone(o.id, errHostGone)
 		default:
-			jn.log.Warn("reaping a job whose host went silent", "job", o.id, "error", err)
+			// A heartbeat came meanwhile (errRecordMoved: the watch
+			// brings it), or this process is the one cut off: look
+			// again a host_timeout later. The revision check keeps a
+			// janitor that only now reconnects from reaping a live job.
+			if !errors.Is(err, errRecordMoved) {
+				jn.log.Warn("reaping a job whose host went silent", "job", o.id, "error", err)
+			}
+			jn.mu.Lock()
+			if sj := jn.jobs[o.id]; sj != nil {
+				sj.seen = time.Now()
+			}
+			jn.mu.Unlock()
 		}
-		jn.gone(o.id, errHostGone)
 	}
 }
 
