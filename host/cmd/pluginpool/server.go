@@ -56,7 +56,7 @@ SIGINT or SIGTERM stops it; the queue is kept in --store for the next start.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.cfg.Listen, "listen", "127.0.0.1:4222", "client address `HOST:PORT`; beyond loopback a token is required")
+	f.StringVar(&o.cfg.Listen, "listen", "127.0.0.1:4222", "clients connect to `HOST:PORT`; beyond loopback a token is required")
 	f.StringVar(&o.cfg.StoreDir, "store", "pluginpool-data", "JetStream's `directory`")
 	f.StringVar(&o.cfg.Token, "token", "", "the token clients must present (default $"+tokenEnv+"; generated when\nlistening beyond loopback without one)")
 	f.StringVar(&o.cfg.NATSConfigFile, "nats-config", "", "a nats-server config `file` (accounts, users, nkeys, TLS, cluster,\nlimits); the flags given override it")
@@ -65,8 +65,8 @@ SIGINT or SIGTERM stops it; the queue is kept in --store for the next start.`,
 	f.StringVar(&o.cfg.TLSCA, "tls-ca", "", "CA `file` client certificates must be signed by (mutual TLS)")
 	f.StringVar(&o.maxPayload, "max-payload", "8MiB", "largest message, hence largest item or batch: bytes or \"64MiB\" (max)")
 	f.StringVar(&o.cfg.Name, "name", "", "this server's name, unique in a cluster (default HOSTNAME-PORT)")
-	f.StringVar(&o.cfg.ClusterListen, "cluster-listen", "", "address `HOST:PORT` other servers of a NATS cluster connect to")
-	f.StringSliceVar(&o.routes, "routes", nil, "the other servers' cluster addresses, `HOST:PORT,...`")
+	f.StringVar(&o.cfg.ClusterListen, "cluster-listen", "", "other servers of a NATS cluster connect to `HOST:PORT`")
+	f.StringSliceVar(&o.routes, "routes", nil, "the other servers of the cluster, at their --cluster-listen `HOST:PORT,...`")
 	f.StringVar(&o.cfg.ClusterName, "cluster-name", "", "the NATS cluster's name (default \"pluginpool\")")
 	f.IntVar(&o.cfg.Replicas, "replicas", 0, "copies of the stream and buckets (default 1, or 3 with two or more routes)")
 	return cmd

@@ -54,7 +54,7 @@ reaps the jobs of hosts that went silent. Signals:
                    plugins are replaced one slot at a time, no batch lost`,
 		Example: `  PLUGINPOOL_TOKEN=... pluginpool worker --connect nats://10.0.0.1:4222
   pluginpool worker --plugins double,printer -w 4 --metrics-addr 0.0.0.0:9464
-  kill -HUP $(pidof pluginpool)    # after rebuilding a plugin`,
+  kill -HUP "$WORKER_PID"    # after rebuilding a plugin or editing pool.toml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			g.daemonLogLevel(cmd)
@@ -63,7 +63,7 @@ reaps the jobs of hosts that went silent. Signals:
 	}
 	f := cmd.Flags()
 	o.conn.addConnFlags(f, "connect", "the cluster's NATS `URL` (default: [cluster] url, else "+cluster.DefaultURL+")")
-	f.StringSliceVar(&o.plugins, "plugins", nil, "serve only these configured plugins, `NAME,...` (default: all)")
+	f.StringSliceVar(&o.plugins, "plugins", nil, "serve only these configured `PLUGINS`, comma-separated (default: all)")
 	f.IntVarP(&o.workers, "workers", "w", 0, "processes per plugin (default: each plugin's workers, else one per core)")
 	addMetricsFlag(f, g)
 	return cmd
