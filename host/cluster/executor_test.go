@@ -255,3 +255,43 @@ func TestNotIdempotentNeverRunsTwice(t *testing.T) {
 		t.Fatalf("%d items lost; want those of the batches the terminated worker held (1..%d)", lost, 4*5)
 	}
 }
+
+// A worker's crash error reaches the host as the pool's own error type,
+// naming the worker; the other items complete.
+func TestCrashErrorTravels(t *testing.T) {
+	s := startServer(t)
+	w := startWorker(t, s.ClientURL(), fixture(t, "crashy", "crashy"))
+	e := startExecutor(t, cluster.Config{NATS: cluster.NATS{URL: s.ClientURL()}, Plugin: "crashy"})
+	rs, _ := e.Map(context.Background(), ints(20))
+	for i, r := range rs {
+		if i == 7 {
+			var ce *pool.CrashError
+			var re *cluster.RemoteError
+			if !errors.As(r.Err, &ce) || !errors.As(r.Err, &re) || re.Worker != w.ID() || !strings.Contains(r.Err.Error(), "exit status 3") {
+				t.Fatalf("item 7: %v; want the worker's CrashError, naming it", r.Err)
+			}
+			continue
+		}
+		if r.Err != nil || string(r.Value) != strconv.Itoa(2*i) {
+			t.Fatalf("item %d: %q, %v", i, r.Value, r.Err)
+		}
+	}
+}
+
+// A slot whose pool degrades (a poison item, few restarts allowed) gives
+// its idempotent batch back; when every delivery ends that way the items
+// fail as lost after max_attempts deliveries instead of waiting forever.
+func TestDegradedSlotsGiveUp(t *testing.T) {
+	s := startServer(t)
+	cfg := fixture(t, "crashy", "crashy")
+	cfg.MaxRestarts, cfg.RestartWindow = 1, 500*time.Millisecond
+	startWorker(t, s.ClientURL(), cfg)
+	e := startExecutor(t, cluster.Config{NATS: cluster.NATS{URL: s.ClientURL()}, Plugin: "crashy", ChunkSize: 10, MaxAttempts: 2})
+	rs, _ := e.Map(context.Background(), ints(10))
+	for i, r := range rs {
+		var le *cluster.LostError
+		if !errors.As(r.Err, &le) || le.Deliveries != 3 || !strings.Contains(r.Err.Error(), "max_attempts") {
+			t.Fatalf("item %d: %v; want it lost at the third delivery", i, r.Err)
+		}
+	}
+}

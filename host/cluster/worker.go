@@ -476,17 +476,24 @@ func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) int {
 		for _, r := range s.pool.Imap(j.ctx, items(task)) {
 			if r.Err != nil {
 				failed++
-				// The slot degraded or closed under the batch: another
-				// slot or worker runs it again.
-				if s.info.Idempotent && (errors.Is(r.Err, pool.ErrDegraded) || errors.Is(r.Err, pool.ErrClosed)) && j.ctx.Err() == nil {
+				if (errors.Is(r.Err, pool.ErrDegraded) || errors.Is(r.Err, pool.ErrClosed)) && j.ctx.Err() == nil {
+					// The slot stopped serving under the batch. An
+					// idempotent batch runs again on another slot or
+					// worker; the items of another may have run, and
+					// fail as the pool says.
 					unserved = true
-					break
+					if s.info.Idempotent {
+						break
+					}
 				}
 			}
 			if !next(r) {
 				return 0
 			}
 		}
+	}
+	if unserved {
+		j.plugin.degraded(w.life, s, w.log.Error)
 	}
 	if j.ctx.Err() != nil {
 		// The job ended, or this worker was terminated: then give an
@@ -497,9 +504,8 @@ func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) int {
 		}
 		return 0
 	}
-	if unserved {
+	if unserved && s.info.Idempotent {
 		_ = msg.Nak()
-		j.plugin.degraded(w.life, s, w.log.Error)
 		return 0
 	}
 	ab.itemNs = uint64(s.pool.Stats().P50)
