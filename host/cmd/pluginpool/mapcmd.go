@@ -214,6 +214,11 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 		where = func(i int) string { return fmt.Sprintf("line %d", reader.Line(i)) }
 	}
 
+	if o.batching && cmd.Flags().Changed("workers") {
+		if f, _ := o.loadConfig(); o.conn.wanted(f) {
+			o.logger().Warn("-w/--workers has no effect on a cluster: each worker runs the plugin as its own pool.toml says")
+		}
+	}
 	p, err := o.startExecutor(ctx, &o.conn, name, cfg)
 	if err != nil {
 		abort()
