@@ -106,6 +106,13 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("NATS server did not start listening on %s within 30s", net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)))
 	}
 	s := &Server{ns: ns, cfg: cfg, token: opts.Authorization, generated: generated, log: log, store: opts.StoreDir}
+	if hasUsers(opts) {
+		// The janitor logs in like any client; it has no user of its
+		// own among the file's.
+		log.Info("the server's janitor is off: the config file's users leave it no login. Workers reap the jobs of silent hosts, and the first client creates the stream")
+		s.stop = func() {}
+		return s, nil
+	}
 	replicas := cfg.Replicas
 	if replicas == 0 {
 		replicas = 1
@@ -172,8 +179,7 @@ func (c ServerConfig) options() (*server.Options, bool, error) {
 		opts.Authorization = c.Token
 	}
 	generated := false
-	hasUsers := len(opts.Users) > 0 || len(opts.Nkeys) > 0 || len(opts.TrustedOperators) > 0 || opts.AuthCallout != nil || opts.Username != ""
-	if opts.Authorization == "" && !hasUsers && !loopback(opts.Host) {
+	if opts.Authorization == "" && !hasUsers(opts) && !loopback(opts.Host) {
 		tok, err := newToken()
 		if err != nil {
 			return nil, false, err
@@ -239,6 +245,15 @@ func (c ServerConfig) options() (*server.Options, bool, error) {
 	}
 	opts.NoSigs = true // the CLI handles signals
 	return opts, generated, errors.Join(errs...)
+}
+
+// hasUsers reports whether opts log clients in as users (passwords,
+// nkeys, JWTs) rather than with a token or not at all.
+func hasUsers(opts *server.Options) bool {
+	if len(opts.Users) > 0 || len(opts.Nkeys) > 0 || len(opts.TrustedOperators) > 0 || opts.AuthCallout != nil || opts.Username != "" {
+		return true
+	}
+	return false
 }
 
 func cmpOr(a, b string) string {
