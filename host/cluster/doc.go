@@ -35,14 +35,19 @@
 //
 // # A job's life
 //
-// The host creates the job record (kv.Create), then the consumer, then
-// publishes batches. It cuts a batch when the job has room in its window:
-// at most Window batches cut and not yet handed to the caller, which bounds
-// the host's memory for a stream of any length, and the stream's depth.
-// Batches are sized like the local pool's (a few tens of milliseconds of
-// observed work, from 1 item, doubling) and never larger than the server's
-// max_payload; an item that cannot fit in one message fails alone
-// (ErrTooLarge, naming max_payload) rather than travel another way.
+// The host subscribes to the answer subject, creates the consumer, then the
+// job record (kv.Create: workers find only jobs that can be served), and
+// publishes batches, up to 16 awaiting their acknowledgement. It cuts a
+// batch when the job has room in its window: at most Window batches cut and
+// not yet handed to the caller, which bounds the host's memory for a stream
+// of any length, and the stream's depth. Batches are sized like the local
+// pool's but for ~50 ms of work (a trip through NATS costs milliseconds):
+// from the serving workers' recent per-task time (their records carry it),
+// else from 1 item, doubling, then from the per-task time each answer
+// carries. A batch is never larger than the server's max_payload; an item
+// that cannot fit in one message fails alone (ErrTooLarge, naming
+// max_payload) rather than travel another way. A partly filled batch is
+// sent when the input stalls and nothing else is in flight.
 //
 // Workers watch pluginpool_jobs. A worker serves a job when it runs the
 // job's plugin and the plugin matches the job's pins (sha256 of the
@@ -53,8 +58,10 @@
 // process, so the local pool's crash and timeout rules apply unchanged),
 // sends InProgress every ack_wait/3 while it runs, sends the answer as a
 // request to pluginpool.answer.<job>, and acks the batch only after the
-// host replied: an answer is never lost between the two. Answers larger than
-// max_payload are sent in parts (contiguous item ranges).
+// host replied: an answer is never lost between the two. An answer is sent
+// in parts (contiguous item ranges) when it would not fit in max_payload,
+// and every second while a long batch runs: what came back is never run
+// again.
 //
 // # Delivery and duplicates
 //
@@ -76,9 +83,11 @@
 // Workers time a job's heartbeat on their own clock: a job record not re-put
 // within its host_timeout means the host died or hung. The first worker (or
 // `pluginpool server`, which runs the same janitor) to notice deletes the
-// consumer, purges pluginpool.batch.<job> and deletes the record with a
-// revision check (so a live host's fresh heartbeat is never deleted);
-// every worker cancels what it runs for that job and stops pulling from it.
+// record with a revision check (so a live host's fresh heartbeat is never
+// deleted), then the consumer, then purges pluginpool.batch.<job>; every
+// worker cancels what it runs for that job and stops pulling from it.
+// Janitors also delete, every few minutes, consumers left without a record
+// (a reap cut short) and the purge markers of jobs long finished.
 // A host that comes back after that finds its record gone (its heartbeat is
 // a kv.Update with the last revision) and fails the unfinished items with a
 // *LostError. A host that ends a job (done, cancelled, Terminate) does the
