@@ -141,6 +141,17 @@ const (
 	DefaultStartTimeout = 10 * time.Second
 )
 
+// Bounds. Past them a value is a typo: an ack_wait of a day leaves a dead
+// worker's batches stranded that long; a window of a million batches is a
+// host that holds gigabytes.
+const (
+	MinAckWait     = 100 * time.Millisecond
+	MaxAckWait     = time.Hour
+	MinHostTimeout = 500 * time.Millisecond
+	MaxHostTimeout = time.Hour
+	MaxWindow      = 4096
+)
+
 // FromPool returns the Config for running the local pool's cfg on the
 // cluster: its Name is the plugin's name on the workers; its SHA256,
 // ChunkSize, MaxItemBytes, MaxAttempts, StartTimeout and Logger carry over.
@@ -199,11 +210,25 @@ func (c Config) withDefaults() (Config, error) {
 	defDur(&c.AckWait, DefaultAckWait, "AckWait")
 	defDur(&c.HostTimeout, DefaultHostTimeout, "HostTimeout")
 	defDur(&c.StartTimeout, DefaultStartTimeout, "StartTimeout")
-	if c.AckWait > 0 && c.AckWait < 100*time.Millisecond {
-		bad("AckWait must be at least 100ms, got %s", c.AckWait)
+	within := func(name string, v, lo, hi time.Duration) {
+		if v < lo || v > hi {
+			bad("%s must be between %s and %s, got %s", name, lo, hi, v)
+		}
 	}
-	if c.HostTimeout > 0 && c.HostTimeout < 500*time.Millisecond {
-		bad("HostTimeout must be at least 500ms, got %s", c.HostTimeout)
+	within("AckWait", c.AckWait, MinAckWait, MaxAckWait)
+	within("HostTimeout", c.HostTimeout, MinHostTimeout, MaxHostTimeout)
+	within("StartTimeout", c.StartTimeout, 0, pool.StartTimeoutLimit)
+	if c.ChunkSize > pool.ChunkSizeLimit {
+		bad("ChunkSize must be at most %d, got %d", pool.ChunkSizeLimit, c.ChunkSize)
+	}
+	if c.MaxItemBytes > pool.MaxItemBytesLimit {
+		bad("MaxItemBytes must be at most %d, got %d", pool.MaxItemBytesLimit, c.MaxItemBytes)
+	}
+	if c.MaxAttempts > pool.MaxAttemptsLimit {
+		bad("MaxAttempts must be at most %d, got %d", pool.MaxAttemptsLimit, c.MaxAttempts)
+	}
+	if c.Window > MaxWindow {
+		bad("Window must be at most %d, got %d", MaxWindow, c.Window)
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "pluginpool", Level: hclog.Warn, Output: os.Stderr})

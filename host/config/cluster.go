@@ -36,6 +36,17 @@ type Cluster struct {
 	Line int
 }
 
+// The bounds of package cluster's Config (cluster.MinAckWait, ...), here
+// too so that loading a config does not link the NATS server into every
+// program that reads pool.toml; a test keeps them equal.
+const (
+	minAckWait     = 100 * time.Millisecond
+	maxAckWait     = time.Hour
+	minHostTimeout = 500 * time.Millisecond
+	maxHostTimeout = time.Hour
+	maxWindow      = 4096
+)
+
 var clusterKeys = []string{"url", "credentials", "nkey", "tls_ca", "tls_cert", "tls_key", "ack_wait", "host_timeout", "window", "replicas"}
 
 // cluster reads the [cluster] table.
@@ -79,12 +90,12 @@ func (p *parser) cluster(v any) *Cluster {
 			if !ok {
 				continue
 			}
-			min := 100 * time.Millisecond
+			lo, hi := minAckWait, maxAckWait
 			if k == "host_timeout" {
-				min = 500 * time.Millisecond
+				lo, hi = minHostTimeout, maxHostTimeout
 			}
-			if d < min {
-				p.errorf(at, "must be at least %s, got %s", min, d)
+			if d < lo || d > hi {
+				p.errorf(at, "must be between %s and %s, got %s", lo, hi, d)
 				continue
 			}
 			if k == "ack_wait" {
@@ -99,8 +110,8 @@ func (p *parser) cluster(v any) *Cluster {
 				continue
 			}
 			if k == "window" {
-				if n < 0 || n > 4096 {
-					p.errorf(at, "must be 0 (automatic) to 4096, got %d", n)
+				if n < 0 || n > maxWindow {
+					p.errorf(at, "must be 0 (automatic) to %d, got %d", maxWindow, n)
 					continue
 				}
 				c.Window = int(n)

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/pluginpool/pluginpool/host/cluster"
 )
 
 func TestCluster(t *testing.T) {
@@ -52,7 +54,7 @@ urll = "x"
 		`pool.toml:2: cluster: url is required: the NATS server, e.g. url = "nats://10.0.0.1:4222"`,
 		`pool.toml:2: cluster: tls_cert and tls_key go together`,
 		`pool.toml:4: cluster.nkey: set credentials or nkey, not both`,
-		`pool.toml:5: cluster.ack_wait: must be at least 100ms, got 10ms`,
+		`pool.toml:5: cluster.ack_wait: must be between 100ms and 1h0m0s, got 10ms`,
 		`pool.toml:6: cluster.host_timeout: expected a duration string such as "30s", got integer 5`,
 		`pool.toml:7: cluster.window: must be 0 (automatic) to 4096, got -1`,
 		`pool.toml:8: cluster.replicas: must be 1 to 5, got 9`,
@@ -71,4 +73,11 @@ func join(s []string) string {
 		out += "  " + l + "\n"
 	}
 	return out
+}
+
+func TestClusterBoundsMatch(t *testing.T) {
+	if minAckWait != cluster.MinAckWait || maxAckWait != cluster.MaxAckWait || minHostTimeout != cluster.MinHostTimeout ||
+		maxHostTimeout != cluster.MaxHostTimeout || maxWindow != cluster.MaxWindow {
+		t.Fatal("[cluster]'s bounds differ from package cluster's")
+	}
 }

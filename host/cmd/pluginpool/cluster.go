@@ -157,10 +157,11 @@ func init() {
 }
 
 // daemonLogLevel makes info the default log level of a long-running
-// command: its log is how an operator follows it.
+// command (its log is how an operator follows it), and takes over the
+// signals from Main.
 func (g *globalOptions) daemonLogLevel(cmd *cobra.Command) {
 	if !cmd.Flags().Changed("log-level") {
 		g.logLevel = "info"
 	}
-	g.daemon = true
+	g.daemon.Store(true)
 }

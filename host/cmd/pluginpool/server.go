@@ -103,15 +103,27 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 		}
 		return o.fail(ExitStart, "%v", err)
 	}
-	// Stop on SIGINT or SIGTERM (Main cancels ctx); the store keeps the queue.
+	// Stop on SIGINT or SIGTERM (the store keeps the queue); a server has
+	// nothing to reload on SIGHUP.
 	defer s.Shutdown()
 	o.announce(s)
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGHUP) // ignored: nothing to reload
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	<-ctx.Done()
-	o.logger().Info("stopping")
-	return nil
+	log := o.logger()
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				log.Info("SIGHUP: nothing to reload; SIGTERM stops the server")
+				continue
+			}
+			log.Info("stopping", "signal", sig)
+		case <-ctx.Done():
+			log.Info("stopping")
+		}
+		return nil
+	}
 }
 
 // announce tells the operator how clients connect.

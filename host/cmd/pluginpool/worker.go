@@ -19,6 +19,7 @@ import (
 	"github.com/pluginpool/pluginpool/host/cluster"
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
 // workerOptions are the flags of worker.
@@ -88,8 +89,8 @@ func (o *workerOptions) pluginConfigs(cmd *cobra.Command, f *config.File) ([]poo
 			return nil, usageError{err}
 		}
 		if cmd.Flags().Changed("workers") {
-			if o.workers < 1 {
-				return nil, usageError{fmt.Errorf("--workers must be >= 1, got %d", o.workers)}
+			if o.workers < 1 || o.workers > pool.WorkersLimit {
+				return nil, usageError{fmt.Errorf("--workers must be between 1 and %d, got %d", pool.WorkersLimit, o.workers)}
 			}
 			cfg.Workers = o.workers
 		}
@@ -137,8 +138,15 @@ func (o *workerOptions) run(cmd *cobra.Command) error {
 	drained := make(chan error, 1)
 	reloaded := make(chan struct{}, 1)
 	draining, reloading := false, false
+	done := ctx.Done() // a caller of Main that cancels: drain, as on SIGTERM
 	for {
 		select {
+		case <-done:
+			done = nil
+			if !draining {
+				draining = true
+				go func() { drained <- w.Drain(drainCtx) }()
+			}
 		case s := <-sigs:
 			switch {
 			case s == syscall.SIGHUP && reloading:
@@ -268,9 +276,15 @@ func printWorkers(g *globalOptions, ws []cluster.WorkerInfo) {
 			}
 		}
 		slices.Sort(plugins)
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d/%d\t%s\n", w.ID, w.Host, w.Pid, state, w.Jobs, running, capacity, strings.Join(plugins, ", "))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d/%d\t%s\n", cell(w.ID), cell(w.Host), w.Pid, state, w.Jobs, running, capacity, cell(strings.Join(plugins, ", ")))
 	}
 	tw.Flush()
+}
+
+// cell escapes text from a worker record (it comes from the network) to
+// stay in its cell: control bytes, new lines and tabs included.
+func cell(s string) string {
+	return strings.NewReplacer("\n", `\n`, "\t", `\t`, "\r", `\r`).Replace(quote.Text(s))
 }
 
 func prefix(s string, n int) string {
