@@ -2,10 +2,7 @@ package cluster_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -208,12 +205,11 @@ func TestPinnedVersionAndDigest(t *testing.T) {
 
 func sha(t *testing.T, path string) string {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	sum, err := pool.FileSHA256(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return sum
 }
 
 // A plugin that is not idempotent never runs a batch twice: the batches
