@@ -8,6 +8,7 @@ import (
 	"iter"
 	"math"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,7 +90,11 @@ type Spec struct {
 	// Started, if set, is called once every stage's pool has started,
 	// before any item is read, with the pools in stage order, e.g. to
 	// watch their Stats while the run goes on. It must not close them.
-	Started func(pools []*pool.Pool)
+	Started func(pools []pool.Executor)
+	// Start, if set, starts each stage's executor instead of pool.Start:
+	// e.g. cluster.Start, to run the stages on a cluster's workers. Run
+	// closes what it returns.
+	Start func(ctx context.Context, cfg pool.Config) (pool.Executor, error)
 }
 
 // Summary counts what a run did: Succeeded + Failed + NotRun = Items.
@@ -170,7 +175,17 @@ func Run(ctx context.Context, spec Spec) (Summary, error) {
 		out = io.Discard
 	}
 
-	pools, err := startAll(ctx, spec.Stages)
+	start := spec.Start
+	if start == nil {
+		start = func(ctx context.Context, cfg pool.Config) (pool.Executor, error) {
+			p, err := pool.Start(ctx, cfg)
+			if err != nil {
+				return nil, err // not a nil *Pool in a non-nil Executor
+			}
+			return p, nil
+		}
+	}
+	pools, err := startAll(ctx, spec.Stages, start)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Summary{}, ctx.Err()
@@ -288,15 +303,15 @@ func (s *Spec) check() error {
 
 // startAll starts every stage's pool at once. If one cannot start, the
 // others are stopped and the error names the stage.
-func startAll(ctx context.Context, cfgs []pool.Config) ([]*pool.Pool, error) {
+func startAll(ctx context.Context, cfgs []pool.Config, start func(context.Context, pool.Config) (pool.Executor, error)) ([]pool.Executor, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pools := make([]*pool.Pool, len(cfgs))
+	pools := make([]pool.Executor, len(cfgs))
 	errs := make([]error, len(cfgs))
 	var wg sync.WaitGroup
 	for i, cfg := range cfgs {
 		wg.Go(func() {
-			pools[i], errs[i] = pool.Start(ctx, cfg)
+			pools[i], errs[i] = start(ctx, cfg)
 			if errs[i] != nil {
 				cancel() // no use waiting for the others
 			}
@@ -321,7 +336,7 @@ func startAll(ctx context.Context, cfgs []pool.Config) ([]*pool.Pool, error) {
 	return pools, nil
 }
 
-func stats(pools []*pool.Pool) []pool.Stats {
+func stats(pools []pool.Executor) []pool.Stats {
 	s := make([]pool.Stats, len(pools))
 	for i, p := range pools {
 		s[i] = p.Stats()
@@ -334,7 +349,7 @@ func slicesClone[T any](s []T) []T { return append([]T(nil), s...) }
 // run is one Run in progress.
 type run struct {
 	ctx       context.Context
-	pools     []*pool.Pool
+	pools     []pool.Executor
 	unordered bool
 	reader    *jsonl.Reader
 	// links[s] holds the entries of the items in stage s, for s >= 1;
@@ -374,7 +389,7 @@ func (r *run) noteDegraded(s int, err error) {
 	}
 	var de *pool.DegradedError
 	errors.As(err, &de)
-	r.degraded = &DegradedError{Stage: s, Plugin: r.pools[s].Config().Name, Err: de, first: math.MaxInt}
+	r.degraded = &DegradedError{Stage: s, Plugin: r.out.names[s], Err: de, first: math.MaxInt}
 	r.halted.Store(true)
 	if r.abortInput != nil {
 		r.idle = r.reader.AbortWhenIdle(r.abortInput, inputIdle)
@@ -403,12 +418,18 @@ func (r *run) stopIdle() {
 // more of it.
 const inputIdle = time.Second
 
-func newRun(ctx context.Context, cancel context.CancelCauseFunc, spec Spec, pools []*pool.Pool, in io.Reader, out io.Writer) *run {
+func newRun(ctx context.Context, cancel context.CancelCauseFunc, spec Spec, pools []pool.Executor, in io.Reader, out io.Writer) *run {
 	names := make([]string, len(pools))
-	for i, p := range pools {
-		names[i] = p.Config().Name
+	for i, cfg := range spec.Stages {
+		names[i] = cfg.Name
+		if names[i] == "" {
+			names[i] = filepath.Base(cfg.Path)
+		}
 	}
-	limit := pools[0].Config().MaxItemBytes
+	limit := spec.Stages[0].MaxItemBytes
+	if limit == 0 {
+		limit = pool.DefaultMaxItemBytes
+	}
 	r := &run{
 		ctx:        ctx,
 		pools:      pools,

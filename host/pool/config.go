@@ -1,6 +1,8 @@
 package pool
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -235,4 +237,19 @@ func ValidSHA256(s string) bool {
 		}
 	}
 	return true
+}
+
+// FileSHA256 returns the sha256 of the file at path as Config.SHA256 takes
+// it: 64 lower-case hex digits.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

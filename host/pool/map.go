@@ -42,7 +42,7 @@ func (p *Pool) Map(ctx context.Context, items [][]byte) ([]Result, error) {
 			p.stopJob(j, ctx.Err())
 		}
 	}
-	return results, firstError(results)
+	return results, FirstError(results)
 }
 
 // Apply runs one item and returns its result; err is the result's Err.
@@ -155,9 +155,10 @@ func (p *Pool) nextComplete(j *job, seq int) *batch {
 	}
 }
 
-// firstError summarizes failed results: nil if none failed. Items not run
-// (ErrNotRun) are counted apart: they share one cause, said once.
-func firstError(results []Result) error {
+// FirstError summarizes results as Map's error: nil if none failed, else
+// how many failed, wrapping the first failure. Items not run (ErrNotRun)
+// are counted apart: they share one cause, said once.
+func FirstError(results []Result) error {
 	failed, notRun, first, firstNotRun := 0, 0, -1, -1
 	for i := range results {
 		switch err := results[i].Err; {
@@ -181,11 +182,13 @@ func firstError(results []Result) error {
 	case notRun == 0:
 		return fmt.Errorf("%d of %d items failed; the first, item %d: %w", failed, n, first, results[first].Err)
 	}
-	var ne *NotRunError
-	errors.As(results[firstNotRun].Err, &ne)
+	cause := results[firstNotRun].Err
+	if ne, ok := errors.AsType[*NotRunError](cause); ok {
+		cause = ne.Cause // why, said once
+	}
 	if failed == 0 {
-		return fmt.Errorf("%d of %d items %w, from item %d: %w", notRun, n, ErrNotRun, firstNotRun, ne.Cause)
+		return fmt.Errorf("%d of %d items %w, from item %d: %w", notRun, n, ErrNotRun, firstNotRun, cause)
 	}
 	return fmt.Errorf("%d of %d items failed, the first, item %d: %w; %d %w, from item %d: %w",
-		failed, n, first, results[first].Err, notRun, ErrNotRun, firstNotRun, ne.Cause)
+		failed, n, first, results[first].Err, notRun, ErrNotRun, firstNotRun, cause)
 }

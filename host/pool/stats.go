@@ -2,9 +2,10 @@ package pool
 
 import (
 	"errors"
-	"math/bits"
 	"sync"
 	"time"
+
+	"github.com/pluginpool/pluginpool/internal/hist"
 )
 
 // Stats is a snapshot of a pool's counters since Start.
@@ -38,7 +39,7 @@ type counters struct {
 	mu                                              sync.Mutex
 	ok, failed, notRun, retries, timeouts, restarts int64
 	workers                                         []WorkerStats
-	hist                                            [64]int64 // per-task ns, by log2 bucket
+	hist                                            hist.Log2 // per-task time
 }
 
 func (c *counters) init(n int) {
@@ -69,7 +70,7 @@ func (c *counters) batch(slot, n int, d time.Duration) {
 	w.Tasks += int64(n)
 	w.Batches++
 	w.Busy += d
-	c.hist[bits.Len64(uint64(per))] += int64(n)
+	c.hist.Add(time.Duration(per), int64(n))
 	c.mu.Unlock()
 }
 
@@ -116,31 +117,6 @@ func (p *Pool) Stats() Stats {
 		Timeouts: c.timeouts, Restarts: c.restarts,
 		Workers: append([]WorkerStats(nil), c.workers...),
 	}
-	s.P50, s.P95, s.P99 = percentile(&c.hist, 0.50), percentile(&c.hist, 0.95), percentile(&c.hist, 0.99)
+	s.P50, s.P95, s.P99 = c.hist.Quantile(0.50), c.hist.Quantile(0.95), c.hist.Quantile(0.99)
 	return s
-}
-
-// percentile estimates the q-th quantile from log2 buckets: bucket b holds
-// values in [2^(b-1), 2^b); the estimate is the bucket's geometric middle.
-func percentile(h *[64]int64, q float64) time.Duration {
-	var total int64
-	for _, n := range h {
-		total += n
-	}
-	if total == 0 {
-		return 0
-	}
-	rank := int64(q * float64(total))
-	var seen int64
-	for b, n := range h {
-		seen += n
-		if seen > rank {
-			if b == 0 {
-				return 0
-			}
-			lo := int64(1) << (b - 1)
-			return time.Duration(float64(lo) * 1.41421356)
-		}
-	}
-	return 0
 }

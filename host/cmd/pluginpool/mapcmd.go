@@ -10,12 +10,14 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/jsonl"
 	"github.com/pluginpool/pluginpool/host/pool"
 	"github.com/pluginpool/pluginpool/internal/quote"
@@ -29,6 +31,7 @@ type mapOptions struct {
 	unordered bool
 	stats     bool
 	batching  bool // map, not apply: takes --progress and --metrics-addr
+	conn      clusterOptions
 }
 
 func (o *mapOptions) addFlags(cmd *cobra.Command, batching bool) {
@@ -44,13 +47,20 @@ func (o *mapOptions) addFlags(cmd *cobra.Command, batching bool) {
 		addProgressFlags(f, o.globalOptions)
 		addMetricsFlag(f, o.globalOptions)
 	}
+	o.conn.addJobFlags(f)
 }
 
 // config resolves the plugin and applies the flags.
 func (o *mapOptions) config(cmd *cobra.Command, name string) (pool.Config, error) {
 	cfg, err := o.poolConfig(name)
 	if err != nil {
-		return cfg, err
+		// On a cluster the workers know the plugin: this machine need
+		// not have it.
+		f, ferr := o.loadConfig()
+		if ferr != nil || !o.conn.wanted(f) || strings.ContainsRune(name, '/') || !config.ValidName(name) {
+			return cfg, err
+		}
+		cfg = o.finish(pool.Config{Name: name})
 	}
 	if cmd.Flags().Changed("workers") {
 		if o.workers < 1 || o.workers > pool.WorkersLimit {
@@ -92,12 +102,20 @@ workers, timeouts and Init config, or a path to a plugin executable
 
 While it runs, map shows a progress bar on stderr if stderr is a terminal
 (--progress, --no-progress), and serves Prometheus metrics with
---metrics-addr. --stats prints a summary at the end.`,
+--metrics-addr. --stats prints a summary at the end.
+
+With --cluster URL, or a [cluster] table in the config (--local overrides
+it), the items run on the workers of a pluginpool cluster instead
+('pluginpool worker' on each machine): same output, in input order. The
+workers run PLUGIN as their own pool.toml says; this machine's config only
+names it and may pin it (sha256, version). Workers whose plugin differs are
+named on stderr and serve none of it.`,
 		Example: `  pluginpool map double 1 2 3 4 5
   seq 1 100000 | pluginpool map double > doubled.jsonl
   pluginpool map -w 4 printer 1 2 3 4
   pluginpool map --stats --unordered ./bin/plugins/double < numbers.jsonl
-  pluginpool map --metrics-addr 127.0.0.1:9464 double < big.jsonl > out.jsonl`,
+  pluginpool map --metrics-addr 127.0.0.1:9464 double < big.jsonl > out.jsonl
+  PLUGINPOOL_TOKEN=... pluginpool map --cluster nats://10.0.0.1:4222 double < big.jsonl`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: completePlugin(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -199,10 +217,15 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 		where = func(i int) string { return fmt.Sprintf("line %d", reader.Line(i)) }
 	}
 
-	p, err := pool.Start(ctx, cfg)
+	if o.batching && cmd.Flags().Changed("workers") {
+		if f, _ := o.loadConfig(); o.conn.wanted(f) {
+			o.logger().Warn("-w/--workers has no effect on a cluster: each worker runs the plugin as its own pool.toml says")
+		}
+	}
+	p, err := o.startExecutor(ctx, &o.conn, name, cfg)
 	if err != nil {
 		abort()
-		return o.startError(ctx, err)
+		return o.clusterError(ctx, err)
 	}
 	metrics.Add(p)
 	began := time.Now()
