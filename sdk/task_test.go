@@ -2,13 +2,13 @@ package sdk
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/pluginpool/pluginpool/internal/codec"
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
 )
 
@@ -87,77 +87,6 @@ func TestRaw(t *testing.T) {
 	}
 }
 
-func TestDecodeErrorMessages(t *testing.T) {
-	type point struct{ X int }
-	long := `"` + strings.Repeat("a", 100) + `"`
-	huge := strings.Repeat("7", 20_000_000) // a 20 MB number: quoted by its first 64 bytes
-	tests := []struct {
-		name string
-		run  func() error
-		want string
-	}{
-		{"number from string", func() error { var n json.Number; return decodeJSON([]byte(`"x"`), &n) },
-			`cannot decode input "x" as json.Number: want a number, got a JSON string`},
-		{"number from bool", func() error { var n json.Number; return decodeJSON([]byte(`true`), &n) },
-			`cannot decode input true as json.Number: want a number, got a JSON bool`},
-		{"number from array", func() error { var n json.Number; return decodeJSON([]byte(` [1]`), &n) },
-			`cannot decode input  [1] as json.Number: want a number, got a JSON array`},
-		{"int from string", func() error { var n int; return decodeJSON([]byte(`"x"`), &n) },
-			`cannot decode input "x" as int: want int, got a JSON string`},
-		{"int from float", func() error { var n int; return decodeJSON([]byte(`1.5`), &n) },
-			`cannot decode input 1.5 as int: want int, got a JSON number 1.5`},
-		{"int overflow", func() error { var n int64; return decodeJSON([]byte(`9223372036854775808`), &n) },
-			`cannot decode input 9223372036854775808 as int64: want int64, got a JSON number 9223372036854775808`},
-		{"float from string", func() error { var f float64; return decodeJSON([]byte(`"1"`), &f) },
-			`cannot decode input "1" as float64: want float64, got a JSON string`},
-		{"string from number", func() error { var s string; return decodeJSON([]byte(`1`), &s) },
-			`cannot decode input 1 as string: want string, got a JSON number`},
-		{"struct field", func() error { var p point; return decodeJSON([]byte(`{"X":"1"}`), &p) },
-			`cannot decode input {"X":"1"} as sdk.point: field X: want int, got a JSON string`},
-		{"syntax", func() error { var n int; return decodeJSON([]byte(`x`), &n) },
-			`cannot decode input x as int: invalid character 'x' looking for beginning of value`},
-		{"long input", func() error { var n int; return decodeJSON([]byte(long), &n) },
-			`cannot decode input "` + strings.Repeat("a", 63) + `… (102 bytes) as int: want int, got a JSON string`},
-		{"control bytes", func() error { var n int; return decodeJSON([]byte("\"\xff\x1b[2J\""), &n) },
-			`cannot decode input "\xff\x1b[2J" as int: invalid character '\x1b' in string literal`},
-		{"invalid UTF-8", func() error { var n int; return decodeJSON([]byte("\"\xff\""), &n) },
-			`cannot decode input "\xff" as int: want int, got a JSON string`},
-		{"huge number", func() error { var n int; return decodeJSON([]byte(huge), &n) },
-			`cannot decode input ` + huge[:64] + `… (20000000 bytes) as int: want int, got a JSON number ` + huge[:64] + `… (20000000 bytes)`},
-		{"huge float", func() error { var f float64; return decodeJSON([]byte("1"+strings.Repeat("0", 400)), &f) },
-			`cannot decode input 1` + strings.Repeat("0", 63) + `… (401 bytes) as float64: want float64, got a JSON number 1` + strings.Repeat("0", 63) + `… (401 bytes)`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.run()
-			var de *DecodeError
-			if !errors.As(err, &de) {
-				t.Fatalf("error %v (%T) is not a *DecodeError", err, err)
-			}
-			if err.Error() != tt.want {
-				t.Errorf("error\n got %s\nwant %s", err, tt.want)
-			}
-			if len(de.Input) > 64 {
-				t.Errorf("Input is %d bytes, want at most 64", len(de.Input))
-			}
-			if de.Unwrap() == nil {
-				t.Error("Unwrap() = nil")
-			}
-		})
-	}
-}
-
-// DecodeError.Input must not alias the batch buffer: the runner reuses it.
-func TestDecodeErrorCopiesInput(t *testing.T) {
-	in := []byte(`"x"`)
-	var n int
-	err := decodeJSON(in, &n)
-	in[1] = 'y'
-	if !strings.Contains(err.Error(), `"x"`) {
-		t.Errorf("error %v changed with the input buffer", err)
-	}
-}
-
 func TestRetry(t *testing.T) {
 	if Retry(nil) != nil {
 		t.Error("Retry(nil) != nil")
@@ -221,7 +150,7 @@ func TestCallRecoversPanic(t *testing.T) {
 func TestErrorKind(t *testing.T) {
 	bg := context.Background()
 	var n int
-	decodeErr := decodeJSON([]byte("x"), &n)
+	decodeErr := codec.Decode([]byte("x"), &n)
 	timedOut := &taskCtx{parent: bg}
 	timedOut.cancel(errTimeout)
 	cancelled := &taskCtx{parent: bg}

@@ -1,19 +1,35 @@
-package sdk
+// Package codec is the JSON codec both ends share: the SDK decodes a task's
+// input and encodes its result with it, and the host's typed callers
+// (pool.Typed) encode items and decode results with it. Values of the
+// common scalar types (int, int64, float64, string, bool, json.Number,
+// json.RawMessage) skip encoding/json's reflection; everything else goes
+// through encoding/json, and the fast paths give exactly what it gives
+// (the tests and fuzz targets compare them).
+package codec
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
-// decodeJSON decodes one JSON value into v. Common scalar types skip
+// Decode decodes one JSON value into v. Common scalar types skip
 // encoding/json's reflection: for trivial tasks the codec is most of the
-// plugin's per-item cost.
-func decodeJSON[T any](data []byte, v *T) error {
+// plugin's per-item cost. A failure is a *DecodeError.
+//
+// A string or json.Number decoded on a fast path shares data's memory
+// rather than copying it: data must not change afterwards. (Both ends hand
+// it buffers nothing writes to again: a request's data in the SDK, a
+// result's value on the host.)
+func Decode[T any](data []byte, v *T) error {
 	switch p := any(v).(type) {
 	case *int:
 		if n, ok := parseInt(data); ok && n == int64(int(n)) {
@@ -63,7 +79,7 @@ func decodeJSON[T any](data []byte, v *T) error {
 		// The type decodes itself: skip encoding/json's scan of the input.
 		// It must reject what is not valid for it.
 		if err := p.UnmarshalJSON(trimSpace(data)); err != nil {
-			return newDecodeError(data, v, err)
+			return NewDecodeError(data, v, err)
 		}
 		return nil
 	}
@@ -77,25 +93,26 @@ func decodeSlow[T any](data []byte, v *T) error {
 	p := new(T)
 	*p = *v
 	if err := json.Unmarshal(data, p); err != nil {
-		return newDecodeError(data, p, err)
+		return NewDecodeError(data, p, err)
 	}
 	*v = *p
 	return nil
 }
 
-// JSONAppender is implemented by result types that encode themselves to
-// JSON by appending to a buffer, with no allocation. The SDK calls it
-// instead of encoding/json; pair it with json.Unmarshaler on the pointer
-// type for inputs, which the SDK calls directly as well. Measured on the
-// double plugin: a json.Number result (a string allocated per item) cost
-// ~30% of the plugin's CPU.
-type JSONAppender interface {
+// Appender is implemented by types that encode themselves to JSON by
+// appending to a buffer, with no allocation (sdk.JSONAppender is the same
+// interface). Append calls it instead of encoding/json; pair it with
+// json.Unmarshaler on the pointer type, which Decode calls directly as
+// well. Measured on the double plugin: a json.Number result (a string
+// allocated per item) cost ~30% of the plugin's CPU.
+type Appender interface {
 	// AppendJSON appends the value's JSON encoding to b.
 	AppendJSON(b []byte) ([]byte, error)
 }
 
-// appendJSON appends the JSON encoding of *v to out.
-func appendJSON[T any](out []byte, v *T) ([]byte, error) {
+// Append appends the JSON encoding of *v to out. On failure it returns out
+// as it was, and the error.
+func Append[T any](out []byte, v *T) ([]byte, error) {
 	switch p := any(v).(type) {
 	case *int:
 		return strconv.AppendInt(out, int64(*p), 10), nil
@@ -119,7 +136,7 @@ func appendJSON[T any](out []byte, v *T) ([]byte, error) {
 		if len(*p) == 0 {
 			return append(out, "null"...), nil
 		}
-	case JSONAppender:
+	case Appender:
 		return p.AppendJSON(out)
 	}
 	return appendSlow(out, v)
@@ -246,10 +263,9 @@ func plainString(b []byte) (string, bool) {
 	return aliasString(s), true
 }
 
-// aliasString returns b's bytes as a string without copying. Items are
-// slices of a request's data, which the SDK never writes to or reuses, so a
-// string aliasing it stays valid and immutable for as long as the task
-// keeps it.
+// aliasString returns b's bytes as a string without copying. Decode's
+// callers pass buffers nothing writes to again (see Decode), so a string
+// aliasing one stays valid and immutable for as long as it is kept.
 func aliasString(b []byte) string {
 	if len(b) == 0 {
 		return ""
@@ -282,3 +298,59 @@ func trimSpace(b []byte) []byte {
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// DecodeError reports a value that could not be decoded into a Go type.
+// The SDK reports it as a task's decode failure (sdk.DecodeError is this
+// type); the host's typed callers wrap it in a *pool.CodecError.
+type DecodeError struct {
+	// Input is the start of the offending input: at most its first 64
+	// bytes, copied.
+	Input []byte
+	// Size is the whole input's length in bytes; 0 means len(Input).
+	Size int
+	Type string // the Go type it was decoded into
+	Err  error
+}
+
+// Error quotes the input as every pluginpool message quotes an item: its
+// first 64 bytes at most, control bytes and invalid UTF-8 escaped, and its
+// size when it was cut ("cannot decode input "\xff" as int: ...").
+func (e *DecodeError) Error() string {
+	size := max(e.Size, len(e.Input))
+	return fmt.Sprintf("cannot decode input %s as %s: %v", quote.Prefix(e.Input, size), e.Type, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// NewDecodeError builds the *DecodeError of in, which failed with err to
+// decode into v (a pointer), rewording encoding/json's messages into ones
+// that name what was wanted and what came.
+func NewDecodeError(in []byte, v any, err error) error {
+	var ute *json.UnmarshalTypeError
+	_, number := v.(*json.Number)
+	switch {
+	case errors.As(err, &ute):
+		want := ute.Type.String()
+		if number {
+			want = "a number"
+		}
+		// encoding/json puts the whole literal of a number in Value
+		// ("number 1e400"): a 20 MB number must not come back whole.
+		got := ute.Value
+		if lit, ok := strings.CutPrefix(got, "number "); ok {
+			got = "number " + quote.Item([]byte(lit))
+		}
+		msg := fmt.Sprintf("want %s, got a JSON %s", want, got)
+		if ute.Field != "" {
+			msg = "field " + quote.Item([]byte(ute.Field)) + ": " + msg
+		}
+		err = errors.New(msg)
+	case number && json.Valid(in) && bytes.TrimLeft(in, " \t\r\n")[0] == '"':
+		// encoding/json says `invalid number literal, trying to unmarshal
+		// "\"x\"" into Number`.
+		err = errors.New("want a number, got a JSON string")
+	}
+	t := strings.TrimPrefix(fmt.Sprintf("%T", v), "*")
+	t = strings.TrimPrefix(t, "main.") // a plugin's own type: its name says enough
+	return &DecodeError{Input: bytes.Clone(in[:min(len(in), quote.ItemLimit)]), Size: len(in), Type: t, Err: err}
+}

@@ -1,4 +1,4 @@
-package sdk
+package codec
 
 import (
 	"bytes"
@@ -60,7 +60,7 @@ func TestDecodeMatchesEncodingJSON(t *testing.T) {
 func checkDecode[T any](t *testing.T, in []byte) (T, bool) {
 	t.Helper()
 	var got, want T
-	gotErr := decodeJSON(in, &got)
+	gotErr := Decode(in, &got)
 	wantErr := json.Unmarshal(in, &want)
 	switch {
 	case (gotErr == nil) != (wantErr == nil):
@@ -132,7 +132,7 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 func checkEncode[T any](t *testing.T, v T) {
 	t.Helper()
 	const prefix = "[1,2e-7]"
-	got, gotErr := appendJSON([]byte(prefix), &v)
+	got, gotErr := Append([]byte(prefix), &v)
 	want, wantErr := json.Marshal(v)
 	switch {
 	case (gotErr == nil) != (wantErr == nil):
@@ -153,9 +153,9 @@ func checkEncode[T any](t *testing.T, v T) {
 // This is the codec's one deliberate difference from encoding/json.
 func TestEncodeEmptyRawMessage(t *testing.T) {
 	v := json.RawMessage{}
-	got, err := appendJSON(nil, &v)
+	got, err := Append(nil, &v)
 	if err != nil || string(got) != "null" {
-		t.Fatalf("appendJSON(json.RawMessage{}) = %q, %v; want null", got, err)
+		t.Fatalf("Append(json.RawMessage{}) = %q, %v; want null", got, err)
 	}
 }
 
@@ -177,12 +177,12 @@ func TestParseIntOverflow(t *testing.T) {
 // encoding/json's own round trip gives.
 func checkRoundTrip[T any](t *testing.T, v T) {
 	t.Helper()
-	enc, err := appendJSON(nil, &v)
+	enc, err := Append(nil, &v)
 	if err != nil {
 		return // checkEncode compared the failure with json.Marshal's
 	}
 	var got, want T
-	if err := decodeJSON(enc, &got); err != nil {
+	if err := Decode(enc, &got); err != nil {
 		t.Errorf("round trip of %#v (%T): %s does not decode: %v", v, v, enc, err)
 		return
 	}
@@ -204,29 +204,29 @@ func checkRoundTrip[T any](t *testing.T, v T) {
 func TestNumberSemantics(t *testing.T) {
 	const big = "123456789012345678901234567890"
 	var i int
-	if err := decodeJSON([]byte(big), &i); err == nil {
+	if err := Decode([]byte(big), &i); err == nil {
 		t.Errorf("int from %s = %d, want a decode error", big, i)
 	}
 	var i64 int64
-	if err := decodeJSON([]byte("9223372036854775808"), &i64); err == nil {
+	if err := Decode([]byte("9223372036854775808"), &i64); err == nil {
 		t.Errorf("int64 from 2^63 = %d, want a decode error", i64)
 	}
-	if err := decodeJSON([]byte("1.5"), &i); err == nil {
+	if err := Decode([]byte("1.5"), &i); err == nil {
 		t.Errorf("int from 1.5 = %d, want a decode error", i)
 	}
 	var n json.Number
-	if err := decodeJSON([]byte(big), &n); err != nil || string(n) != big {
+	if err := Decode([]byte(big), &n); err != nil || string(n) != big {
 		t.Errorf("json.Number from %s = %s, %v; want it exact", big, n, err)
 	}
 	var f float64
-	if err := decodeJSON([]byte(big), &f); err != nil || f != 1.2345678901234568e+29 {
+	if err := Decode([]byte(big), &f); err != nil || f != 1.2345678901234568e+29 {
 		t.Errorf("float64 from %s = %v, %v; want the nearest float64", big, f, err)
 	}
-	if err := decodeJSON([]byte("1e400"), &f); err == nil {
+	if err := Decode([]byte("1e400"), &f); err == nil {
 		t.Errorf("float64 from 1e400 = %v, want a decode error (out of range)", f)
 	}
 	var a any
-	if err := decodeJSON([]byte(big), &a); err != nil || a != 1.2345678901234568e+29 {
+	if err := Decode([]byte(big), &a); err != nil || a != 1.2345678901234568e+29 {
 		t.Errorf("any from %s = %v, %v; want a float64, as encoding/json gives", big, a, err)
 	}
 }
@@ -302,4 +302,75 @@ func binaryUint64(b []byte) uint64 {
 		u = u<<8 | uint64(c)
 	}
 	return u
+}
+
+func TestDecodeErrorMessages(t *testing.T) {
+	type point struct{ X int }
+	long := `"` + strings.Repeat("a", 100) + `"`
+	huge := strings.Repeat("7", 20_000_000) // a 20 MB number: quoted by its first 64 bytes
+	tests := []struct {
+		name string
+		run  func() error
+		want string
+	}{
+		{"number from string", func() error { var n json.Number; return Decode([]byte(`"x"`), &n) },
+			`cannot decode input "x" as json.Number: want a number, got a JSON string`},
+		{"number from bool", func() error { var n json.Number; return Decode([]byte(`true`), &n) },
+			`cannot decode input true as json.Number: want a number, got a JSON bool`},
+		{"number from array", func() error { var n json.Number; return Decode([]byte(` [1]`), &n) },
+			`cannot decode input  [1] as json.Number: want a number, got a JSON array`},
+		{"int from string", func() error { var n int; return Decode([]byte(`"x"`), &n) },
+			`cannot decode input "x" as int: want int, got a JSON string`},
+		{"int from float", func() error { var n int; return Decode([]byte(`1.5`), &n) },
+			`cannot decode input 1.5 as int: want int, got a JSON number 1.5`},
+		{"int overflow", func() error { var n int64; return Decode([]byte(`9223372036854775808`), &n) },
+			`cannot decode input 9223372036854775808 as int64: want int64, got a JSON number 9223372036854775808`},
+		{"float from string", func() error { var f float64; return Decode([]byte(`"1"`), &f) },
+			`cannot decode input "1" as float64: want float64, got a JSON string`},
+		{"string from number", func() error { var s string; return Decode([]byte(`1`), &s) },
+			`cannot decode input 1 as string: want string, got a JSON number`},
+		{"struct field", func() error { var p point; return Decode([]byte(`{"X":"1"}`), &p) },
+			`cannot decode input {"X":"1"} as codec.point: field X: want int, got a JSON string`},
+		{"syntax", func() error { var n int; return Decode([]byte(`x`), &n) },
+			`cannot decode input x as int: invalid character 'x' looking for beginning of value`},
+		{"long input", func() error { var n int; return Decode([]byte(long), &n) },
+			`cannot decode input "` + strings.Repeat("a", 63) + `… (102 bytes) as int: want int, got a JSON string`},
+		{"control bytes", func() error { var n int; return Decode([]byte("\"\xff\x1b[2J\""), &n) },
+			`cannot decode input "\xff\x1b[2J" as int: invalid character '\x1b' in string literal`},
+		{"invalid UTF-8", func() error { var n int; return Decode([]byte("\"\xff\""), &n) },
+			`cannot decode input "\xff" as int: want int, got a JSON string`},
+		{"huge number", func() error { var n int; return Decode([]byte(huge), &n) },
+			`cannot decode input ` + huge[:64] + `… (20000000 bytes) as int: want int, got a JSON number ` + huge[:64] + `… (20000000 bytes)`},
+		{"huge float", func() error { var f float64; return Decode([]byte("1"+strings.Repeat("0", 400)), &f) },
+			`cannot decode input 1` + strings.Repeat("0", 63) + `… (401 bytes) as float64: want float64, got a JSON number 1` + strings.Repeat("0", 63) + `… (401 bytes)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.run()
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("error %v (%T) is not a *DecodeError", err, err)
+			}
+			if err.Error() != tt.want {
+				t.Errorf("error\n got %s\nwant %s", err, tt.want)
+			}
+			if len(de.Input) > 64 {
+				t.Errorf("Input is %d bytes, want at most 64", len(de.Input))
+			}
+			if de.Unwrap() == nil {
+				t.Error("Unwrap() = nil")
+			}
+		})
+	}
+}
+
+// DecodeError.Input must not alias the batch buffer: the runner reuses it.
+func TestDecodeErrorCopiesInput(t *testing.T) {
+	in := []byte(`"x"`)
+	var n int
+	err := Decode(in, &n)
+	in[1] = 'y'
+	if !strings.Contains(err.Error(), `"x"`) {
+		t.Errorf("error %v changed with the input buffer", err)
+	}
 }

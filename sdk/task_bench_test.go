@@ -11,29 +11,6 @@ import (
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
 )
 
-func BenchmarkDecodeInt(b *testing.B) {
-	in := []byte("-1234567")
-	b.ReportAllocs()
-	for b.Loop() {
-		var n int
-		if err := decodeJSON(in, &n); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkAppendInt(b *testing.B) {
-	out := make([]byte, 0, 64)
-	b.ReportAllocs()
-	for b.Loop() {
-		n := -1234567
-		var err error
-		if out, err = appendJSON(out[:0], &n); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkFuncTaskInt is the per-item cost of the SDK for a trivial task:
 // decode an int, call the function, encode the result.
 func BenchmarkFuncTaskInt(b *testing.B) {
