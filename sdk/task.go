@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/pluginpool/pluginpool/internal/codec"
 )
@@ -53,7 +54,11 @@ func (t *funcTask[In, Out]) run(ctx context.Context, in, out []byte) ([]byte, er
 		return out, err
 	}
 	*t.out = r
-	return codec.Append(out, t.out)
+	out, err = codec.Append(out, t.out)
+	if err != nil {
+		return out, fmt.Errorf("cannot encode the result: %w", err)
+	}
+	return out, nil
 }
 
 // Sink adapts a function that returns no value, only an error: a task run

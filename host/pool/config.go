@@ -17,73 +17,91 @@ import (
 
 // Config describes one plugin's pool. Only Path is required; the zero value
 // of every other field means its default. Start copies the Config: changing
-// it afterwards has no effect.
+// it afterwards has no effect. Each field's pool.toml key is in
+// parentheses: the CLI builds a Config from a [plugins.NAME] table (and
+// the [pool] table's defaults), field for field.
+//
+//	pool.Config{
+//		Path:         "bin/plugins/printer",
+//		Workers:      4,
+//		PluginConfig: []byte(`{"format": "Number: %v"}`), // its Init's config
+//		TaskTimeout:  30 * time.Second,
+//	}
 type Config struct {
-	// Path is the plugin executable. Required.
+	// Path is the plugin executable (path). Required. A relative path is
+	// relative to the working directory.
 	Path string
-	// Name names the plugin in errors and logs. Default: the base name of
-	// Path.
+	// Name names the plugin in errors and logs (the NAME of
+	// [plugins.NAME]). Default: the base name of Path.
 	Name string
-	// Args are extra command-line arguments for the plugin.
+	// Args are extra command-line arguments for the plugin (args).
 	Args []string
-	// Env is extra environment for the plugin, as "KEY=value". The plugin
-	// also inherits the host's environment.
+	// Env is extra environment for the plugin, as "KEY=value" (env). The
+	// plugin also inherits the host's environment.
 	Env []string
-	// PluginConfig is passed to the plugin's Init as a JSON object.
-	// Default "{}".
+	// PluginConfig is what the plugin's Init receives (sdk.Plugin.Init's
+	// config argument), once per process start: a JSON object, such as
+	// the [plugins.NAME.config] table, which the CLI passes encoded as
+	// JSON. Build it with json.Marshal or write it as a literal. Default
+	// "{}".
 	PluginConfig []byte
-	// SHA256, if set, is the hex digest the executable must have. It is
+	// SHA256, if set, is the hex digest the executable must have (sha256):
+	// 64 hex digits, as sha256sum prints them (see FileSHA256). It is
 	// checked before every start; a mismatch fails that start.
 	SHA256 string
 
-	// Workers is the number of plugin processes. Default: one per core
-	// (runtime.NumCPU).
+	// Workers is the number of plugin processes (workers). Default: one
+	// per core (runtime.NumCPU).
 	Workers int
-	// ChunkSize fixes the number of items per batch. Default 0: adaptive,
-	// sized from observed per-item time so a batch is a few milliseconds of
-	// work, like Python's chunksize but learned.
+	// ChunkSize fixes the number of items per batch (chunk_size). Default
+	// 0: adaptive, sized from observed per-item time so a batch is a few
+	// milliseconds of work, like Python's chunksize but learned.
 	ChunkSize int
-	// InFlight is how many batches each worker may have on the wire at once,
-	// so a worker never idles on a round trip. Default 2.
+	// InFlight is how many batches each worker may have on the wire at once
+	// (in_flight), so a worker never idles on a round trip. Default 2.
 	InFlight int
-	// MaxItemBytes is the largest item accepted; a larger one fails alone
-	// with ErrTooLarge. Default 64 MiB.
+	// MaxItemBytes is the largest item accepted, in bytes
+	// (max_item_bytes); a larger one fails alone with ErrTooLarge. Default
+	// 64 MiB.
 	MaxItemBytes int
 
-	// MaxAttempts is how many times a task may be started. Every run
+	// MaxAttempts is how many times a task may be started (max_attempts).
+	// Every run
 	// counts: one its worker died under, one that finished but whose result
 	// died with its worker, one that asked to be retried (sdk.Retry).
 	// Tasks are run again after a crash only for plugins that declare
 	// themselves idempotent; tasks a dead worker had not started run again
 	// at no cost. Default 3.
 	MaxAttempts int
-	// TaskTimeout bounds each task, counted from when the worker starts it.
-	// Default 0: no limit. On expiry the task's context is cancelled; if it
+	// TaskTimeout bounds each task, counted from when the worker starts it
+	// (task_timeout). Default 0: no limit. On expiry the task's context is cancelled; if it
 	// has not returned KillGrace later, the worker is killed and replaced.
 	TaskTimeout time.Duration
 	// KillGrace is how long a timed-out task may take to return after its
-	// context was cancelled. Default 1s.
+	// context was cancelled (kill_grace). Default 1s.
 	KillGrace time.Duration
 	// MaxRestarts is how many worker restarts that look like a crash loop
-	// RestartWindow may hold: restarts after a failed start, or after a
+	// RestartWindow may hold (max_restarts): restarts after a failed start, or after a
 	// worker that died before completing a task. One more marks the pool
 	// degraded: items it holds resolve as not run (ErrNotRun, which matches
 	// ErrDegraded) and new calls fail fast. Restarts after workers that
 	// completed tasks do not count. Default 10.
 	MaxRestarts int
-	// RestartWindow is the window MaxRestarts counts over. Default 1m.
+	// RestartWindow is the window MaxRestarts counts over
+	// (restart_window). Default 1m.
 	RestartWindow time.Duration
-	// MaxTasksPerWorker replaces a worker after it has run this many tasks,
-	// between batches, losing nothing (Python's maxtasksperchild).
+	// MaxTasksPerWorker replaces a worker after it has run this many tasks
+	// (max_tasks_per_worker), between batches, losing nothing (Python's
+	// maxtasksperchild).
 	// Default 0: never.
 	MaxTasksPerWorker int
 	// StartTimeout bounds one worker's start: launch, handshake, Describe
-	// and Init. Default 10s.
+	// and Init (start_timeout). Default 10s.
 	StartTimeout time.Duration
 
 	// Logger receives the host's and the plugins' log lines, the latter
-	// tagged with plugin, slot and pid. Default: warnings and up to
-	// os.Stderr.
+	// tagged with plugin, slot and pid (the CLI's --log-level and
+	// --log-json). Default: warnings and up to os.Stderr.
 	Logger hclog.Logger
 	// Stderr receives what plugins write to their own stdout and stderr
 	// outside the SDK, line by line, each line whole and tagged with the

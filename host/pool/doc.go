@@ -11,10 +11,15 @@
 //	results, err := p.Map(ctx, [][]byte{[]byte("1"), []byte("2"), []byte("3")})
 //
 // Items and results are opaque bytes to the pool (JSON, by the SDK's
-// convention); the pool never decodes them. Every item gets exactly one
-// Result: a value, an error saying why it failed, or, if the pool degraded
-// before running it, ErrNotRun (counted apart: those items share one
-// cause). A failure never loses or reorders another item's result.
+// convention); the pool never decodes them. Typed wraps a pool (or any
+// Executor) in typed calls that encode and decode them with the SDK's
+// codec:
+//
+//	ys, err := pool.Typed[int, int](p).Map(ctx, []int{1, 2, 3}) // [2 4 6]
+//
+// Every item gets exactly one Result: a value, an error saying why it
+// failed, or, if the pool degraded before running it, ErrNotRun (counted
+// apart: those items share one cause). A failure never loses or reorders another item's result.
 //
 // The pool supervises its workers. A worker that crashes is replaced (with
 // exponential backoff), and the plugin's start ledger (sdk/proto) tells the

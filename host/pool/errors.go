@@ -56,6 +56,10 @@ var (
 	// such item carries the same *NotRunError: callers with many items
 	// count them rather than report each. It also matches ErrDegraded.
 	ErrNotRun = errors.New("not run")
+	// ErrCodec: a typed caller (Typed) could not encode an item, which
+	// then did not run, or could not decode the plugin's result into its
+	// result type. A *CodecError says which and why.
+	ErrCodec = errors.New("cannot encode or decode a typed value")
 )
 
 // TaskErrorKind says how a task failed.
@@ -263,6 +267,55 @@ func (e *NotRunError) Is(target error) bool { return target == ErrNotRun }
 
 // Unwrap returns the *DegradedError.
 func (e *NotRunError) Unwrap() error { return e.Cause }
+
+// CodecError reports an item a typed caller could not encode (the item
+// did not run), or whose result it could not decode into its result type
+// (the task ran: the plugin returned something of another shape).
+type CodecError struct {
+	// Result is true when the result did not decode, false when the item
+	// did not encode.
+	Result bool
+	Type   string // the Go type encoded from or decoded into
+	// Value is the start of the result that did not decode (at most its
+	// first 64 bytes, copied), Size its whole length; both are empty for
+	// an item that did not encode.
+	Value []byte
+	Size  int
+	Err   error // the codec's reason
+}
+
+func (e *CodecError) Error() string {
+	if !e.Result {
+		return fmt.Sprintf("cannot encode the item (%s): %v", e.Type, e.Err)
+	}
+	return fmt.Sprintf("cannot decode the result %s as %s: %v", quote.Prefix(e.Value, max(e.Size, len(e.Value))), e.Type, e.Err)
+}
+
+func (e *CodecError) Unwrap() error { return e.Err }
+
+func (e *CodecError) Is(target error) bool { return target == ErrCodec }
+
+// ItemsError is a typed Map's error when some of its items failed: Map's
+// message (see FirstError), and every failure by its index. It matches
+// what the first failure matches with errors.Is (and ErrNotRun when items
+// were not run).
+type ItemsError struct {
+	Items  int         // how many items the call had
+	Failed []ItemError // every failed item, in input order
+	msg    error       // the summary, wrapping the first failures
+}
+
+// ItemError is one failed item of an ItemsError.
+type ItemError struct {
+	Index int // the item's index in the call's input
+	Err   error
+}
+
+func (e *ItemsError) Error() string { return e.msg.Error() }
+
+// Unwrap returns the summary, which wraps the first failure (and the
+// cause of the items not run).
+func (e *ItemsError) Unwrap() error { return e.msg }
 
 func plural(n int, one, many string) string {
 	if n == 1 {

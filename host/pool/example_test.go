@@ -69,3 +69,75 @@ func ExamplePool_Imap() {
 	// 1 40
 	// 2 60
 }
+
+// Typed calls a plugin with Go values: it encodes each item as JSON and
+// decodes each result, as the plugin's sdk.Func does on its side.
+func ExampleTyped() {
+	ctx := context.Background()
+	p, err := pool.Start(ctx, exampleConfig())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+
+	double := pool.Typed[int, int](p)
+	ys, err := double.Map(ctx, []int{1, 2, 3, 4, 5})
+	fmt.Println(ys, err)
+	y, err := double.Apply(ctx, 21)
+	fmt.Println(y, err)
+	// Output:
+	// [2 4 6 8 10] <nil>
+	// 42 <nil>
+}
+
+// A typed Map returns every value it can; its error lists the items that
+// failed, each with its own error.
+func ExampleCaller_Map() {
+	ctx := context.Background()
+	p, err := pool.Start(ctx, exampleConfig())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+
+	ys, err := pool.Typed[any, int](p).Map(ctx, []any{1, "x", 3, 1.5})
+	fmt.Println(ys)
+	if ie, ok := errors.AsType[*pool.ItemsError](err); ok {
+		for _, f := range ie.Failed {
+			fmt.Printf("item %d failed: task error %v\n", f.Index, errors.Is(f.Err, pool.ErrTask))
+		}
+	}
+	// Output:
+	// [2 0 6 0]
+	// item 1 failed: task error true
+	// item 3 failed: task error true
+}
+
+// A typed Imap runs any sequence lazily, in bounded memory, yielding each
+// result with its index in input order.
+func ExampleCaller_Imap() {
+	ctx := context.Background()
+	p, err := pool.Start(ctx, exampleConfig())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+
+	squares := func(yield func(int) bool) {
+		for i := 1; i <= 3; i++ {
+			if !yield(i * i) {
+				return
+			}
+		}
+	}
+	for i, r := range pool.Typed[int, int](p).Imap(ctx, squares) {
+		fmt.Println(i, r.Value, r.Err)
+	}
+	// Output:
+	// 0 2 <nil>
+	// 1 8 <nil>
+	// 2 18 <nil>
+}

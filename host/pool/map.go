@@ -168,36 +168,53 @@ func (p *Pool) nextComplete(j *job, seq int) *batch {
 // how many failed, wrapping the first failure. Items not run (ErrNotRun)
 // are counted apart: they share one cause, said once.
 func FirstError(results []Result) error {
-	failed, notRun, first, firstNotRun := 0, 0, -1, -1
+	t := tally{n: len(results)}
 	for i := range results {
-		switch err := results[i].Err; {
-		case err == nil:
-		case errors.Is(err, ErrNotRun):
-			if firstNotRun < 0 {
-				firstNotRun = i
-			}
-			notRun++
-		default:
-			if first < 0 {
-				first = i
-			}
-			failed++
+		if err := results[i].Err; err != nil {
+			t.add(i, err)
 		}
 	}
-	n := len(results)
-	switch {
-	case failed == 0 && notRun == 0:
-		return nil
-	case notRun == 0:
-		return fmt.Errorf("%d of %d items failed; the first, item %d: %w", failed, n, first, results[first].Err)
+	return t.err()
+}
+
+// A tally counts a call's failed items for FirstError and ItemsError.
+type tally struct {
+	n                   int // items in the call
+	failed, notRun      int
+	first, firstNotRun  int
+	firstErr, notRunErr error
+}
+
+// add counts item i, which failed with err.
+func (t *tally) add(i int, err error) {
+	if errors.Is(err, ErrNotRun) {
+		if t.notRun == 0 {
+			t.firstNotRun, t.notRunErr = i, err
+		}
+		t.notRun++
+		return
 	}
-	cause := results[firstNotRun].Err
+	if t.failed == 0 {
+		t.first, t.firstErr = i, err
+	}
+	t.failed++
+}
+
+// err is the summary: nil if nothing failed.
+func (t *tally) err() error {
+	switch {
+	case t.failed == 0 && t.notRun == 0:
+		return nil
+	case t.notRun == 0:
+		return fmt.Errorf("%d of %d items failed; the first, item %d: %w", t.failed, t.n, t.first, t.firstErr)
+	}
+	cause := t.notRunErr
 	if ne, ok := errors.AsType[*NotRunError](cause); ok {
 		cause = ne.Cause // why, said once
 	}
-	if failed == 0 {
-		return fmt.Errorf("%d of %d items %w, from item %d: %w", notRun, n, ErrNotRun, firstNotRun, cause)
+	if t.failed == 0 {
+		return fmt.Errorf("%d of %d items %w, from item %d: %w", t.notRun, t.n, ErrNotRun, t.firstNotRun, cause)
 	}
 	return fmt.Errorf("%d of %d items failed, the first, item %d: %w; %d %w, from item %d: %w",
-		failed, n, first, results[first].Err, notRun, ErrNotRun, firstNotRun, cause)
+		t.failed, t.n, t.first, t.firstErr, t.notRun, ErrNotRun, t.firstNotRun, cause)
 }

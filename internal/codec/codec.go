@@ -157,7 +157,7 @@ func appendSlow[T any](out []byte, v *T) ([]byte, error) {
 // appendFloat formats like encoding/json does.
 func appendFloat(out []byte, f float64) ([]byte, error) {
 	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return out, errors.New("result is not a JSON number: " + strconv.FormatFloat(f, 'g', -1, 64))
+		return out, errors.New(strconv.FormatFloat(f, 'g', -1, 64) + " is not a JSON number")
 	}
 	abs := math.Abs(f)
 	format := byte('f')

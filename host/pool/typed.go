@@ -1,0 +1,331 @@
+package pool
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"os"
+	"reflect"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pluginpool/pluginpool/internal/codec"
+)
+
+// Typed returns a typed caller of ex: it encodes each In as JSON, runs it
+// through ex, and decodes each result into an Out, so that a Go program
+// calls a plugin written with sdk.Func(func(ctx, In) (Out, error)) with
+// the same types on both sides:
+//
+//	double := pool.Typed[int, int](p)
+//	ys, err := double.Map(ctx, []int{1, 2, 3}) // [2 4 6]
+//
+// It uses the SDK's codec: int, int64, float64, string, bool, json.Number
+// and json.RawMessage skip encoding/json's reflection, types implementing
+// json.Unmarshaler (results) or an AppendJSON method like
+// sdk.JSONAppender (items) are called directly, and every other type goes
+// through encoding/json. WithCodec replaces it.
+//
+// ex is any Executor: a local *Pool or a cluster. The caller adds no
+// goroutines or state of its own to ex's; it is safe for concurrent use,
+// and calls keep ex's ordering and error semantics: one result per item,
+// errors that match the pool's sentinels with errors.Is, plus ErrCodec
+// for a value that does not encode or decode.
+func Typed[In, Out any](ex Executor) *Caller[In, Out] {
+	return &Caller[In, Out]{ex: ex, output: os.Stdout, encode: codec.Append[In], decode: codec.Decode[Out]}
+}
+
+// Caller is a typed view of an Executor; see Typed. Its methods mirror
+// Executor's: Map, Apply, Imap, ImapUnordered.
+type Caller[In, Out any] struct {
+	ex     Executor
+	output io.Writer
+	encode func(buf []byte, v *In) ([]byte, error)
+	decode func(data []byte, v *Out) error
+}
+
+// TypedResult is the outcome of one item of a typed Imap.
+type TypedResult[T any] struct {
+	// Value is the decoded result; the zero T when the item failed or the
+	// task returned no value (sdk.Sink).
+	Value T
+	// Output holds the lines the task printed through the SDK, in order.
+	Output []string
+	// Err says why the item failed, or is nil: as Result.Err, or a
+	// *CodecError (ErrCodec).
+	Err error
+}
+
+// WithOutput returns a copy of c that writes the lines tasks print
+// (sdk.Printf) during Map and Apply to w, each line whole with its
+// newline, in input order; nil discards them. The default is os.Stdout,
+// where Python's Pool.map lets its workers print. Write errors are
+// ignored: the lines are a side channel, the results are the answer.
+// Imap and ImapUnordered never write: they yield each item's lines in
+// TypedResult.Output.
+func (c *Caller[In, Out]) WithOutput(w io.Writer) *Caller[In, Out] {
+	d := *c
+	d.output = w
+	if w == nil {
+		d.output = io.Discard
+	}
+	return &d
+}
+
+// WithCodec returns a copy of c that encodes items with encode (which
+// appends v's encoding to buf and returns the extended buffer) and decodes
+// results with decode (which sets *v, a zero Out, from data). A nil
+// function keeps c's. The plugin must speak the same encoding: sdk.Raw
+// takes any bytes.
+func (c *Caller[In, Out]) WithCodec(encode func(buf []byte, v *In) ([]byte, error), decode func(data []byte, v *Out) error) *Caller[In, Out] {
+	d := *c
+	if encode != nil {
+		d.encode = encode
+	}
+	if decode != nil {
+		d.decode = decode
+	}
+	return &d
+}
+
+// Map runs every item and returns their values in input order, like
+// Python's Pool.map. It blocks until all are done or ctx is cancelled;
+// cancelling fails the unfinished items with ctx's error and cancels their
+// tasks.
+//
+// The error is nil when every item succeeded. Otherwise it is an
+// *ItemsError that lists every failed item with its error, and whose
+// message is Map's (how many failed, the first of them); a failed item's
+// value is the zero Out, and the other values are all there. An item that
+// does not encode is not run and fails with a *CodecError.
+//
+// Items are encoded one at a time as the pool takes them, and results are
+// decoded straight into the returned slice: besides that slice, Map holds
+// a bounded number of batches in memory, however many items there are.
+func (c *Caller[In, Out]) Map(ctx context.Context, items []In) ([]Out, error) {
+	out := make([]Out, len(items))
+	t := tally{n: len(items)}
+	var (
+		failed  []ItemError
+		lines   []byte
+		next    int   // results come in input order: the next one's index
+		lastErr error // the last failure: the executor's stop error, if it stopped
+	)
+	c.each(ctx, slices.Values(items), true, func(i int, r Result) bool {
+		next = i + 1
+		if len(r.Output) > 0 {
+			lines = c.print(lines, r.Output)
+		}
+		err := r.Err
+		if err == nil && r.Value != nil {
+			if derr := c.decode(r.Value, &out[i]); derr != nil {
+				var zero Out
+				out[i] = zero
+				err = c.decodeError(r.Value, derr)
+			}
+		}
+		if err != nil {
+			t.add(i, err)
+			failed = append(failed, ItemError{Index: i, Err: err})
+			lastErr = err
+		}
+		return true
+	})
+	if next < len(items) {
+		// The executor stopped reading items (the call was cancelled, the
+		// pool degraded or closed): the rest share the error the last
+		// item read got, as Executor.Map's unfinished items do.
+		err := cmp.Or(lastErr, ctx.Err(), ErrClosed)
+		for i := next; i < len(items); i++ {
+			t.add(i, err)
+			failed = append(failed, ItemError{Index: i, Err: err})
+		}
+	}
+	if failed == nil {
+		return out, nil
+	}
+	return out, &ItemsError{Items: len(items), Failed: failed, msg: t.err()}
+}
+
+// Apply runs one item and returns its value, like Python's Pool.apply.
+// The error is the item's: as Executor.Apply's, or a *CodecError.
+func (c *Caller[In, Out]) Apply(ctx context.Context, item In) (Out, error) {
+	var zero Out
+	b, err := c.encode(nil, &item)
+	if err != nil {
+		return zero, c.encodeError(err)
+	}
+	r, err := c.ex.Apply(ctx, b)
+	if len(r.Output) > 0 {
+		c.print(nil, r.Output)
+	}
+	if err != nil {
+		return zero, err
+	}
+	tr := c.typed(r, new(Out))
+	return tr.Value, tr.Err
+}
+
+// Imap runs items as they come and yields each result with its input
+// index, in input order, as Executor.Imap does: lazily, in bounded memory,
+// one result for every item read, a failed item yielding its error while
+// iteration goes on. Use slices.Values to run a slice.
+func (c *Caller[In, Out]) Imap(ctx context.Context, items iter.Seq[In]) iter.Seq2[int, TypedResult[Out]] {
+	return c.imap(ctx, items, true)
+}
+
+// ImapUnordered is Imap yielding results as they complete rather than in
+// input order; the index says which item each belongs to.
+func (c *Caller[In, Out]) ImapUnordered(ctx context.Context, items iter.Seq[In]) iter.Seq2[int, TypedResult[Out]] {
+	return c.imap(ctx, items, false)
+}
+
+func (c *Caller[In, Out]) imap(ctx context.Context, items iter.Seq[In], ordered bool) iter.Seq2[int, TypedResult[Out]] {
+	return func(yield func(int, TypedResult[Out]) bool) {
+		v := new(Out) // one decode target: a local would escape through c.decode
+		c.each(ctx, items, ordered, func(i int, r Result) bool {
+			return yield(i, c.typed(r, v))
+		})
+	}
+}
+
+// typed decodes r into a TypedResult, through v.
+func (c *Caller[In, Out]) typed(r Result, v *Out) TypedResult[Out] {
+	tr := TypedResult[Out]{Output: r.Output, Err: r.Err}
+	if r.Err != nil || r.Value == nil {
+		return tr
+	}
+	var zero Out
+	*v = zero
+	if err := c.decode(r.Value, v); err != nil {
+		tr.Err = c.decodeError(r.Value, err)
+		return tr
+	}
+	tr.Value = *v
+	return tr
+}
+
+// skipped is an item that did not encode, and so was not sent.
+type skipped struct {
+	index int // its index in the caller's input
+	pos   int // the index the executor gave the next item sent after it
+	err   error
+}
+
+// each runs items through the executor, in input order or as completed,
+// and calls fn with each item's index in items and its result until fn
+// returns false. An item that does not encode is not sent; fn gets its
+// *CodecError where it belongs (in order, or at once).
+//
+// The executor numbers only the items it was sent, so each maps its
+// indices back past the skipped items. They are rare: the common case
+// costs one atomic load per item.
+func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], ordered bool, fn func(int, Result) bool) {
+	var (
+		mu    sync.Mutex
+		skips []skipped // appended by the executor's reader of encoded, in order
+		count atomic.Int64
+	)
+	encoded := func(yield func([]byte) bool) {
+		var buf []byte
+		v := new(In) // one encode target: a local would escape through c.encode
+		i, sent := 0, 0
+		for x := range items {
+			*v = x
+			b, err := c.encode(buf[:0], v)
+			if err != nil {
+				mu.Lock()
+				skips = append(skips, skipped{index: i, pos: sent, err: c.encodeError(err)})
+				mu.Unlock()
+				count.Add(1)
+				i++
+				continue
+			}
+			buf = b // the executor copies each item before asking for the next
+			i++
+			sent++
+			if !yield(b) {
+				return
+			}
+		}
+	}
+	done := 0 // skips delivered
+	// deliver hands fn the skips not delivered yet whose pos is at most
+	// upTo (all of them when upTo < 0). It reports false when fn did.
+	deliver := func(upTo int) bool {
+		mu.Lock()
+		pending := skips[done:]
+		mu.Unlock()
+		for _, s := range pending {
+			if upTo >= 0 && s.pos > upTo {
+				break
+			}
+			done++
+			if !fn(s.index, Result{Err: s.err}) {
+				return false
+			}
+		}
+		return true
+	}
+	run := c.ex.Imap
+	if !ordered {
+		run = c.ex.ImapUnordered
+	}
+	for k, r := range run(ctx, encoded) {
+		i := k
+		if n := int(count.Load()); n > 0 {
+			if ordered {
+				// Skips come before the item sent after them.
+				if n > done && !deliver(k) {
+					return
+				}
+				i = k + done
+			} else {
+				if n > done && !deliver(-1) {
+					return
+				}
+				mu.Lock()
+				i = k + sort.Search(len(skips), func(j int) bool { return skips[j].pos > k })
+				mu.Unlock()
+			}
+		}
+		if !fn(i, r) {
+			return
+		}
+	}
+	// The executor is done reading: every skip is recorded.
+	deliver(-1)
+}
+
+// print writes lines to c.output, each whole with its newline, through buf.
+func (c *Caller[In, Out]) print(buf []byte, lines []string) []byte {
+	for _, l := range lines {
+		buf = append(append(buf[:0], l...), '\n')
+		_, _ = c.output.Write(buf)
+	}
+	return buf
+}
+
+func (c *Caller[In, Out]) encodeError(err error) error {
+	return &CodecError{Type: reflect.TypeFor[In]().String(), Err: err}
+}
+
+func (c *Caller[In, Out]) decodeError(value []byte, err error) error {
+	ce := &CodecError{Result: true, Type: reflect.TypeFor[Out]().String(), Err: err}
+	if de, ok := errors.AsType[*codec.DecodeError](err); ok {
+		// The codec's error quotes the value itself: keep only its reason.
+		ce.Type, ce.Err = de.Type, de.Err
+	}
+	ce.Value, ce.Size = quoteStart(value), len(value)
+	return ce
+}
+
+// quoteStart copies the start of a value for an error message: as much
+// as a message quotes of an item.
+func quoteStart(b []byte) []byte {
+	return append([]byte(nil), b[:min(len(b), 64)]...)
+}
