@@ -24,9 +24,8 @@ type taskCtx struct {
 	timeout time.Duration
 	id      uint64
 	attempt int
-	started atomic.Int64 // unix ns; read by the runner's watchdog
-	touched atomic.Bool  // a method was called: do not reuse
-	ended   atomic.Bool  // cancel was called
+	started atomic.Int64  // unix ns; read by the runner's watchdog
+	flags   atomic.Uint32 // touched and ended: either means do not reuse
 
 	mu    sync.Mutex
 	lines [][]byte
@@ -34,10 +33,23 @@ type taskCtx struct {
 	err   error
 }
 
+// taskCtx flags.
+const (
+	touched = 1 << iota // a method was called
+	ended               // cancel was called
+)
+
+// touch marks the context used by the task: it is not reused.
+func (c *taskCtx) touch() { c.flags.Or(touched) }
+
+// reusable reports whether the runner may reuse c for the next item: the
+// task never looked at it and it was not cancelled. One atomic load.
+func (c *taskCtx) reusable() bool { return c.flags.Load() == 0 }
+
 type taskKey struct{}
 
 func (c *taskCtx) Deadline() (time.Time, bool) {
-	c.touched.Store(true)
+	c.touch()
 	if c.timeout > 0 {
 		return time.Unix(0, c.started.Load()).Add(c.timeout), true
 	}
@@ -45,7 +57,7 @@ func (c *taskCtx) Deadline() (time.Time, bool) {
 }
 
 func (c *taskCtx) Done() <-chan struct{} {
-	c.touched.Store(true)
+	c.touch()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.done == nil {
@@ -56,7 +68,7 @@ func (c *taskCtx) Done() <-chan struct{} {
 			c.err = c.parent.Err()
 		}
 		if c.err != nil {
-			c.ended.Store(true)
+			c.flags.Or(ended)
 			close(c.done)
 		}
 	}
@@ -64,7 +76,7 @@ func (c *taskCtx) Done() <-chan struct{} {
 }
 
 func (c *taskCtx) Err() error {
-	c.touched.Store(true)
+	c.touch()
 	c.mu.Lock()
 	err := c.err
 	c.mu.Unlock()
@@ -75,7 +87,7 @@ func (c *taskCtx) Err() error {
 }
 
 func (c *taskCtx) Value(key any) any {
-	c.touched.Store(true)
+	c.touch()
 	if key == (taskKey{}) {
 		return c
 	}
@@ -90,7 +102,7 @@ func (c *taskCtx) cancel(err error) {
 		return
 	}
 	c.err = err
-	c.ended.Store(true)
+	c.flags.Or(ended)
 	if c.done != nil {
 		close(c.done)
 	}
@@ -99,7 +111,7 @@ func (c *taskCtx) cancel(err error) {
 // cancelled returns the cancellation error without marking c touched.
 // The runner asks for every item: an atomic flag spares it the lock.
 func (c *taskCtx) cancelled() error {
-	if !c.ended.Load() {
+	if c.flags.Load()&ended == 0 {
 		return nil
 	}
 	c.mu.Lock()

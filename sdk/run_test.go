@@ -593,3 +593,67 @@ func TestRunSendsAnswersWhileATaskHangs(t *testing.T) {
 		t.Errorf("items 2 and 3 after the task returned: %q; want 0 and 3", data)
 	}
 }
+
+// A batch recovers from its tasks' panics once around its loop rather
+// than once per task: every panic still fails its own item alone (the
+// first and the last item included), keeps the lines printed before it,
+// and leaves the start ledger saying the task is done.
+func TestRunBatchPanics(t *testing.T) {
+	task := Func(func(ctx context.Context, n int) (int, error) {
+		if n%3 == 0 {
+			Printf(ctx, "about to panic on %d", n)
+			panic(fmt.Sprint("bad ", n))
+		}
+		return 2 * n, nil
+	})
+	ledger := new(uint64)
+	s := &server{plugin: Plugin{Task: task}, logger: hclog.NewNullLogger(), flush: defaultFlush, ledger: ledger}
+	stream := &recordStream{}
+	r := &runner{s: s, ctx: context.Background(), stream: stream, ledger: ledger}
+	if err := r.runBatch(batch(1, 100, "0", "1", "2", "3", "4", "5", "6")); err != nil {
+		t.Fatal(err)
+	}
+	if len(stream.sent) != 1 {
+		t.Fatalf("%d answers, want 1", len(stream.sent))
+	}
+	a := stream.sent[0]
+	var failed []uint32
+	for _, e := range a.Errors {
+		failed = append(failed, e.Index)
+		if e.Kind != workerpb.ErrorKind_ERROR_KIND_PANIC || !strings.Contains(string(e.Message), "panic: bad ") {
+			t.Errorf("item %d: %v %q, want a panic", e.Index, e.Kind, e.Message)
+		}
+	}
+	if !slices.Equal(failed, []uint32{0, 3, 6}) {
+		t.Errorf("failed items %v, want 0, 3 and 6", failed)
+	}
+	var printed []uint32
+	for _, o := range a.Output {
+		printed = append(printed, o.Index)
+	}
+	if !slices.Equal(printed, []uint32{0, 3, 6}) {
+		t.Errorf("items with lines %v, want 0, 3 and 6", printed)
+	}
+	prev, values := uint32(0), []string{}
+	for _, end := range a.Ends {
+		values = append(values, string(a.Data[prev:end]))
+		prev = end
+	}
+	if want := []string{"", "2", "4", "", "8", "10", ""}; !slices.Equal(values, want) {
+		t.Errorf("values %q, want %q", values, want)
+	}
+	if got, want := *ledger, uint64(106)<<1; got != want {
+		t.Errorf("ledger word %#x after the batch, want %#x (task 106 done)", got, want)
+	}
+}
+
+// recordStream is a Worker_RunServer that keeps a copy of every answer.
+type recordStream struct {
+	fakeStream
+	sent []*workerpb.Batch
+}
+
+func (s *recordStream) Send(b *workerpb.Batch) error {
+	s.sent = append(s.sent, proto.Clone(b).(*workerpb.Batch))
+	return nil
+}

@@ -30,23 +30,28 @@ type Task interface {
 // choice of type; take json.Number where every digit matters (the double
 // plugin doubles any JSON number exactly from its text).
 func Func[In, Out any](f func(ctx context.Context, in In) (Out, error)) Task {
-	return &funcTask[In, Out]{f: f, in: new(In), out: new(Out)}
+	t := &funcTask[In, Out]{f: f, in: new(In), out: new(Out)}
+	t.decode, t.encode = codec.Decoder(t.in), codec.Encoder(t.out)
+	return t
 }
 
 // funcTask decodes into and encodes from values it keeps between items:
 // a local would escape to the heap through the json.Unmarshaler and
 // JSONAppender calls, one allocation per item. The runner runs one task
-// at a time, so reuse is safe.
+// at a time, so reuse is safe. Its decoder and encoder are bound to them
+// once (codec.Decoder), not picked per item.
 type funcTask[In, Out any] struct {
-	f   func(context.Context, In) (Out, error)
-	in  *In
-	out *Out
+	f      func(context.Context, In) (Out, error)
+	in     *In
+	out    *Out
+	decode func([]byte) error
+	encode func([]byte) ([]byte, error)
 }
 
 func (t *funcTask[In, Out]) run(ctx context.Context, in, out []byte) ([]byte, error) {
 	var zero In
 	*t.in = zero
-	if err := codec.Decode(in, t.in); err != nil {
+	if err := t.decode(in); err != nil {
 		return out, err
 	}
 	r, err := t.f(ctx, *t.in)
@@ -54,29 +59,32 @@ func (t *funcTask[In, Out]) run(ctx context.Context, in, out []byte) ([]byte, er
 		return out, err
 	}
 	*t.out = r
-	out, err = codec.Append(out, t.out)
+	res, err := t.encode(out)
 	if err != nil {
 		return out, fmt.Errorf("cannot encode the result: %w", err)
 	}
-	return out, nil
+	return res, nil
 }
 
 // Sink adapts a function that returns no value, only an error: a task run
 // for what it prints (see Printf) or for its side effects. The host writes
 // no result line for it.
 func Sink[In any](f func(ctx context.Context, in In) error) Task {
-	return &sinkTask[In]{f: f, in: new(In)}
+	t := &sinkTask[In]{f: f, in: new(In)}
+	t.decode = codec.Decoder(t.in)
+	return t
 }
 
 type sinkTask[In any] struct {
-	f  func(context.Context, In) error
-	in *In // reused, as in funcTask
+	f      func(context.Context, In) error
+	in     *In // reused, as in funcTask
+	decode func([]byte) error
 }
 
 func (t *sinkTask[In]) run(ctx context.Context, in, out []byte) ([]byte, error) {
 	var zero In
 	*t.in = zero
-	if err := codec.Decode(in, t.in); err != nil {
+	if err := t.decode(in); err != nil {
 		return out, err
 	}
 	return out, t.f(ctx, *t.in)

@@ -9,10 +9,12 @@ package codec
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -32,58 +34,148 @@ import (
 func Decode[T any](data []byte, v *T) error {
 	switch p := any(v).(type) {
 	case *int:
-		if n, ok := parseInt(data); ok && n == int64(int(n)) {
-			*p = int(n)
+		if decodeInt(data, p) {
 			return nil
 		}
 	case *int64:
-		if n, ok := parseInt(data); ok {
-			*p = n
+		if decodeInt64(data, p) {
 			return nil
 		}
 	case *float64:
-		if isNumber(data) {
-			f, err := strconv.ParseFloat(string(data), 64)
-			if err == nil {
-				*p = f
-				return nil
-			}
+		if decodeFloat(data, p) {
+			return nil
 		}
 	case *json.Number:
-		if isNumber(data) {
-			*p = json.Number(aliasString(data))
+		if decodeNumber(data, p) {
 			return nil
 		}
 	case *string:
-		if s, ok := plainString(data); ok {
-			*p = s
+		if decodeString(data, p) {
 			return nil
 		}
 	case *bool:
-		switch string(data) {
-		case "true":
-			*p = true
-			return nil
-		case "false":
-			*p = false
+		if decodeBool(data, p) {
 			return nil
 		}
 	case *json.RawMessage:
-		if json.Valid(data) {
-			// json.Unmarshal hands RawMessage the value without the
-			// whitespace around it.
-			*p = append((*p)[:0], bytes.Trim(data, " \t\r\n")...)
+		if decodeRaw(data, p) {
 			return nil
 		}
 	case json.Unmarshaler:
-		// The type decodes itself: skip encoding/json's scan of the input.
-		// It must reject what is not valid for it.
-		if err := p.UnmarshalJSON(trimSpace(data)); err != nil {
-			return NewDecodeError(data, v, err)
-		}
-		return nil
+		return decodeSelf(data, v, p)
 	}
 	return decodeSlow(data, v)
+}
+
+// Decoder returns a function that decodes one JSON value into *v, as
+// Decode(data, v) does. It picks v's path once rather than on every call,
+// which is what a caller decoding many values into the same variable
+// wants: the type switch and, for a json.Unmarshaler, the interface
+// conversion were a tenth of a trivial task's cost in the plugin.
+func Decoder[T any](v *T) func(data []byte) error {
+	fast := func(f func([]byte) bool) func([]byte) error {
+		return func(data []byte) error {
+			if f(data) {
+				return nil
+			}
+			return decodeSlow(data, v)
+		}
+	}
+	switch p := any(v).(type) {
+	case *int:
+		return fast(func(data []byte) bool { return decodeInt(data, p) })
+	case *int64:
+		return fast(func(data []byte) bool { return decodeInt64(data, p) })
+	case *float64:
+		return fast(func(data []byte) bool { return decodeFloat(data, p) })
+	case *json.Number:
+		return fast(func(data []byte) bool { return decodeNumber(data, p) })
+	case *string:
+		return fast(func(data []byte) bool { return decodeString(data, p) })
+	case *bool:
+		return fast(func(data []byte) bool { return decodeBool(data, p) })
+	case *json.RawMessage:
+		return fast(func(data []byte) bool { return decodeRaw(data, p) })
+	case json.Unmarshaler:
+		return func(data []byte) error { return decodeSelf(data, v, p) }
+	}
+	return func(data []byte) error { return decodeSlow(data, v) }
+}
+
+func decodeInt(data []byte, p *int) bool {
+	n, ok := ParseInt(data)
+	if ok && n == int64(int(n)) {
+		*p = int(n)
+	}
+	return ok && n == int64(int(n))
+}
+
+func decodeInt64(data []byte, p *int64) bool {
+	n, ok := ParseInt(data)
+	if ok {
+		*p = n
+	}
+	return ok
+}
+
+func decodeFloat(data []byte, p *float64) bool {
+	if !isNumber(data) {
+		return false
+	}
+	f, err := strconv.ParseFloat(aliasString(data), 64)
+	if err != nil {
+		return false
+	}
+	*p = f
+	return true
+}
+
+func decodeNumber(data []byte, p *json.Number) bool {
+	if !isNumber(data) {
+		return false
+	}
+	*p = json.Number(aliasString(data))
+	return true
+}
+
+func decodeString(data []byte, p *string) bool {
+	s, ok := plainString(data)
+	if ok {
+		*p = s
+	}
+	return ok
+}
+
+func decodeBool(data []byte, p *bool) bool {
+	switch string(data) {
+	case "true":
+		*p = true
+		return true
+	case "false":
+		*p = false
+		return true
+	}
+	return false
+}
+
+func decodeRaw(data []byte, p *json.RawMessage) bool {
+	if !json.Valid(data) {
+		return false
+	}
+	// json.Unmarshal hands RawMessage the value without the whitespace
+	// around it.
+	*p = append((*p)[:0], bytes.Trim(data, " \t\r\n")...)
+	return true
+}
+
+// decodeSelf has a type that decodes itself do so, skipping
+// encoding/json's scan of the input: it must reject what is not valid for
+// it. u is v as a json.Unmarshaler.
+func decodeSelf[T any](data []byte, v *T, u json.Unmarshaler) error {
+	if err := u.UnmarshalJSON(trimSpace(data)); err != nil {
+		return NewDecodeError(data, v, err)
+	}
+	return nil
 }
 
 // decodeSlow decodes with encoding/json into a copy of *v. Passing v itself
@@ -115,9 +207,9 @@ type Appender interface {
 func Append[T any](out []byte, v *T) ([]byte, error) {
 	switch p := any(v).(type) {
 	case *int:
-		return strconv.AppendInt(out, int64(*p), 10), nil
+		return AppendInt(out, int64(*p)), nil
 	case *int64:
-		return strconv.AppendInt(out, *p, 10), nil
+		return AppendInt(out, *p), nil
 	case *float64:
 		return appendFloat(out, *p)
 	case *json.Number:
@@ -126,9 +218,7 @@ func Append[T any](out []byte, v *T) ([]byte, error) {
 		}
 	case *string:
 		if isPlain(*p) {
-			out = append(out, '"')
-			out = append(out, *p...)
-			return append(out, '"'), nil
+			return appendPlain(out, *p), nil
 		}
 	case *bool:
 		return strconv.AppendBool(out, *p), nil
@@ -140,6 +230,38 @@ func Append[T any](out []byte, v *T) ([]byte, error) {
 		return p.AppendJSON(out)
 	}
 	return appendSlow(out, v)
+}
+
+// Encoder returns a function that appends the JSON encoding of *v to out,
+// as Append(out, v) does, having picked v's path once (see Decoder).
+func Encoder[T any](v *T) func(out []byte) ([]byte, error) {
+	switch p := any(v).(type) {
+	case *int:
+		return func(out []byte) ([]byte, error) { return AppendInt(out, int64(*p)), nil }
+	case *int64:
+		return func(out []byte) ([]byte, error) { return AppendInt(out, *p), nil }
+	case *float64:
+		return func(out []byte) ([]byte, error) { return appendFloat(out, *p) }
+	case *string:
+		return func(out []byte) ([]byte, error) {
+			if isPlain(*p) {
+				return appendPlain(out, *p), nil
+			}
+			return appendSlow(out, v)
+		}
+	case *bool:
+		return func(out []byte) ([]byte, error) { return strconv.AppendBool(out, *p), nil }
+	case Appender:
+		return p.AppendJSON
+	}
+	// json.Number and json.RawMessage are rare: Append's checks suffice.
+	return func(out []byte) ([]byte, error) { return Append(out, v) }
+}
+
+func appendPlain(out []byte, s string) []byte {
+	out = append(out, '"')
+	out = append(out, s...)
+	return append(out, '"')
 }
 
 // appendSlow encodes with encoding/json, from a copy of *v so that v does
@@ -176,28 +298,33 @@ func appendFloat(out []byte, f float64) ([]byte, error) {
 	return out, nil
 }
 
-// parseInt parses a JSON integer without allocating.
-func parseInt(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 19 {
-		return 0, false
-	}
-	neg := b[0] == '-'
+// ParseInt parses a JSON integer that fits an int64, without allocating:
+// an optional '-', then digits without leading zeros. It reports false for
+// anything else (a fraction, an exponent, too many digits), which callers
+// hand to a slower path. Eight digits at a time (parse8): ~30 instructions
+// for a 7-digit number, where a loop over the digits took ~100.
+func ParseInt(b []byte) (int64, bool) {
+	d := b
+	neg := len(d) > 0 && d[0] == '-'
 	if neg {
-		b = b[1:]
-		if len(b) == 0 {
-			return 0, false
-		}
+		d = d[1:]
 	}
-	if b[0] == '0' && len(b) > 1 {
+	if len(d) == 0 || len(d) > 19 || d[0] == '0' && len(d) > 1 {
 		return 0, false
 	}
 	var n uint64 // 19 digits always fit a uint64, not always an int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
+	if k := len(d) - 8; k > 0 {
+		head, ok := parseDigits(d[:k])
+		if !ok {
 			return 0, false
 		}
-		n = n*10 + uint64(c-'0')
+		n, d = head*1e8, d[len(d)-8:]
 	}
+	tail, ok := parseDigits(d)
+	if !ok {
+		return 0, false
+	}
+	n += tail
 	if n > math.MaxInt64 {
 		return 0, false // encoding/json reports the overflow
 	}
@@ -205,6 +332,49 @@ func parseInt(b []byte) (int64, bool) {
 		return -int64(n), true
 	}
 	return int64(n), true
+}
+
+// parseDigits returns the value of d, 1 to 11 ASCII digits, or false if
+// one is not a digit.
+func parseDigits(d []byte) (uint64, bool) {
+	k := len(d)
+	if k < 4 || k > 8 {
+		var n uint64
+		for _, c := range d {
+			c -= '0'
+			if c > 9 {
+				return 0, false
+			}
+			n = n*10 + uint64(c)
+		}
+		return n, true
+	}
+	// Two 4-byte loads that may overlap (the bytes they share are the
+	// same) put d's k bytes in the low end of w, first digit lowest; they
+	// move to the top, and '0's fill the bottom: the 8 digits of the same
+	// number.
+	lo := uint64(binary.LittleEndian.Uint32(d))
+	hi := uint64(binary.LittleEndian.Uint32(d[k-4:]))
+	// (Shift counts masked to 63 spare the compiler's guard for counts
+	// of 64 and more: they never are.)
+	w := lo | hi<<(8*(k-4)&63)
+	w = w<<(8*(8-k)&63) | 0x3030303030303030>>(8*(k-1)&63)>>8
+	return parse8(w)
+}
+
+// parse8 returns the value of the 8 ASCII digits in w (the first in the
+// lowest byte), or false if one is not a digit.
+func parse8(w uint64) (uint64, bool) {
+	const zeros = 0x3030303030303030
+	const high = 0xF0F0F0F0F0F0F0F0
+	// Every byte 0x30-0x39: its high nibble is 3, and adding 6 keeps it 3.
+	if w&high != zeros || (w+0x0606060606060606)&high != zeros {
+		return 0, false
+	}
+	w -= zeros
+	w = (w*10 + w>>8) & 0x00FF00FF00FF00FF      // pairs of digits
+	w = (w*100 + w>>16) & 0x0000FFFF0000FFFF    // fours
+	return (w*10000 + w>>32) & 0xFFFFFFFF, true // eight
 }
 
 // isNumber reports whether b is exactly one JSON number.
@@ -354,3 +524,67 @@ func NewDecodeError(in []byte, v any, err error) error {
 	t = strings.TrimPrefix(t, "main.") // a plugin's own type: its name says enough
 	return &DecodeError{Input: bytes.Clone(in[:min(len(in), quote.ItemLimit)]), Size: len(in), Type: t, Err: err}
 }
+
+// AppendInt appends n in decimal to out, as strconv.AppendInt(out, n, 10)
+// does. Numbers under 10^8, the common case, are formatted in one 8-byte
+// word, two digits at a time from a table, and stored at once: ~50
+// instructions for a 7-digit number, against strconv's ~190.
+func AppendInt(out []byte, n int64) []byte {
+	u := uint64(n)
+	if n < 0 {
+		out = append(out, '-')
+		u = -u // two's complement: right for math.MinInt64 too
+	}
+	if u < 10 {
+		return append(out, byte('0'+u))
+	}
+	if u < 100 {
+		p := digitPairs[u]
+		return append(out, byte(p), byte(p>>8))
+	}
+	if u >= 1e8 {
+		// The digits above the last eight first, then those eight, leading
+		// zeros and all.
+		out = AppendInt(out, int64(u/1e8))
+		return appendDigits8(out, u%1e8, 8)
+	}
+	var k int // digits, 3 to 8
+	switch {
+	case u < 1e4:
+		k = 3 + b2i(u >= 1e3)
+	case u < 1e6:
+		k = 5 + b2i(u >= 1e5)
+	default:
+		k = 7 + b2i(u >= 1e7)
+	}
+	return appendDigits8(out, u, k)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// appendDigits8 appends the last k of the eight decimal digits of u
+// (u < 10^8, 1 <= k <= 8).
+func appendDigits8(out []byte, u uint64, k int) []byte {
+	hi, lo := u/10000, u%10000
+	w := uint64(digitPairs[hi/100]) | uint64(digitPairs[hi%100])<<16 |
+		uint64(digitPairs[lo/100])<<32 | uint64(digitPairs[lo%100])<<48
+	w >>= 8 * (8 - k) // the leading digits not wanted are the low bytes
+	l := len(out)
+	out = slices.Grow(out, 8)
+	binary.LittleEndian.PutUint64(out[l:l+8], w) // in capacity past the end, then cut
+	return out[:l+k]
+}
+
+// digitPairs holds "00" to "99", each as the little-endian uint16 of its
+// two bytes.
+var digitPairs = func() (t [100]uint16) {
+	for i := range t {
+		t[i] = uint16('0'+i/10) | uint16('0'+i%10)<<8
+	}
+	return t
+}()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"strconv"
 	"strings"
@@ -161,14 +162,14 @@ func TestEncodeEmptyRawMessage(t *testing.T) {
 
 func TestParseIntOverflow(t *testing.T) {
 	for _, s := range []string{"9223372036854775808", "9999999999999999999", "-9223372036854775809"} {
-		if n, ok := parseInt([]byte(s)); ok {
-			t.Errorf("parseInt(%s) = %d, true; want false (out of int64 range)", s, n)
+		if n, ok := ParseInt([]byte(s)); ok {
+			t.Errorf("ParseInt(%s) = %d, true; want false (out of int64 range)", s, n)
 		}
 	}
 	for _, n := range []int64{math.MaxInt64, math.MinInt64 + 1, math.MinInt64, 0, -1, 1e18} {
 		s := strconv.FormatInt(n, 10)
-		if got, ok := parseInt([]byte(s)); ok && got != n || !ok && len(s) <= 19 {
-			t.Errorf("parseInt(%s) = %d, %v", s, got, ok)
+		if got, ok := ParseInt([]byte(s)); ok && got != n || !ok && len(s) <= 19 {
+			t.Errorf("ParseInt(%s) = %d, %v", s, got, ok)
 		}
 	}
 }
@@ -283,6 +284,7 @@ func FuzzCodec(f *testing.F) {
 			checkRoundTrip(t, v)
 		}
 		checkDecode[any](t, in) // encoding/json itself, for the error messages
+		checkBoundAll(t, in)
 		// Encoders on values no JSON input produces: arbitrary strings and
 		// float bit patterns.
 		checkEncode(t, string(in))
@@ -372,5 +374,103 @@ func TestDecodeErrorCopiesInput(t *testing.T) {
 	in[1] = 'y'
 	if !strings.Contains(err.Error(), `"x"`) {
 		t.Errorf("error %v changed with the input buffer", err)
+	}
+}
+
+func TestAppendInt(t *testing.T) {
+	ns := []int64{0, 1, -1, 9, -9, math.MaxInt64, math.MinInt64, math.MaxInt64 - 1, math.MinInt64 + 1}
+	for p := int64(1); p <= 1e18; p *= 10 {
+		ns = append(ns, p-1, p, p+1, -p+1, -p, -p-1, 2*p, 5*p-1)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 10000 {
+		ns = append(ns, int64(rng.Uint64()), int64(rng.Uint64()>>rng.IntN(64)))
+	}
+	for _, n := range ns {
+		for _, prefix := range []string{"", "[1,"} {
+			buf := append(make([]byte, 0, len(prefix)+1), prefix...) // appending must grow it
+			if got, want := string(AppendInt(buf, n)), prefix+strconv.FormatInt(n, 10); got != want {
+				t.Fatalf("AppendInt(%q, %d) = %q, want %q", prefix, n, got, want)
+			}
+		}
+	}
+}
+
+// Decoder and Encoder pick a path once; they must give what Decode and
+// Append give. FuzzCodec checks them on every input it tries.
+func checkBound[T any](t *testing.T, in []byte) {
+	t.Helper()
+	var a, b T
+	errA := Decode(in, &a)
+	errB := Decoder(&b)(in)
+	if (errA == nil) != (errB == nil) || errA != nil && errA.Error() != errB.Error() || errA == nil && !same(a, b) {
+		t.Errorf("decode %q as %T: Decode gives %#v, %v; Decoder %#v, %v", in, a, a, errA, b, errB)
+	}
+	if errA != nil {
+		return
+	}
+	outA, errA := Append([]byte("x"), &a)
+	outB, errB := Encoder(&b)([]byte("x"))
+	if string(outA) != string(outB) || (errA == nil) != (errB == nil) {
+		t.Errorf("encode %#v (%T): Append gives %q, %v; Encoder %q, %v", a, a, outA, errA, outB, errB)
+	}
+}
+
+func TestBoundMatches(t *testing.T) {
+	for _, s := range decodeInputs {
+		checkBoundAll(t, []byte(s))
+	}
+}
+
+func checkBoundAll(t *testing.T, in []byte) {
+	t.Helper()
+	checkBound[int](t, in)
+	checkBound[int64](t, in)
+	checkBound[float64](t, in)
+	checkBound[string](t, in)
+	checkBound[bool](t, in)
+	checkBound[json.Number](t, in)
+	checkBound[json.RawMessage](t, in)
+	checkBound[[]int](t, in)
+	checkBound[any](t, in)
+}
+
+// ParseInt reads up to eight digits at once: every length, a bad byte in
+// every position, every digit value, and the neighbours of '0' and '9'.
+func TestParseIntDigits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for k := 1; k <= 20; k++ {
+		for range 200 {
+			d := make([]byte, k)
+			for i := range d {
+				d[i] = byte('0' + rng.IntN(10))
+			}
+			if k > 1 && d[0] == '0' {
+				d[0] = '1'
+			}
+			for _, s := range []string{string(d), "-" + string(d)} {
+				checkParseInt(t, s)
+				for i := range len(s) {
+					for _, c := range []byte{'/', ':', 'a', ' ', 0, 0xff, '.', 'e', '-', '+'} {
+						bad := []byte(s)
+						bad[i] = c
+						checkParseInt(t, string(bad))
+					}
+				}
+			}
+		}
+	}
+}
+
+func checkParseInt(t *testing.T, s string) {
+	t.Helper()
+	got, ok := ParseInt([]byte(s))
+	want, err := strconv.ParseInt(s, 10, 64)
+	valid := err == nil && !strings.HasPrefix(s, "+") && !strings.HasPrefix(strings.TrimPrefix(s, "-"), "0") || s == "0" || s == "-0"
+	switch {
+	case ok && (!valid || got != want):
+		t.Fatalf("ParseInt(%q) = %d, true; want %d, %v", s, got, want, valid)
+	case !ok && valid && len(strings.TrimPrefix(s, "-")) < 19:
+		t.Fatalf("ParseInt(%q) = false, want %d", s, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pluginpool/pluginpool/internal/codec"
 	"github.com/pluginpool/pluginpool/internal/quote"
 	"github.com/pluginpool/pluginpool/sdk"
 )
@@ -33,7 +34,7 @@ type number struct {
 // UnmarshalJSON takes an integer as it is and any other JSON number as
 // text; anything else is a decode error the host reports for that item.
 func (n *number) UnmarshalJSON(b []byte) error {
-	if i, ok := parseInt(b); ok {
+	if i, ok := codec.ParseInt(b); ok {
 		*n = number{i: i, isInt: true}
 		return nil
 	}
@@ -60,7 +61,7 @@ func (n *number) UnmarshalJSON(b []byte) error {
 // AppendJSON writes the number as encoding/json would.
 func (n number) AppendJSON(b []byte) ([]byte, error) {
 	if n.isInt {
-		return strconv.AppendInt(b, n.i, 10), nil
+		return codec.AppendInt(b, n.i), nil
 	}
 	return append(b, n.text...), nil
 }
@@ -249,28 +250,4 @@ func (d decimal) appendFloat(b []byte) []byte {
 	b = append(b, "0."...)
 	b = append(b, strings.Repeat("0", int(-point))...)
 	return append(b, digits...)
-}
-
-// parseInt parses a JSON integer that fits an int64, without allocating:
-// strconv.ParseInt needs a string. Up to 18 digits, which cannot overflow;
-// longer ones take the general path.
-func parseInt(b []byte) (int64, bool) {
-	neg := len(b) > 0 && b[0] == '-'
-	if neg {
-		b = b[1:]
-	}
-	if len(b) == 0 || len(b) > 18 || (b[0] == '0' && len(b) > 1) {
-		return 0, false
-	}
-	var n int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	if neg {
-		n = -n
-	}
-	return n, true
 }
