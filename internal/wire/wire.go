@@ -1,6 +1,6 @@
 // Package wire holds the gRPC plumbing both ends of the Worker stream share:
 // a buffer pool that does not zero what it hands out, and a proto codec that
-// uses it.
+// uses it and encodes the Run stream's batches by hand (batch.go).
 //
 // gRPC's default pool clears every buffer it returns, by its capacity: a
 // ~110 KiB batch takes a 1 MiB buffer and clears all of it, which measured
@@ -13,6 +13,7 @@ import (
 	"math/bits"
 	"sync"
 
+	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
@@ -64,6 +65,12 @@ type codec struct{}
 func (codec) Name() string { return "proto" }
 
 func (codec) Marshal(v any) (mem.BufferSlice, error) {
+	if b, ok := v.(*workerpb.Batch); ok && plainBatch(b) {
+		size, ends, ids := batchSize(b)
+		buf := Pool.Get(size)
+		*buf = appendBatch((*buf)[:0], b, ends, ids)
+		return mem.BufferSlice{mem.NewBuffer(buf, Pool)}, nil
+	}
 	m, ok := v.(proto.Message)
 	if !ok {
 		return nil, fmt.Errorf("wire: cannot marshal %T, want a proto.Message", v)
@@ -81,6 +88,9 @@ func (codec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if b, ok := v.(*workerpb.Batch); ok {
+		return unmarshalBatch(data, b)
+	}
 	m, ok := v.(proto.Message)
 	if !ok {
 		return fmt.Errorf("wire: cannot unmarshal into %T, want a proto.Message", v)
