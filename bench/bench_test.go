@@ -77,6 +77,35 @@ func BenchmarkMap1M(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(runs*n), "ns/item")
 }
 
+// BenchmarkTypedMap1M is one typed Map of 1,000,000 ints through two
+// double workers (pool.Typed[int, int]), the pool already started:
+// workload W2 as make bench runs it, without the start.
+func BenchmarkTypedMap1M(b *testing.B) {
+	const n = 1_000_000
+	p := startPool(b, pool.Config{Path: doublePath(b), Workers: 2})
+	double := pool.Typed[int, int](p)
+	xs := make([]int, n)
+	for i := range xs {
+		xs[i] = i
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	runs := 0
+	for b.Loop() {
+		ys, err := double.Map(ctx, xs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, i := range []int{0, n / 2, n - 1} {
+			if ys[i] != 2*i {
+				b.Fatalf("item %d: %d, want %d", i, ys[i], 2*i)
+			}
+		}
+		runs++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(runs*n), "ns/item")
+}
+
 // BenchmarkImap1M is BenchmarkMap1M through Imap, item by item: the path
 // `pluginpool map` takes for stdin (without JSON Lines parsing and
 // writing).

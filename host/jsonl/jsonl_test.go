@@ -305,3 +305,37 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// Values and lines larger than the buffer pass through whole and in
+// order; a write error sticks: every later Write and Flush returns it.
+func TestWriterLargeAndErrors(t *testing.T) {
+	var b bytes.Buffer
+	w := NewWriter(&b)
+	big := bytes.Repeat([]byte("7"), 600<<10)
+	w.Write(pool.Result{Value: []byte("1")})
+	w.Write(pool.Result{Value: big})
+	w.Write(pool.Result{Output: []string{string(big[:300<<10]), "x"}, Value: []byte("2")})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := "1\n" + string(big) + "\n" + string(big[:300<<10]) + "\nx\n2\n"
+	if b.String() != want {
+		t.Errorf("wrote %d bytes, want %d", b.Len(), len(want))
+	}
+
+	boom := errors.New("disk full")
+	w = NewWriter(failingWriter{boom})
+	if err := w.Write(pool.Result{Value: big}); !errors.Is(err, boom) {
+		t.Errorf("Write = %v, want %v", err, boom)
+	}
+	if err := w.Write(pool.Result{Value: []byte("1")}); !errors.Is(err, boom) {
+		t.Errorf("Write after a failure = %v, want %v", err, boom)
+	}
+	if err := w.Flush(); !errors.Is(err, boom) {
+		t.Errorf("Flush after a failure = %v, want %v", err, boom)
+	}
+}
+
+type failingWriter struct{ err error }
+
+func (f failingWriter) Write([]byte) (int, error) { return 0, f.err }

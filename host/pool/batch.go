@@ -38,6 +38,10 @@ type batch struct {
 	// Open Imap batches: items published by the feeder, and the claimed
 	// bit (see feed.go).
 	fill atomic.Uint64
+	// tooLarge is set when an item over MaxItemBytes may be among the
+	// batch's, before that item is published: sendable looks for them only
+	// then.
+	tooLarge atomic.Bool
 
 	// Per send, guarded by Pool.mu.
 	w      *worker

@@ -87,16 +87,20 @@ func (p *Pool) cutMap(j *job, limit int) *batch {
 	// Python's default chunksize: the input spread four times over the
 	// workers, so the tail is shared.
 	spread := (n + 4*p.cfg.Workers - 1) / (4 * p.cfg.Workers)
-	k, bytes := 0, 0
+	k, bytes, largest := 0, 0, 0
 	for k < min(limit, spread, n-j.next) {
 		sz := len(j.src[j.next+k])
 		if k > 0 && bytes+sz > maxBatchBytes {
 			break
 		}
 		bytes += sz
+		largest = max(largest, sz)
 		k++
 	}
 	b := j.newRoot(p, j.next, j.src[j.next:j.next+k:j.next+k])
+	if largest > p.cfg.MaxItemBytes {
+		b.tooLarge.Store(true)
+	}
 	j.next += k
 	if j.next == n {
 		p.dropJob(j)
@@ -130,6 +134,9 @@ func (p *Pool) cutStream(j *job, w *worker) *batch {
 // and returns what is left to send: b itself, a retry batch with the rest,
 // or nil. Called with p.mu held.
 func (p *Pool) sendable(b *batch) *batch {
+	if !b.tooLarge.Load() {
+		return b // no item to look at: this scan was ~35 instructions an item
+	}
 	var big []int32
 	for i := range b.len() {
 		if len(b.item(i)) > p.cfg.MaxItemBytes {

@@ -78,6 +78,9 @@ func (p *Pool) add(j *job, f *filling, it []byte) bool {
 				return false
 			}
 		}
+		if len(it) > p.cfg.MaxItemBytes {
+			f.b.tooLarge.Store(true) // before the item is published
+		}
 		copy(f.data[f.used:], it)
 		f.ends[f.n] = uint32(f.used + len(it))
 		if f.b.fill.CompareAndSwap(uint64(f.n), uint64(f.n+1)) {
@@ -143,13 +146,43 @@ func (p *Pool) rotate(j *job, f *filling, n int) bool {
 }
 
 // takeBuffer returns a buffer of n elements from free, recycled when one
-// is big enough, else new. Called with p.mu held.
+// is big enough (the smallest such), else new. Called with p.mu held.
 func takeBuffer[T any](free *[][]T, n int) []T {
+	best := -1
 	for i, b := range *free {
-		if cap(b) >= n {
-			*free = append((*free)[:i], (*free)[i+1:]...)
-			return b[:n]
+		if cap(b) >= n && (best < 0 || cap(b) < cap((*free)[best])) {
+			best = i
 		}
 	}
-	return make([]T, n)
+	if best < 0 {
+		return make([]T, n)
+	}
+	b := (*free)[best]
+	last := len(*free) - 1
+	(*free)[best], (*free)[last] = (*free)[last], nil
+	*free = (*free)[:last]
+	return b[:n]
+}
+
+// keepBuffer adds b to free for takeBuffer, keeping at most limit
+// buffers: when full, b replaces the smallest if it is larger (batches
+// grow as a job goes on, and small buffers fit fewer of them).
+func keepBuffer[T any](free *[][]T, b []T, limit int) {
+	if cap(b) == 0 {
+		return
+	}
+	b = b[:0]
+	if len(*free) < limit {
+		*free = append(*free, b)
+		return
+	}
+	small := 0
+	for i, x := range *free {
+		if cap(x) < cap((*free)[small]) {
+			small = i
+		}
+	}
+	if cap(b) > cap((*free)[small]) {
+		(*free)[small] = b
+	}
 }

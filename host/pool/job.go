@@ -66,13 +66,7 @@ func (j *job) newRoot(p *Pool, index int, items [][]byte) *batch {
 func (j *job) seal(p *Pool, b *batch) {
 	j.register(p, b)
 	j.window++
-	n := b.len()
-	if k := len(j.free); k > 0 && cap(j.free[k-1]) >= n {
-		b.results = j.free[k-1][:n]
-		j.free = j.free[:k-1]
-	} else {
-		b.results = make([]Result, n)
-	}
+	b.results = takeBuffer(&j.free, b.len())
 }
 
 // recycle returns a consumed root's results array for reuse: allocating
@@ -80,9 +74,11 @@ func (j *job) seal(p *Pool, b *batch) {
 // Imap. Every position is overwritten before it is read again. Called with
 // p.mu held.
 func (j *job) recycle(b *batch) {
-	if len(j.free) < 4 {
-		j.free = append(j.free, b.results[:0])
-	}
+	// As many as the job may hold at once: a 1M-item Imap then allocates
+	// about a window's worth (it allocated 36 MB of results arrays when it
+	// kept 4, and took one only if the last kept was large enough).
+	keep := j.maxWindow + 2
+	keepBuffer(&j.free, b.results, keep)
 	b.results = nil
 	// Its items' buffers too, unless the job stopped: a batch resolved by
 	// stopJob may still be on its way to a worker. A batch answered in
@@ -92,10 +88,8 @@ func (j *job) recycle(b *batch) {
 	if j.stopped {
 		return
 	}
-	if len(j.freeData) < 4 {
-		j.freeData = append(j.freeData, b.data[:cap(b.data)])
-		j.freeEnds = append(j.freeEnds, b.ends[:cap(b.ends)])
-	}
+	keepBuffer(&j.freeData, b.data, keep)
+	keepBuffer(&j.freeEnds, b.ends, keep)
 	b.data, b.ends = nil, nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"iter"
 	"os"
 	"reflect"
-	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -36,7 +35,7 @@ import (
 // errors that match the pool's sentinels with errors.Is, plus ErrCodec
 // for a value that does not encode or decode.
 func Typed[In, Out any](ex Executor) *Caller[In, Out] {
-	return &Caller[In, Out]{ex: ex, output: os.Stdout, encode: codec.Append[In], decode: codec.Decode[Out]}
+	return &Caller[In, Out]{ex: ex, output: os.Stdout}
 }
 
 // Caller is a typed view of an Executor; see Typed. Its methods mirror
@@ -44,8 +43,25 @@ func Typed[In, Out any](ex Executor) *Caller[In, Out] {
 type Caller[In, Out any] struct {
 	ex     Executor
 	output io.Writer
-	encode func(buf []byte, v *In) ([]byte, error)
-	decode func(data []byte, v *Out) error
+	encode func(buf []byte, v *In) ([]byte, error) // nil: JSON (codec.Encoder)
+	decode func(data []byte, v *Out) error         // nil: JSON (codec.Decoder)
+}
+
+// encoder returns the function that encodes *v: the caller's, or the JSON
+// codec's bound to v, which picks v's path once rather than per item.
+func (c *Caller[In, Out]) encoder(v *In) func(buf []byte) ([]byte, error) {
+	if enc := c.encode; enc != nil {
+		return func(buf []byte) ([]byte, error) { return enc(buf, v) }
+	}
+	return codec.Encoder(v)
+}
+
+// decoder returns the function that decodes into *v (see encoder).
+func (c *Caller[In, Out]) decoder(v *Out) func(data []byte) error {
+	if dec := c.decode; dec != nil {
+		return func(data []byte) error { return dec(data, v) }
+	}
+	return codec.Decoder(v)
 }
 
 // TypedResult is the outcome of one item of a typed Imap.
@@ -108,24 +124,33 @@ func (c *Caller[In, Out]) WithCodec(encode func(buf []byte, v *In) ([]byte, erro
 // a bounded number of batches in memory, however many items there are.
 func (c *Caller[In, Out]) Map(ctx context.Context, items []In) ([]Out, error) {
 	out := make([]Out, len(items))
+	if len(items) == 0 {
+		return out, nil
+	}
 	t := tally{n: len(items)}
+	// Results decode into v and are copied into out: a decoder bound to
+	// one variable picks its path once.
+	v := new(Out)
+	decode := c.decoder(v)
 	var (
 		failed  []ItemError
 		lines   []byte
 		next    int   // results come in input order: the next one's index
 		lastErr error // the last failure: the executor's stop error, if it stopped
 	)
-	c.each(ctx, slices.Values(items), true, func(i int, r Result) bool {
+	c.each(ctx, nil, items, true, func(i int, r Result) bool {
 		next = i + 1
 		if len(r.Output) > 0 {
 			lines = c.print(lines, r.Output)
 		}
 		err := r.Err
 		if err == nil && r.Value != nil {
-			if derr := c.decode(r.Value, &out[i]); derr != nil {
-				var zero Out
-				out[i] = zero
+			var zero Out
+			*v = zero
+			if derr := decode(r.Value); derr != nil {
 				err = c.decodeError(r.Value, derr)
+			} else {
+				out[i] = *v
 			}
 		}
 		if err != nil {
@@ -155,7 +180,7 @@ func (c *Caller[In, Out]) Map(ctx context.Context, items []In) ([]Out, error) {
 // The error is the item's: as Executor.Apply's, or a *CodecError.
 func (c *Caller[In, Out]) Apply(ctx context.Context, item In) (Out, error) {
 	var zero Out
-	b, err := c.encode(nil, &item)
+	b, err := c.encoder(&item)(nil)
 	if err != nil {
 		return zero, c.encodeError(err)
 	}
@@ -166,7 +191,8 @@ func (c *Caller[In, Out]) Apply(ctx context.Context, item In) (Out, error) {
 	if err != nil {
 		return zero, err
 	}
-	tr := c.typed(r, new(Out))
+	v := new(Out)
+	tr := c.typed(r, v, c.decoder(v))
 	return tr.Value, tr.Err
 }
 
@@ -186,22 +212,24 @@ func (c *Caller[In, Out]) ImapUnordered(ctx context.Context, items iter.Seq[In])
 
 func (c *Caller[In, Out]) imap(ctx context.Context, items iter.Seq[In], ordered bool) iter.Seq2[int, TypedResult[Out]] {
 	return func(yield func(int, TypedResult[Out]) bool) {
-		v := new(Out) // one decode target: a local would escape through c.decode
-		c.each(ctx, items, ordered, func(i int, r Result) bool {
-			return yield(i, c.typed(r, v))
+		v := new(Out) // one decode target: a local would escape through the decoder
+		decode := c.decoder(v)
+		c.each(ctx, items, nil, ordered, func(i int, r Result) bool {
+			return yield(i, c.typed(r, v, decode))
 		})
 	}
 }
 
-// typed decodes r into a TypedResult, through v.
-func (c *Caller[In, Out]) typed(r Result, v *Out) TypedResult[Out] {
+// typed decodes r into a TypedResult, through v, which decode decodes
+// into.
+func (c *Caller[In, Out]) typed(r Result, v *Out, decode func([]byte) error) TypedResult[Out] {
 	tr := TypedResult[Out]{Output: r.Output, Err: r.Err}
 	if r.Err != nil || r.Value == nil {
 		return tr
 	}
 	var zero Out
 	*v = zero
-	if err := c.decode(r.Value, v); err != nil {
+	if err := decode(r.Value); err != nil {
 		tr.Err = c.decodeError(r.Value, err)
 		return tr
 	}
@@ -216,15 +244,15 @@ type skipped struct {
 	err   error
 }
 
-// each runs items through the executor, in input order or as completed,
-// and calls fn with each item's index in items and its result until fn
-// returns false. An item that does not encode is not sent; fn gets its
+// each runs items (or list, when it is not nil) through the executor, in
+// input order or as completed, and calls fn with each item's index in
+// items and its result until fn returns false. An item that does not encode is not sent; fn gets its
 // *CodecError where it belongs (in order, or at once).
 //
 // The executor numbers only the items it was sent, so each maps its
 // indices back past the skipped items. They are rare: the common case
 // costs one atomic load per item.
-func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], ordered bool, fn func(int, Result) bool) {
+func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], list []In, ordered bool, fn func(int, Result) bool) {
 	var (
 		mu    sync.Mutex
 		skips []skipped // appended by the executor's reader of encoded, in order
@@ -232,23 +260,37 @@ func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], ordered 
 	)
 	encoded := func(yield func([]byte) bool) {
 		var buf []byte
-		v := new(In) // one encode target: a local would escape through c.encode
+		v := new(In) // one encode target: a local would escape through the encoder
+		encode := c.encoder(v)
 		i, sent := 0, 0
-		for x := range items {
-			*v = x
-			b, err := c.encode(buf[:0], v)
+		// put encodes *v and yields it, or records it as skipped. It
+		// reports false when the executor wants no more.
+		put := func() bool {
+			b, err := encode(buf[:0])
 			if err != nil {
 				mu.Lock()
 				skips = append(skips, skipped{index: i, pos: sent, err: c.encodeError(err)})
 				mu.Unlock()
 				count.Add(1)
 				i++
-				continue
+				return true
 			}
 			buf = b // the executor copies each item before asking for the next
 			i++
 			sent++
-			if !yield(b) {
+			return yield(b)
+		}
+		if list != nil {
+			// Map's slice, without an iterator's call per item.
+			for k := range list {
+				if *v = list[k]; !put() {
+					return
+				}
+			}
+			return
+		}
+		for x := range items {
+			if *v = x; !put() {
 				return
 			}
 		}

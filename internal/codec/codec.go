@@ -458,6 +458,9 @@ func isPlain(s string) bool {
 // trimSpace trims JSON white space; bytes.Trim built a set per call, which
 // showed in a plugin's profile.
 func trimSpace(b []byte) []byte {
+	if len(b) > 0 && b[0] > ' ' && b[len(b)-1] > ' ' {
+		return b // the common case: JSON white space is all at or under ' '
+	}
 	for len(b) > 0 && isSpace(b[0]) {
 		b = b[1:]
 	}

@@ -58,8 +58,10 @@ func (n *number) UnmarshalJSON(b []byte) error {
 	return errors.New("want a number, got a JSON array")
 }
 
-// AppendJSON writes the number as encoding/json would.
-func (n number) AppendJSON(b []byte) ([]byte, error) {
+// AppendJSON writes the number as encoding/json would. (A pointer
+// receiver: the SDK calls it on its own *number, and a value receiver
+// would copy the number through a generated wrapper on every item.)
+func (n *number) AppendJSON(b []byte) ([]byte, error) {
 	if n.isInt {
 		return codec.AppendInt(b, n.i), nil
 	}
