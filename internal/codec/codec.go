@@ -83,9 +83,21 @@ func Decoder[T any](v *T) func(data []byte) error {
 	}
 	switch p := any(v).(type) {
 	case *int:
-		return fast(func(data []byte) bool { return decodeInt(data, p) })
+		return func(data []byte) error {
+			if n, ok := ParseInt(data); ok && n == int64(int(n)) {
+				*p = int(n)
+				return nil
+			}
+			return decodeSlow(data, v)
+		}
 	case *int64:
-		return fast(func(data []byte) bool { return decodeInt64(data, p) })
+		return func(data []byte) error {
+			if n, ok := ParseInt(data); ok {
+				*p = n
+				return nil
+			}
+			return decodeSlow(data, v)
+		}
 	case *float64:
 		return fast(func(data []byte) bool { return decodeFloat(data, p) })
 	case *json.Number:
@@ -97,7 +109,15 @@ func Decoder[T any](v *T) func(data []byte) error {
 	case *json.RawMessage:
 		return fast(func(data []byte) bool { return decodeRaw(data, p) })
 	case json.Unmarshaler:
-		return func(data []byte) error { return decodeSelf(data, v, p) }
+		return func(data []byte) error {
+			if len(data) == 0 || data[0] <= ' ' || data[len(data)-1] <= ' ' {
+				data = trimSpace(data)
+			}
+			if err := p.UnmarshalJSON(data); err != nil {
+				return NewDecodeError(data, v, err)
+			}
+			return nil
+		}
 	}
 	return func(data []byte) error { return decodeSlow(data, v) }
 }
@@ -304,6 +324,12 @@ func appendFloat(out []byte, f float64) ([]byte, error) {
 // hand to a slower path. Eight digits at a time (parse8): ~30 instructions
 // for a 7-digit number, where a loop over the digits took ~100.
 func ParseInt(b []byte) (int64, bool) {
+	if k := len(b); k >= 4 && k <= 8 && b[0] != '-' && b[0] != '0' {
+		// 4 to 8 digits, the common item: no sign to strip, no overflow
+		// to check, one call less.
+		n, ok := parseDigits48(b)
+		return int64(n), ok
+	}
 	d := b
 	neg := len(d) > 0 && d[0] == '-'
 	if neg {
@@ -349,6 +375,12 @@ func parseDigits(d []byte) (uint64, bool) {
 		}
 		return n, true
 	}
+	return parseDigits48(d)
+}
+
+// parseDigits48 is parseDigits of 4 to 8 digits.
+func parseDigits48(d []byte) (uint64, bool) {
+	k := len(d)
 	// Two 4-byte loads that may overlap (the bytes they share are the
 	// same) put d's k bytes in the low end of w, first digit lowest; they
 	// move to the top, and '0's fill the bottom: the 8 digits of the same
@@ -573,14 +605,19 @@ func b2i(b bool) int {
 // appendDigits8 appends the last k of the eight decimal digits of u
 // (u < 10^8, 1 <= k <= 8).
 func appendDigits8(out []byte, u uint64, k int) []byte {
-	hi, lo := u/10000, u%10000
-	w := uint64(digitPairs[hi/100]) | uint64(digitPairs[hi%100])<<16 |
-		uint64(digitPairs[lo/100])<<32 | uint64(digitPairs[lo%100])<<48
-	w >>= 8 * (8 - k) // the leading digits not wanted are the low bytes
+	w := digitsWord(u) >> (8 * (8 - k) & 63) // the leading digits not wanted are the low bytes
 	l := len(out)
 	out = slices.Grow(out, 8)
 	binary.LittleEndian.PutUint64(out[l:l+8], w) // in capacity past the end, then cut
 	return out[:l+k]
+}
+
+// digitsWord returns the eight decimal digits of u (u < 10^8) as ASCII,
+// the first in the lowest byte.
+func digitsWord(u uint64) uint64 {
+	hi, lo := u/10000, u%10000
+	return uint64(digitPairs[hi/100]) | uint64(digitPairs[hi%100])<<16 |
+		uint64(digitPairs[lo/100])<<32 | uint64(digitPairs[lo%100])<<48
 }
 
 // digitPairs holds "00" to "99", each as the little-endian uint16 of its
