@@ -85,6 +85,7 @@ type runner struct {
 
 	resp workerpb.Batch // reused: Send serializes before it returns
 	out  []byte
+	size int // bytes of the response so far: data, error messages, printed lines
 }
 
 // watch raises flushDue every flush interval, cancels the running task when
@@ -156,7 +157,7 @@ func (r *runner) runBatch(b *workerpb.Batch) error {
 	var tc *taskCtx
 	resp := &r.resp
 	*resp = workerpb.Batch{Seq: b.Seq, Ends: resp.Ends[:0]}
-	r.out = r.out[:0]
+	r.out, r.size = r.out[:0], 0
 	r.flushDue.Store(false)
 	attempt := int(max(b.Attempt, 1))
 	n := len(b.Ends)
@@ -194,9 +195,32 @@ func (r *runner) runBatch(b *workerpb.Batch) error {
 			r.out, err = r.call(tc, in, r.out)
 		}
 		idx := uint32(i)
+		if max := r.s.maxResult; err == nil && max > 0 {
+			if size := len(r.out) - mark + linesSize(tc.lines); size > max {
+				err = &tooLargeError{size: size, limit: max, lines: len(tc.lines) > 0}
+				tc.lines = nil
+			}
+		}
+		var msg []byte
 		if err != nil {
 			r.out = r.out[:mark]
-			resp.Errors = append(resp.Errors, &workerpb.ItemError{Index: idx, Kind: errorKind(tc, err), Message: []byte(err.Error())})
+			msg = errorMessage(err)
+		}
+		// No response over maxResult: answer the items before this one
+		// first if together they would be.
+		size := len(r.out) - mark + len(msg) + linesSize(tc.lines)
+		if r.s.maxResult > 0 && r.size > 0 && r.size+size > r.s.maxResult {
+			full := r.out
+			r.out = full[:mark]
+			if err := r.send(); err != nil {
+				return err
+			}
+			*resp = workerpb.Batch{Seq: b.Seq, First: idx, Ends: resp.Ends[:0]}
+			r.out, r.size = full[:copy(full, full[mark:])], 0
+		}
+		r.size += size
+		if err != nil {
+			resp.Errors = append(resp.Errors, &workerpb.ItemError{Index: idx, Kind: errorKind(tc, err), Message: msg})
 		}
 		resp.Ends = append(resp.Ends, uint32(len(r.out)))
 		if len(tc.lines) > 0 {
@@ -208,11 +232,45 @@ func (r *runner) runBatch(b *workerpb.Batch) error {
 				return err
 			}
 			*resp = workerpb.Batch{Seq: b.Seq, First: uint32(i + 1), Ends: resp.Ends[:0]}
-			r.out = r.out[:0]
+			r.out, r.size = r.out[:0], 0
 			r.flushDue.Store(false)
 		}
 	}
 	return r.send()
+}
+
+// tooLargeError fails an item whose answer is over max_result_bytes.
+type tooLargeError struct {
+	size, limit int
+	lines       bool // printed lines count in size
+}
+
+func (e *tooLargeError) Error() string {
+	what := "result is"
+	if e.lines {
+		what = "result and printed lines are"
+	}
+	return fmt.Sprintf("%s %d bytes, over the %d-byte limit (max_result_bytes): return less, or raise max_result_bytes", what, e.size, e.limit)
+}
+
+// maxErrorBytes bounds one task's error message on the wire.
+const maxErrorBytes = 64 << 10
+
+// errorMessage is err's message, cut to maxErrorBytes.
+func errorMessage(err error) []byte {
+	msg := err.Error()
+	if len(msg) > maxErrorBytes {
+		msg = fmt.Sprintf("%s... (%d more bytes cut)", msg[:maxErrorBytes], len(msg)-maxErrorBytes)
+	}
+	return []byte(msg)
+}
+
+func linesSize(lines [][]byte) int {
+	n := 0
+	for _, l := range lines {
+		n += len(l)
+	}
+	return n
 }
 
 // streamErr is the stream context's error, checked per item without the

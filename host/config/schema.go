@@ -19,7 +19,7 @@ import (
 // Keys of each table, for unknown-key suggestions.
 var (
 	topKeys      = []string{"pool", "plugins", "pipelines"}
-	pluginKeys   = append([]string{"path", "args", "env", "sha256", "config"}, settingNames...)
+	pluginKeys   = append([]string{"path", "args", "env", "inherit_env", "pass_env", "sha256", "tls", "config"}, settingNames...)
 	pipelineKeys = []string{"stages", "input", "input_format", "output", "ordered", "default"}
 	stageKeys    = append([]string{"plugin"}, settingNames...)
 )
@@ -136,7 +136,7 @@ func (p *parser) settings(path []string, tbl map[string]any) patch {
 // table has problems, so stages naming it are not reported as unknown too.
 func (p *parser) plugin(f *File, name string, v any) *Plugin {
 	path := []string{"plugins", name}
-	pl := &Plugin{Name: name, Settings: f.Pool, Config: json.RawMessage("{}"), Line: p.lines.get(path)}
+	pl := &Plugin{Name: name, Settings: f.Pool, Config: json.RawMessage("{}"), InheritEnv: true, Line: p.lines.get(path)}
 	if !nameRE.MatchString(name) {
 		p.errorf(p.at(path...), "bad plugin name %q: use lower-case letters, digits, '_' and '-', starting with a letter or digit", name)
 	}
@@ -162,6 +162,21 @@ func (p *parser) plugin(f *File, name string, v any) *Plugin {
 			pl.Args = p.strList(at, val)
 		case "env":
 			pl.Env = p.env([]string{"plugins", name, k}, val)
+		case "inherit_env":
+			if b, ok := p.boolean(at, val); ok {
+				pl.InheritEnv = b
+			}
+		case "pass_env":
+			pl.PassEnv = p.strList(at, val)
+			for _, v := range pl.PassEnv {
+				if v == "" || strings.ContainsAny(v, "=\x00") {
+					p.errorf(at, "%q is not an environment variable name", v)
+				}
+			}
+		case "tls":
+			if b, ok := p.boolean(at, val); ok {
+				pl.TLS = b
+			}
 		case "sha256":
 			if s, ok := p.str(at, val); ok {
 				s = strings.ToLower(strings.TrimSpace(s))
@@ -194,6 +209,9 @@ func (p *parser) plugin(f *File, name string, v any) *Plugin {
 	}
 	if _, ok := tbl["path"]; !ok {
 		p.errorf(p.at(path...), "path is required: the plugin executable, e.g. path = \"bin/plugins/%s\"", name)
+	}
+	if _, ok := tbl["pass_env"]; ok && pl.InheritEnv {
+		p.errorf(p.at("plugins", name, "pass_env"), "has no effect: the plugin inherits the whole environment unless inherit_env = false")
 	}
 	pt.apply(&pl.Settings)
 	return pl

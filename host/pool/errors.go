@@ -40,9 +40,14 @@ var (
 	// ErrCrashed: the worker running the task died and the task could not
 	// be re-run. A *CrashError names the process and how it ended.
 	ErrCrashed = errors.New("worker crashed")
+	// ErrMaxMemory: the worker running the task exceeded MaxMemory and
+	// died. Matched by a *CrashError whose MaxMemory is set; it also
+	// matches ErrCrashed.
+	ErrMaxMemory = errors.New("worker exceeded max_memory")
 	// ErrTimeout: the task ran longer than TaskTimeout.
 	ErrTimeout = errors.New("task timed out")
-	// ErrTooLarge: the item is larger than MaxItemBytes.
+	// ErrTooLarge: the item is larger than MaxItemBytes, or its result
+	// larger than MaxResultBytes.
 	ErrTooLarge = errors.New("item too large")
 )
 
@@ -103,11 +108,18 @@ type CrashError struct {
 	Exit     string   // how the process ended: "exit status 2", "signal: killed", "stream closed"
 	Attempts int      // runs of the task, each ended by a crash
 	Stderr   []string // the last lines the process wrote to stderr
+	// MaxMemory is the limit the worker exceeded, when that is why it
+	// died (Config.MaxMemory); 0 otherwise.
+	MaxMemory int64
 }
 
 func (e *CrashError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: worker %d (pid %d) crashed: %s", e.Plugin, e.Slot, e.Pid, e.Exit)
+	if e.MaxMemory > 0 {
+		fmt.Fprintf(&b, "%s: worker %d (pid %d) exceeded max_memory %s (%s)", e.Plugin, e.Slot, e.Pid, FormatSize(e.MaxMemory), e.Exit)
+	} else {
+		fmt.Fprintf(&b, "%s: worker %d (pid %d) crashed: %s", e.Plugin, e.Slot, e.Pid, e.Exit)
+	}
 	if e.Attempts > 1 {
 		fmt.Fprintf(&b, "; gave up after %d attempts", e.Attempts)
 	} else if e.Attempts == 1 {
@@ -120,7 +132,9 @@ func (e *CrashError) Error() string {
 	return b.String()
 }
 
-func (e *CrashError) Is(target error) bool { return target == ErrCrashed }
+func (e *CrashError) Is(target error) bool {
+	return target == ErrCrashed || (target == ErrMaxMemory && e.MaxMemory > 0)
+}
 
 // TimeoutError reports a task that ran longer than TaskTimeout.
 type TimeoutError struct {
@@ -139,12 +153,17 @@ func (e *TimeoutError) Error() string {
 
 func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
 
-// TooLargeError reports an item over MaxItemBytes.
+// TooLargeError reports an item over MaxItemBytes, or a result over
+// MaxResultBytes.
 type TooLargeError struct {
 	Size, Limit int
+	Result      bool // the plugin's result, not the item, was too large
 }
 
 func (e *TooLargeError) Error() string {
+	if e.Result {
+		return fmt.Sprintf("result is %d bytes, over the %d-byte limit (max_result_bytes)", e.Size, e.Limit)
+	}
 	return fmt.Sprintf("item is %d bytes, over the %d-byte limit (max_item_bytes)", e.Size, e.Limit)
 }
 

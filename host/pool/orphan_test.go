@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -15,20 +16,30 @@ import (
 	"github.com/pluginpool/pluginpool/host/pool"
 )
 
-// runHost is this binary run as a host (POOLTEST_HOST=1, from
-// TestOrphans): it starts a pool of the "hang" fixture, prints the worker
-// pids on one line, then "mapping", and blocks in a Map that never ends.
+// runHost is this binary run as a host (POOLTEST_HOST set, from
+// TestOrphans and TestOrphanTrees): it starts a pool of 2 workers, prints
+// their pids on one line, then "mapping", and blocks in a Map that never
+// ends. POOLTEST_HOST=spawn runs the "spawn" fixture, whose hanging tasks
+// start children first (and POOLTEST_NOCGROUP=1 does without cgroups);
+// otherwise the "hang" fixture.
 func runHost() int {
 	exe, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	name, item := "hang", "hang"
+	if os.Getenv("POOLTEST_HOST") == "spawn" {
+		name, item = "spawn", "spawnhang"
+	}
+	if os.Getenv("POOLTEST_NOCGROUP") != "" {
+		pool.WithoutCgroups()
+	}
 	cfg := pool.Config{
 		Path:    exe,
-		Name:    "hang",
+		Name:    name,
 		Workers: 2,
-		Env:     []string{fixtureEnv + "=hang", "GORACE=atexit_sleep_ms=0"},
+		Env:     []string{fixtureEnv + "=" + name, "GORACE=atexit_sleep_ms=0"},
 	}
 	ctx := context.Background()
 	p, err := pool.Start(ctx, cfg)
@@ -42,7 +53,7 @@ func runHost() int {
 	}
 	fmt.Println(strings.Join(ps, " "))
 	fmt.Println("mapping")
-	p.Map(ctx, strs("hang", "hang", "hang", "hang"))
+	p.Map(ctx, strs(item, item, item, item))
 	return 0
 }
 
@@ -58,7 +69,7 @@ func TestOrphans(t *testing.T) {
 	}
 	dir := t.TempDir()
 	host := exec.Command(exe)
-	host.Env = append(os.Environ(), "POOLTEST_HOST=1", "POOLTEST_DIR="+dir, "GORACE=atexit_sleep_ms=0")
+	host.Env = append(os.Environ(), "POOLTEST_HOST=hang", "POOLTEST_DIR="+dir, "GORACE=atexit_sleep_ms=0")
 	host.Stderr = os.Stderr
 	out, err := host.StdoutPipe()
 	if err != nil {
@@ -129,5 +140,86 @@ func TestOrphans(t *testing.T) {
 			t.Fatalf("plugin processes %v outlived their SIGKILLed host by a second", left)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A host SIGKILLed while its plugins' tasks have children running leaves
+// none of them behind, and no private directory: the pool's watcher ends
+// the workers' process groups (and cgroups, where there are) and cleans
+// up. Children that left their plugin's process group die too where
+// workers get a cgroup.
+func TestOrphanTrees(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("process groups, cgroups and the watcher are Linux-only")
+	}
+	hasCgroup, _ := pool.CgroupSupport()
+	t.Run("process groups", func(t *testing.T) { testOrphanTrees(t, false) })
+	t.Run("cgroups", func(t *testing.T) {
+		if !hasCgroup {
+			t.Skip("SKIPPED: no cgroup v2 delegated to this process: children that leave the plugin's process group outlive a SIGKILLed host here")
+		}
+		testOrphanTrees(t, true)
+	})
+}
+
+func testOrphanTrees(t *testing.T, cgroup bool) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, tmp := t.TempDir(), shortTempDir(t)
+	host := exec.Command(exe)
+	host.Env = append(os.Environ(), "POOLTEST_HOST=spawn", "POOLTEST_DIR="+dir, "TMPDIR="+tmp, "GORACE=atexit_sleep_ms=0")
+	if !cgroup {
+		host.Env = append(host.Env, "POOLTEST_NOCGROUP=1")
+	}
+	host.Stderr = os.Stderr
+	out, err := host.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := host.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer host.Process.Kill()
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && sc.Text() != "mapping" {
+	}
+	// Both workers are in a hanging task once each has started its children.
+	children := filepath.Join(dir, "children")
+	deadline := time.Now().Add(hangBound)
+	for {
+		b, _ := os.ReadFile(children)
+		if strings.Count(string(b), "\n") >= 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the plugins started %q children", b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	if err := host.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	host.Wait()
+	checkChildrenDie(t, dir, cgroup)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ents, _ := os.ReadDir(tmp)
+		if len(ents) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the SIGKILLed host left %v in its temporary directory", ents)
+		}
+	}
+	if cgroup {
+		left, _ := filepath.Glob(filepath.Join(pool.OwnCgroup(), fmt.Sprintf("pluginpool-%d-*", host.Process.Pid)))
+		for deadline := time.Now().Add(10 * time.Second); len(left) > 0; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the SIGKILLed host left cgroups %v", left)
+			}
+			left, _ = filepath.Glob(filepath.Join(pool.OwnCgroup(), fmt.Sprintf("pluginpool-%d-*", host.Process.Pid)))
+		}
 	}
 }

@@ -232,7 +232,9 @@ func (p *Pool) resolveAnswer(b *batch, start int, resp *workerpb.Batch) (retry [
 	if j.err != nil {
 		return nil
 	}
-	if b.pos == nil && len(errs) == 0 && len(outs) == 0 {
+	// Only a response over MaxResultBytes can hold a result over it: the
+	// SDK keeps them under, so only a rogue plugin takes the slow path.
+	if b.pos == nil && len(errs) == 0 && len(outs) == 0 && len(resp.Data) <= p.cfg.MaxResultBytes {
 		// The common case, about a tenth of the host's CPU in a 1M-item
 		// map: a run of plain values into consecutive root positions.
 		res := root.results[start : start+len(resp.Ends)]
@@ -280,7 +282,10 @@ func (p *Pool) resolveAnswer(b *batch, start int, resp *workerpb.Batch) (retry [
 			errs = errs[1:]
 		}
 		pos := b.rootPos(k)
-		if len(errs) > 0 && int(errs[0].Index) == k {
+		if len(r.Value) > p.cfg.MaxResultBytes {
+			r = Result{Err: &TooLargeError{Size: len(r.Value), Limit: p.cfg.MaxResultBytes, Result: true}}
+			failed++
+		} else if len(errs) > 0 && int(errs[0].Index) == k {
 			e := errs[0]
 			if e.Kind == workerpb.ErrorKind_ERROR_KIND_RETRY && b.attempt < p.cfg.MaxAttempts {
 				retry = append(retry, int32(pos))
@@ -383,6 +388,11 @@ func (p *Pool) retire(w *worker) error {
 	}
 	reason := w.reason
 	crashed := errors.Is(reason, errStream) || errors.Is(reason, errProtocol)
+	if crashed && w.overMemory() {
+		w.memory = true
+		reason = fmt.Errorf("worker %d (pid %d) exceeded max_memory %s: %w", w.slot, w.pid, FormatSize(p.cfg.MaxMemory), reason)
+		w.reason = reason
+	}
 	if crashed {
 		p.log.Warn("worker crashed", "slot", w.slot, "pid", w.pid, "exit", w.exitStatus(), "reason", reason)
 	}
@@ -485,7 +495,15 @@ func (p *Pool) resolveLocked(root *batch, pos int, r Result) {
 }
 
 func (w *worker) crashError(attempts int) error {
-	return &CrashError{Plugin: w.p.cfg.Name, Slot: w.slot, Pid: w.pid, Exit: w.exitStatus(), Attempts: attempts, Stderr: w.stderr.lines()}
+	ce := &CrashError{Plugin: w.p.cfg.Name, Slot: w.slot, Pid: w.pid, Exit: w.exitStatus(), Attempts: attempts, Stderr: w.stderr.lines()}
+	if errors.Is(w.reason, errProtocol) {
+		// The host killed it, for what it sent: say that, not "killed".
+		ce.Exit = w.reason.Error()
+	}
+	if w.memory {
+		ce.MaxMemory = w.p.cfg.MaxMemory
+	}
+	return ce
 }
 
 // ensureCounters allocates root's per-item crash counters. Called with
