@@ -210,7 +210,9 @@ func (p *parser) plugin(f *File, name string, v any) *Plugin {
 	if _, ok := tbl["path"]; !ok {
 		p.errorf(p.at(path...), "path is required: the plugin executable, e.g. path = \"bin/plugins/%s\"", name)
 	}
-	if _, ok := tbl["pass_env"]; ok && pl.InheritEnv {
+	// Only when inherit_env is left out or true: a mistyped one has its
+	// own error.
+	if v, set := tbl["inherit_env"]; tbl["pass_env"] != nil && (!set || v == true) {
 		p.errorf(p.at("plugins", name, "pass_env"), "has no effect: the plugin inherits the whole environment unless inherit_env = false")
 	}
 	pt.apply(&pl.Settings)

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"errors"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -46,19 +47,23 @@ func waitExit(pid int) error {
 	}
 }
 
-// limitData sets RLIMIT_DATA of process pid to max bytes. RLIMIT_DATA, not
-// RLIMIT_AS: it counts what a process writes (heap, anonymous mappings)
-// rather than the address space it reserves. Measured here with 512 MiB:
-// under RLIMIT_AS a Go program cannot even start ("fatal error: failed to
-// reserve page summary memory"), and Python with gRPC's threads failed at
-// 400 MiB of data (each thread's malloc arena reserves 64 MiB); under
-// RLIMIT_DATA both reach ~500 MiB, then Go dies with "fatal error:
-// runtime: out of memory" and Python raises MemoryError.
-func limitData(pid int, max int64) error {
-	lim := unix.Rlimit{Cur: uint64(max), Max: uint64(max)}
-	err := unix.Prlimit(pid, unix.RLIMIT_DATA, &lim, nil)
-	if errors.Is(err, unix.ESRCH) {
-		return nil // already gone: nothing to limit
-	}
-	return err
+// withDataLimit returns the command that runs path with args under an
+// RLIMIT_DATA of max bytes: /bin/sh sets the limit, then execs the plugin
+// in its place (same pid, same process group). The limit holds from the
+// plugin's first instruction, which prlimit after the start cannot
+// promise: a Go runtime limited halfway through its start-up dies in ways
+// (a segmentation fault) that do not say why.
+//
+// RLIMIT_DATA, not RLIMIT_AS: it counts what a process writes (heap,
+// anonymous mappings, thread stacks) rather than the address space it
+// reserves. Measured here with 512 MiB: under RLIMIT_AS a Go program cannot
+// even start ("fatal error: failed to reserve page summary memory"), and
+// Python with gRPC's threads failed at 400 MiB of data (each thread's
+// malloc arena reserves 64 MiB); under RLIMIT_DATA both reach ~500 MiB,
+// then Go dies with "fatal error: runtime: out of memory" and Python
+// raises MemoryError.
+func withDataLimit(path string, args []string, max int64) (string, []string) {
+	// ulimit -d takes KiB; dash, bash and busybox sh all have it.
+	script := "ulimit -d " + strconv.FormatInt(max>>10, 10) + ` && exec "$0" "$@"`
+	return "/bin/sh", append([]string{"sh", "-c", script, path}, args...)
 }

@@ -23,4 +23,7 @@ func waitExit(int) error { return errNoWaitExit }
 
 var errNoWaitExit = errors.New("waiting without reaping is Linux-only")
 
-func limitData(int, int64) error { return errors.New("max_memory is supported on Linux only") }
+// withDataLimit is never called: Config rejects MaxMemory here.
+func withDataLimit(path string, args []string, _ int64) (string, []string) {
+	return path, append([]string{path}, args...)
+}

@@ -432,6 +432,14 @@ func TestMaxMemory(t *testing.T) {
 	if want := fmt.Sprintf("leak: worker 0 (pid %d) exceeded max_memory 1GiB", ce.Pid); !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("error %q; want it to start %q", err, want)
 	}
+
+	// Too small a limit to start in says so.
+	cfg = fixture(t, "double")
+	cfg.Workers, cfg.MaxMemory = 1, 32<<20
+	_, err = pool.Start(context.Background(), cfg)
+	if !errors.Is(err, pool.ErrStart) || !strings.Contains(err.Error(), "max_memory 32MiB") || !strings.Contains(err.Error(), "RLIMIT_DATA") {
+		t.Errorf("starting under 32 MiB: %v; want a start error saying max_memory is too small", err)
+	}
 }
 
 // A plugin told max_result_bytes fails an item whose result is larger, as

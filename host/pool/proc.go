@@ -112,19 +112,6 @@ func (p *proc) Start(ctx context.Context) error {
 		p.sb.watcher.add(p.pid)
 	}
 	go p.watch()
-	if p.sb.memory == memoryRlimit {
-		// After the start, not before: the kernel takes rlimits only from
-		// the parent or prlimit. The plugin has run for microseconds.
-		if err := limitData(p.pid, p.maxMemory); err != nil {
-			// go-plugin neither reads nor waits for a runner whose
-			// Start failed: end it here.
-			p.kill()
-			p.stdout.done()
-			p.stderr.done()
-			_ = p.Wait(ctx)
-			return err
-		}
-	}
 	return nil
 }
 
@@ -140,6 +127,9 @@ func (p *proc) command() *exec.Cmd {
 	t := p.template
 	cmd := exec.CommandContext(p.ctx, t.Path)
 	cmd.Path, cmd.Args, cmd.Err = t.Path, t.Args, t.Err
+	if p.sb.memory == memoryRlimit && t.Err == nil {
+		cmd.Path, cmd.Args = withDataLimit(t.Path, t.Args[1:], p.maxMemory)
+	}
 	cmd.Env, cmd.Dir, cmd.ExtraFiles = t.Env, t.Dir, t.ExtraFiles
 	cmd.SysProcAttr = procAttr(p.cg.fdNum())
 	cmd.Cancel = func() error {

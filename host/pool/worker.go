@@ -82,11 +82,16 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		if t != nil {
 			se.Stderr = t.lines()
 		}
-		if p.sb.memory == memoryRlimit && slices.ContainsFunc(se.Stderr, outOfMemory) {
-			// Measured: a Go plugin with gRPC needs ~128 MiB of
-			// RLIMIT_DATA to start; the race detector's runtime ~400.
-			se.Err = fmt.Errorf("%w; it ran out of memory starting: max_memory %s is too small under RLIMIT_DATA, which counts each thread's stack (8 MiB); try 256MiB or more",
-				err, FormatSize(cfg.MaxMemory))
+		// Measured: a Go plugin with gRPC needs ~128 MiB of RLIMIT_DATA to
+		// start, the race detector's runtime ~400; under 32 MiB a Go test
+		// binary died of a segmentation fault without a word.
+		limit := FormatSize(cfg.MaxMemory)
+		switch {
+		case p.sb.memory != memoryRlimit || !errors.Is(err, ErrHandshake):
+		case slices.ContainsFunc(se.Stderr, outOfMemory):
+			se.Err = fmt.Errorf("%w; it ran out of memory: max_memory %s, enforced here as RLIMIT_DATA (which counts each thread's 8 MiB stack), is too small to start in; try 256MiB or more", err, limit)
+		default:
+			se.Err = fmt.Errorf("%w; max_memory %s is enforced here as RLIMIT_DATA, which counts each thread's 8 MiB stack: if that is too small to start in, try 256MiB or more", err, limit)
 		}
 		return nil, se
 	}
@@ -355,9 +360,11 @@ func (w *worker) overMemory() bool {
 // structures at start), the race detector's, Python's uncaught
 // MemoryError, C++'s std::bad_alloc.
 func outOfMemory(line string) bool {
-	return strings.HasPrefix(line, "fatal error: runtime: out of memory") ||
-		strings.HasPrefix(line, "fatal error: out of memory") ||
-		strings.Contains(line, "ThreadSanitizer failed to allocate") ||
+	if fatal, ok := strings.CutPrefix(line, "fatal error: "); ok {
+		return strings.Contains(fatal, "out of memory") || strings.Contains(fatal, "cannot allocate memory") ||
+			strings.Contains(fatal, "failed to reserve")
+	}
+	return strings.Contains(line, "ThreadSanitizer failed to allocate") ||
 		line == "MemoryError" || strings.HasPrefix(line, "MemoryError:") ||
 		strings.Contains(line, "std::bad_alloc")
 }
