@@ -22,8 +22,16 @@
 // past TaskTimeout is cancelled, and its worker killed if it does not stop.
 // More than MaxRestarts restarts within RestartWindow marks the pool
 // degraded: every pending and new task fails fast with ErrDegraded rather
-// than the pool respawning forever. Processes get Linux's parent-death
-// signal, so none outlives the host, even a host that was SIGKILLed.
+// than the pool respawning forever.
+//
+// The pool owns its processes (README, "Security model"): on Linux each
+// worker leads a process group of its own, in a cgroup of its own where
+// the machine delegates one, with stdin from /dev/null and the kernel's
+// parent-death signal; whenever a worker ends, its whole tree is killed,
+// and a watcher process per pool does the same if the host is SIGKILLed.
+// Sockets live in a directory only the host's user can enter; with SHA256
+// set, workers run a private copy of exactly the bytes that were checked;
+// MaxMemory and MaxResultBytes bound what a worker may take.
 //
 // Inside, each worker has a sender and a receiver goroutine owned by a
 // supervisor goroutine per slot; batches are cut when a worker has room for

@@ -17,7 +17,7 @@ var (
 	ErrClosed = errors.New("pool is closed")
 	// ErrStart: a plugin process could not be started. A *StartError says
 	// which step failed; it also matches one of ErrNotFound, ErrChecksum,
-	// ErrHandshake, ErrInit or ErrStartTimeout.
+	// ErrHandshake, ErrInit, ErrStartTimeout or ErrMaxMemory.
 	ErrStart = errors.New("plugin failed to start")
 	// ErrNotFound: the plugin executable is missing or not executable.
 	ErrNotFound = errors.New("plugin executable not found")
@@ -41,8 +41,9 @@ var (
 	// be re-run. A *CrashError names the process and how it ended.
 	ErrCrashed = errors.New("worker crashed")
 	// ErrMaxMemory: the worker running the task exceeded MaxMemory and
-	// died. Matched by a *CrashError whose MaxMemory is set; it also
-	// matches ErrCrashed.
+	// died (a *CrashError whose MaxMemory is set, which also matches
+	// ErrCrashed), or a plugin ran out of memory as it started (a
+	// *StartError): raise MaxMemory.
 	ErrMaxMemory = errors.New("worker exceeded max_memory")
 	// ErrTimeout: the task ran longer than TaskTimeout.
 	ErrTimeout = errors.New("task timed out")
@@ -174,7 +175,7 @@ type StartError struct {
 	Plugin string
 	Path   string
 	Slot   int
-	Err    error    // matches ErrNotFound, ErrChecksum, ErrHandshake, ErrInit or ErrStartTimeout when known
+	Err    error    // matches ErrNotFound, ErrChecksum, ErrHandshake, ErrInit, ErrStartTimeout or ErrMaxMemory when known
 	Stderr []string // the last lines the process wrote to stderr, if it ran
 }
 

@@ -89,7 +89,7 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		switch {
 		case p.sb.memory != memoryRlimit || !errors.Is(err, ErrHandshake):
 		case slices.ContainsFunc(se.Stderr, outOfMemory):
-			se.Err = fmt.Errorf("%w; it ran out of memory: max_memory %s, enforced here as RLIMIT_DATA (which counts each thread's 8 MiB stack), is too small to start in; try 256MiB or more", err, limit)
+			se.Err = fmt.Errorf("%w as it started: max_memory %s, enforced here as RLIMIT_DATA (which counts each thread's 8 MiB stack), is too small to start in; try 256MiB or more", ErrMaxMemory, limit)
 		default:
 			se.Err = fmt.Errorf("%w; max_memory %s is enforced here as RLIMIT_DATA, which counts each thread's 8 MiB stack: if that is too small to start in, try 256MiB or more", err, limit)
 		}
