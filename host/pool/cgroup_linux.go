@@ -43,7 +43,7 @@ func newPoolCgroup(name string, wantMemory bool) (*cgroup, error) {
 	}
 	cg := &cgroup{dir: dir}
 	if wantMemory && hasWord(dir, "cgroup.controllers", "memory") {
-		cg.memory = os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+memory"), 0) == nil
+		cg.memory = writeControl(filepath.Join(dir, "cgroup.subtree_control"), "+memory") == nil
 	}
 	return cg, nil
 }
@@ -103,6 +103,22 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
+// writeControl writes v to the cgroup control file path. Not os.WriteFile:
+// O_CREATE on a file cgroupfs does not have fails with EACCES rather than
+// ENOENT, and some (memory.swap.max, cgroup.kill) exist only on some
+// kernels.
+func writeControl(path, v string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(v)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // hasWord reports whether file in dir lists word.
 func hasWord(dir, file, word string) bool {
 	b, err := os.ReadFile(filepath.Join(dir, file))
@@ -119,19 +135,14 @@ func (cg *cgroup) worker(n uint64, maxMemory int64) (*workerCgroup, error) {
 	}
 	w := &workerCgroup{dir: dir}
 	if maxMemory > 0 && cg.memory {
-		set := func(file, v string) error { return os.WriteFile(filepath.Join(dir, file), []byte(v), 0) }
-		// No swapping around the limit, and an OOM kill takes the whole
-		// worker: the worker is the unit that fails.
-		err := set("memory.max", strconv.FormatInt(maxMemory, 10))
-		if err == nil {
-			if err := set("memory.swap.max", "0"); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return nil, errors.Join(err, w.remove())
-			}
-			err = set("memory.oom.group", "1")
-		}
-		if err != nil {
+		if err := writeControl(filepath.Join(dir, "memory.max"), strconv.FormatInt(maxMemory, 10)); err != nil {
 			return nil, errors.Join(err, w.remove())
 		}
+		// Best effort (not every kernel has them): no swapping around the
+		// limit, and an OOM kill takes the whole worker, the unit that
+		// fails.
+		_ = writeControl(filepath.Join(dir, "memory.swap.max"), "0")
+		_ = writeControl(filepath.Join(dir, "memory.oom.group"), "1")
 	}
 	f, err := os.Open(dir)
 	if err != nil {
@@ -177,7 +188,7 @@ func (w *workerCgroup) started() {
 
 // kill SIGKILLs every process in the cgroup.
 func (w *workerCgroup) kill() {
-	err := os.WriteFile(filepath.Join(w.dir, "cgroup.kill"), []byte("1"), 0)
+	err := writeControl(filepath.Join(w.dir, "cgroup.kill"), "1")
 	if !errors.Is(err, os.ErrNotExist) {
 		return
 	}

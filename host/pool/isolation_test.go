@@ -433,7 +433,11 @@ func TestMaxMemory(t *testing.T) {
 		t.Errorf("error %q; want it to start %q", err, want)
 	}
 
-	// Too small a limit to start in says so.
+	// Too small a limit to start in says so: RLIMIT_DATA counts thread
+	// stacks, so 32 MiB is too small for any Go plugin there.
+	if memCgroup {
+		return
+	}
 	cfg = fixture(t, "double")
 	cfg.Workers, cfg.MaxMemory = 1, 32<<20
 	_, err = pool.Start(context.Background(), cfg)

@@ -80,3 +80,32 @@ func TestRlimitPython(t *testing.T) {
 		t.Errorf("300 MiB under 256 MiB: %q, %v; want a MemoryError recognised by outOfMemory", out, err)
 	}
 }
+
+// The cgroup files the pool reads, as the kernel writes them (the memory
+// controller is not delegated on the machine these tests were written on,
+// so a real OOM kill under memory.max is not exercised here).
+func TestCgroupFiles(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("cgroups are Linux-only")
+	}
+	dir := t.TempDir()
+	w := &workerCgroup{dir: dir}
+	if w.oomKilled() {
+		t.Error("oomKilled without memory.events")
+	}
+	events := "low 0\nhigh 0\nmax 12\noom 1\noom_kill 0\noom_group_kill 0\n"
+	os.WriteFile(filepath.Join(dir, "memory.events"), []byte(events), 0o644)
+	if w.oomKilled() {
+		t.Errorf("oomKilled with oom_kill 0")
+	}
+	os.WriteFile(filepath.Join(dir, "memory.events"), []byte(strings.Replace(events, "oom_kill 0", "oom_kill 2", 1)), 0o644)
+	if !w.oomKilled() {
+		t.Errorf("not oomKilled with oom_kill 2")
+	}
+	if err := writeControl(filepath.Join(dir, "memory.swap.max"), "0"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("writing a control file that does not exist: %v; want ErrNotExist, never creating it", err)
+	}
+	if got := unescapeMount(`/sys/fs/my\040cgroup`); got != "/sys/fs/my cgroup" {
+		t.Errorf("unescapeMount: %q", got)
+	}
+}

@@ -77,6 +77,7 @@ var (
 // Describe, Init, Run stream.
 func (p *Pool) launch(slot int) (*worker, error) {
 	cfg := &p.cfg
+	var w *worker
 	fail := func(err error, t *tail) (*worker, error) {
 		se := &StartError{Plugin: cfg.Name, Path: cfg.Path, Slot: slot, Err: err}
 		if t != nil {
@@ -87,6 +88,8 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		// binary died of a segmentation fault without a word.
 		limit := FormatSize(cfg.MaxMemory)
 		switch {
+		case p.sb.memory == memoryCgroup && w != nil && w.proc != nil && w.proc.oomKilled():
+			se.Err = fmt.Errorf("%w as it started: max_memory %s (cgroup memory.max) is too small to start in", ErrMaxMemory, limit)
 		case p.sb.memory != memoryRlimit || !errors.Is(err, ErrHandshake):
 		case slices.ContainsFunc(se.Stderr, outOfMemory):
 			se.Err = fmt.Errorf("%w as it started: max_memory %s, enforced here as RLIMIT_DATA (which counts each thread's 8 MiB stack), is too small to start in; try 256MiB or more", ErrMaxMemory, limit)
@@ -105,7 +108,7 @@ func (p *Pool) launch(slot int) (*worker, error) {
 	cmd := exec.Command(p.sb.exe, cfg.Args...)
 	cmd.Env = pluginEnv(cfg, p.log.GetLevel())
 
-	w := &worker{p: p, slot: slot, cmd: cmd, stderr: newTail(20)}
+	w = &worker{p: p, slot: slot, cmd: cmd, stderr: newTail(20)}
 	tag := func() string { return fmt.Sprintf("%s[%d] pid %d", cfg.Name, slot, w.pid) }
 	w.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: sdk.Handshake,
