@@ -383,21 +383,8 @@ func checkChildrenDie(t *testing.T, dir string, checkSessions bool) {
 	if len(watch) == 0 {
 		t.Fatal("the fixture started no children")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var left []int
-		for _, pid := range watch {
-			if alive(pid) {
-				left = append(left, pid)
-			}
-		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("children %v of %v outlived their plugin by 10 s (children file:\n%s)", left, watch, b)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if left := stillAlive(watch, 10*time.Second); len(left) > 0 {
+		t.Fatalf("children %v of %v outlived their plugin by 10 s (children file:\n%s)", left, watch, b)
 	}
 }
 

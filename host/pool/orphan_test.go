@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,23 +64,7 @@ func TestOrphans(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("Pdeathsig is Linux-only; elsewhere the SDK's parent watch takes up to 500 ms more")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	host := exec.Command(exe)
-	host.Env = append(os.Environ(), "POOLTEST_HOST=hang", "POOLTEST_DIR="+dir, "GORACE=atexit_sleep_ms=0")
-	host.Stderr = os.Stderr
-	out, err := host.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := host.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer host.Process.Kill()
-
+	host, out := startHost(t, "POOLTEST_HOST=hang", "POOLTEST_DIR="+t.TempDir())
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
@@ -125,19 +110,47 @@ func TestOrphans(t *testing.T) {
 	for range lines {
 	}
 	// The bound: no plugin is alive one second later.
-	deadline := time.Now().Add(time.Second)
+	if left := stillAlive(plugins, time.Second); len(left) > 0 {
+		t.Fatalf("plugin processes %v outlived their SIGKILLed host by a second", left)
+	}
+}
+
+// startHost runs this binary as a host (runHost) with env added to its
+// environment, and returns it and its stdout. The host is killed when the
+// test ends.
+func startHost(t *testing.T, env ...string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := exec.Command(exe)
+	host.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), env...)
+	host.Stderr = os.Stderr
+	out, err := host.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := host.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Process.Kill() })
+	return host, out
+}
+
+// stillAlive waits up to d for the processes pids to be gone, and returns
+// those that are not.
+func stillAlive(pids []int, d time.Duration) []int {
+	deadline := time.Now().Add(d)
 	for {
 		var left []int
-		for _, pid := range plugins {
+		for _, pid := range pids {
 			if alive(pid) {
 				left = append(left, pid)
 			}
 		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("plugin processes %v outlived their SIGKILLed host by a second", left)
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -163,25 +176,12 @@ func TestOrphanTrees(t *testing.T) {
 }
 
 func testOrphanTrees(t *testing.T, cgroup bool) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir, tmp := t.TempDir(), shortTempDir(t)
-	host := exec.Command(exe)
-	host.Env = append(os.Environ(), "POOLTEST_HOST=spawn", "POOLTEST_DIR="+dir, "TMPDIR="+tmp, "GORACE=atexit_sleep_ms=0")
+	env := []string{"POOLTEST_HOST=spawn", "POOLTEST_DIR=" + dir, "TMPDIR=" + tmp}
 	if !cgroup {
-		host.Env = append(host.Env, "POOLTEST_NOCGROUP=1")
+		env = append(env, "POOLTEST_NOCGROUP=1")
 	}
-	host.Stderr = os.Stderr
-	out, err := host.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := host.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer host.Process.Kill()
+	host, out := startHost(t, env...)
 	sc := bufio.NewScanner(out)
 	for sc.Scan() && sc.Text() != "mapping" {
 	}
