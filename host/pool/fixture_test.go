@@ -238,6 +238,16 @@ func serveFixture(name string) {
 		})
 	case "spawn": // starts children (see spawnChildren); "spawnhang" then hangs, "spawnexit" exits
 		p.Task = sdk.Func(func(ctx context.Context, in string) (string, error) {
+			if in == "spawnheld" { // a child in a session of its own holds our stderr; we exit
+				c := exec.Command("sleep", "3600")
+				c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+				c.Stderr = os.NewFile(2, "stderr") // the host's pipe: Serve swapped os.Stderr, not fd 2
+				if err := c.Start(); err != nil {
+					return "", err
+				}
+				record("held", c.Process.Pid)
+				os.Exit(0)
+			}
 			pids, err := spawnChildren()
 			switch in {
 			case "spawnhang":
@@ -327,11 +337,6 @@ func (rogueWorker) Run(s workerpb.Worker_RunServer) error {
 // appends "group PID" and "session PID" lines to POOLTEST_DIR/children. It
 // returns their pids.
 func spawnChildren() (string, error) {
-	f, err := os.OpenFile(filepath.Join(os.Getenv("POOLTEST_DIR"), "children"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
 	var pids []string
 	for _, kind := range []string{"group", "session"} {
 		c := exec.Command("sleep", "3600")
@@ -339,11 +344,20 @@ func spawnChildren() (string, error) {
 		if err := c.Start(); err != nil {
 			return "", err
 		}
-		pid := strconv.Itoa(c.Process.Pid)
-		fmt.Fprintf(f, "%s %s\n", kind, pid)
-		pids = append(pids, pid)
+		record(kind, c.Process.Pid)
+		pids = append(pids, strconv.Itoa(c.Process.Pid))
 	}
 	return strings.Join(pids, " "), nil
+}
+
+// record appends "KIND PID" to POOLTEST_DIR/children (one write of a short
+// line: appends do not interleave).
+func record(kind string, pid int) {
+	f, err := os.OpenFile(filepath.Join(os.Getenv("POOLTEST_DIR"), "children"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err == nil {
+		fmt.Fprintf(f, "%s %d\n", kind, pid)
+		f.Close()
+	}
 }
 
 // fixture returns a Config that runs the named fixture plugin with its own

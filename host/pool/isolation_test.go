@@ -311,6 +311,23 @@ func TestProcessTrees(t *testing.T) {
 		defer pool.WithoutCgroups()()
 		testProcessTrees(t, false)
 	})
+	// A child that left the group and holds the plugin's stderr would keep
+	// go-plugin reading, and the worker from being reaped, forever: its
+	// output is closed pipeGrace (2 s) after the plugin died.
+	t.Run("escaped child holding stderr", func(t *testing.T) {
+		defer pool.WithoutCgroups()()
+		cfg := fixture(t, "spawn")
+		cfg.Workers, cfg.MaxAttempts = 1, 1
+		p := start(t, cfg)
+		if _, err := mapAll(t, p, strs("spawnheld")); !errors.Is(err, pool.ErrCrashed) {
+			t.Fatalf("Map: %v; want the worker's exit reported", err)
+		}
+		if r, err := p.Apply(context.Background(), strs("spawn")[0]); err != nil || len(strings.Fields(string(r.Value))) != 2 {
+			t.Errorf("the replacement worker: %s, %v", r.Value, err)
+		}
+		p.Close()
+		checkChildrenDie(t, env(cfg, "POOLTEST_DIR"), false)
+	})
 	t.Run("cgroups", func(t *testing.T) {
 		if !hasCgroup {
 			t.Skip("SKIPPED: no cgroup v2 delegated to this process: children that leave the plugin's process group are not ended here")
