@@ -204,6 +204,9 @@ func serveFixture(name string) {
 		fmt.Println("hello from a plugin that prints too early")
 	case "slowstart":
 		time.Sleep(time.Hour)
+	case "tcp": // announces a TCP address, as go-plugin's Python example does
+		fmt.Println("1|1|tcp|127.0.0.1:1|grpc")
+		time.Sleep(time.Hour)
 	case "echo":
 		p.Task = sdk.Raw(func(ctx context.Context, in []byte) ([]byte, error) { return append([]byte(nil), in...), nil })
 	case "size":

@@ -3,9 +3,12 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -32,6 +35,9 @@ type proc struct {
 	template *exec.Cmd
 	ctx      context.Context // killing the pool kills the process
 	sb       *sandbox
+	// socketDir is the directory go-plugin made for this plugin's socket
+	// (PLUGIN_UNIX_SOCKET_DIR).
+	socketDir string
 	// maxMemory is Config.MaxMemory, enforced as the sandbox says.
 	maxMemory int64
 	log       hclog.Logger
@@ -248,9 +254,18 @@ func (p *proc) Name() string                    { return p.template.Path }
 func (p *proc) ID() string                      { return strconv.Itoa(p.pid) }
 func (p *proc) Diagnose(context.Context) string { return "" }
 
-// PluginToHost and HostToPlugin: host and plugin share one filesystem and
-// network.
-func (p *proc) PluginToHost(network, addr string) (string, string, error) { return network, addr, nil }
+// PluginToHost checks the address the plugin announced in its handshake:
+// a unix socket in its private directory, never a TCP port, which every
+// local user could connect to (go-plugin's Python example listens on
+// 127.0.0.1). Windows, which go-plugin serves over TCP, is not checked.
+func (p *proc) PluginToHost(network, addr string) (string, string, error) {
+	if runtime.GOOS != "windows" && (network != "unix" || filepath.Dir(addr) != p.socketDir) {
+		return "", "", fmt.Errorf("it listens on %s %s: a plugin must listen on a unix socket in the directory PLUGIN_UNIX_SOCKET_DIR names (%s), which only the host's user can enter", network, addr, p.socketDir)
+	}
+	return network, addr, nil
+}
+
+// HostToPlugin: host and plugin share one filesystem.
 func (p *proc) HostToPlugin(network, addr string) (string, string, error) { return network, addr, nil }
 
 // A pipeEnd is the host's end of a plugin's stdout or stderr, noting when

@@ -116,9 +116,9 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		// go-plugin gives a RunnerFunc's plugin a socket directory of its
 		// own inside TempDir (the pool's private one) and the command's
 		// environment; the proc runs cmd with it.
-		RunnerFunc: func(_ hclog.Logger, gp *exec.Cmd, _ string) (runner.Runner, error) {
+		RunnerFunc: func(_ hclog.Logger, gp *exec.Cmd, socketDir string) (runner.Runner, error) {
 			cmd.Env = append(cmd.Env, gp.Env...)
-			w.proc = &proc{template: cmd, ctx: p.killCtx, sb: p.sb, maxMemory: cfg.MaxMemory, log: p.log.With("slot", slot)}
+			w.proc = &proc{template: cmd, ctx: p.killCtx, sb: p.sb, socketDir: socketDir, maxMemory: cfg.MaxMemory, log: p.log.With("slot", slot)}
 			return w.proc, nil
 		},
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: p.sb.dir},

@@ -10,7 +10,8 @@
 // is killed when it ends. It listens on a unix socket it creates inside the
 // directory named by PLUGIN_UNIX_SOCKET_DIR (private to the host's user;
 // go-plugin's Go server does this itself), and announces it on stdout as
-// go-plugin's handshake line. With pool.toml's tls = true, the host also sets
+// go-plugin's handshake line; the host refuses any other address (a TCP
+// port is open to every local user). With pool.toml's tls = true, the host also sets
 // PLUGIN_CLIENT_CERT (go-plugin's AutoMTLS): the plugin must then serve TLS
 // with a certificate of its own, sent in the handshake line, and require
 // that client certificate.
