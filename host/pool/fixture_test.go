@@ -260,10 +260,18 @@ func serveFixture(name string) {
 			}
 			return pids, err
 		})
-	case "big": // a JSON string of n bytes, or n bytes of stray stdout without a newline for "print n"
+	case "big": // a JSON string of n bytes; "print n", "raw n": n bytes of stray stdout without a newline
 		p.Task = sdk.Raw(func(ctx context.Context, in []byte) ([]byte, error) {
 			if n, ok := strings.CutPrefix(string(in), `"print `); ok {
 				os.Stdout.Write(bytes.Repeat([]byte("y"), atoi(strings.TrimSuffix(n, `"`))))
+				return []byte("0"), nil
+			}
+			if n, ok := strings.CutPrefix(string(in), `"raw `); ok {
+				// fd 1 itself, as a plugin without the SDK writes (Serve
+				// swapped os.Stdout for a pipe to gRPC, not fd 1).
+				fd1 := os.NewFile(1, "stdout")
+				fd1.Write(bytes.Repeat([]byte("z"), atoi(strings.TrimSuffix(n, `"`))))
+				fd1.Write([]byte("\nraw line\n"))
 				return []byte("0"), nil
 			}
 			n := atoi(string(in))

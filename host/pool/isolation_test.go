@@ -526,6 +526,48 @@ func TestLongLineCut(t *testing.T) {
 	}
 }
 
+// What a plugin writes to its real stdout after the handshake (a plugin
+// without the SDK, a C library) is forwarded in bounded lines too, never
+// dropped; before, a line of 64 KiB stopped go-plugin's reader and the
+// plugin's next write hung.
+func TestRawStdout(t *testing.T) {
+	cfg := fixture(t, "big")
+	cfg.Workers = 1
+	out := &lines{}
+	cfg.Stderr = out
+	p := start(t, cfg)
+	const n = 2*64<<10 + 10
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
+	defer cancel()
+	for range 2 {
+		if _, err := p.Apply(ctx, []byte(fmt.Sprintf(`"raw %d"`, n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{strings.Repeat("z", 64<<10), strings.Repeat("z", 64<<10), strings.Repeat("z", 10), "raw line"}
+	want = append(want, want...)
+	deadline := time.Now().Add(hangBound)
+	for len(out.Writes()) < len(want) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var got []string
+	for _, w := range out.Writes() {
+		_, line, _ := strings.Cut(strings.TrimSuffix(w, "\n"), "stdout] ")
+		got = append(got, line)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("forwarded %d lines of %v bytes; want pieces of 64 KiB, the rest, and \"raw line\", twice", len(got), lens(got))
+	}
+}
+
+func lens(ss []string) []int {
+	var n []int
+	for _, s := range ss {
+		n = append(n, len(s))
+	}
+	return n
+}
+
 // The host's environment reaches plugins unless SkipHostEnv; then only
 // PassEnv's variables and Env do.
 func TestEnvironment(t *testing.T) {

@@ -118,6 +118,15 @@ func (l *lineWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// flush forwards what is left of a last line without a newline. Write and
+// flush are called from one goroutine at a time.
+func (l *lineWriter) flush() {
+	if len(l.partial) > 0 {
+		l.emit(l.partial)
+	}
+	l.partial, l.cut = l.partial[:0], false
+}
+
 func (l *lineWriter) emit(line []byte) {
 	msg := make([]byte, 0, len(line)+64)
 	msg = append(msg, '[')

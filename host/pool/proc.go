@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,9 @@ type proc struct {
 	// maxMemory is Config.MaxMemory, enforced as the sandbox says.
 	maxMemory int64
 	log       hclog.Logger
+	// output receives what the plugin writes to its stdout after the
+	// handshake line (see splitStdout).
+	output *lineWriter
 
 	// Set by Start.
 	cmd    *exec.Cmd
@@ -48,7 +52,11 @@ type proc struct {
 	cg     *workerCgroup // nil without one
 	stdout *pipeEnd
 	stderr *pipeEnd
-	exited chan struct{} // closed once the process has exited and its tree was killed
+	// handshake is what go-plugin reads as the plugin's stdout: the
+	// handshake line only.
+	handshake io.ReadCloser
+	copying   sync.WaitGroup // splitStdout's goroutine
+	exited    chan struct{}  // closed once the process has exited and its tree was killed
 
 	mu     sync.Mutex
 	reaped bool // set just before the reap: from then on the pid may be reused
@@ -117,8 +125,35 @@ func (p *proc) Start(ctx context.Context) error {
 	if p.sb.watcher != nil {
 		p.sb.watcher.add(p.pid)
 	}
+	p.handshake = p.splitStdout()
 	go p.watch()
 	return nil
+}
+
+// maxHandshake bounds the handshake line, as go-plugin's scanner does.
+const maxHandshake = 64 << 10
+
+// splitStdout gives go-plugin the plugin's stdout up to its first newline,
+// the handshake line, then end of file; the rest goes to p.output, line
+// by line. go-plugin would read the rest itself and drop it, and a line of
+// 64 KiB or more stops its scanner for good: the plugin's next writes to
+// stdout then block forever (a Go plugin's fmt.Print goes over gRPC, but a
+// Python print or a C library's write goes to the real stdout).
+func (p *proc) splitStdout() io.ReadCloser {
+	pr, pw := io.Pipe()
+	p.copying.Add(1)
+	go func() {
+		defer p.copying.Done()
+		br := bufio.NewReaderSize(p.stdout, maxHandshake)
+		line, err := br.ReadSlice('\n')
+		_, _ = pw.Write(line)
+		pw.Close()
+		if err == nil || errors.Is(err, bufio.ErrBufferFull) {
+			_, _ = io.Copy(p.output, br)
+		}
+		p.output.flush()
+	}()
+	return pr
 }
 
 func (p *proc) startFailed(err error) error {
@@ -189,6 +224,7 @@ func (p *proc) Wait(context.Context) error {
 	if p.sb.watcher != nil {
 		p.sb.watcher.remove(p.pid)
 	}
+	p.copying.Wait()
 	err := p.cmd.Wait()
 	if p.cg != nil {
 		if rerr := p.cg.remove(); rerr != nil {
@@ -248,7 +284,7 @@ func (p *proc) oomKilled() bool {
 	return p.oom
 }
 
-func (p *proc) Stdout() io.ReadCloser           { return p.stdout }
+func (p *proc) Stdout() io.ReadCloser           { return p.handshake }
 func (p *proc) Stderr() io.ReadCloser           { return p.stderr }
 func (p *proc) Name() string                    { return p.template.Path }
 func (p *proc) ID() string                      { return strconv.Itoa(p.pid) }

@@ -109,7 +109,8 @@ func (p *Pool) launch(slot int) (*worker, error) {
 	cmd.Env = pluginEnv(cfg, p.log.GetLevel())
 
 	w = &worker{p: p, slot: slot, cmd: cmd, stderr: newTail(20)}
-	tag := func() string { return fmt.Sprintf("%s[%d] pid %d", cfg.Name, slot, w.pid) }
+	// The pid of w.proc: set before any output can arrive, unlike w.pid.
+	tag := func() string { return fmt.Sprintf("%s[%d] pid %d", cfg.Name, slot, w.proc.pid) }
 	w.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: sdk.Handshake,
 		Plugins:         plugin.PluginSet{sdk.PluginName: clientPlugin{}},
@@ -118,7 +119,8 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		// environment; the proc runs cmd with it.
 		RunnerFunc: func(_ hclog.Logger, gp *exec.Cmd, socketDir string) (runner.Runner, error) {
 			cmd.Env = append(cmd.Env, gp.Env...)
-			w.proc = &proc{template: cmd, ctx: p.killCtx, sb: p.sb, socketDir: socketDir, maxMemory: cfg.MaxMemory, log: p.log.With("slot", slot)}
+			w.proc = &proc{template: cmd, ctx: p.killCtx, sb: p.sb, socketDir: socketDir, maxMemory: cfg.MaxMemory,
+				log: p.log.With("slot", slot), output: newLineWriter(cfg.Stderr, tag, "stdout")}
 			return w.proc, nil
 		},
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: p.sb.dir},
