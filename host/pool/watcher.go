@@ -45,7 +45,7 @@ for pid in $g; do kill -s KILL -- "-$pid"; done
 if [ -n "$c" ]; then echo 1 >"$c/cgroup.kill"; fi
 rm -rf "$d"
 if [ -n "$c" ]; then
-	for i in 1 2 3 4 5; do rmdir "$c"/*/ "$c" && break; sleep 1; done
+	for i in 1 2 3 4 5; do rmdir "$c"/*/ 2>/dev/null; rmdir "$c" && break; sleep 1; done
 fi
 `
 
