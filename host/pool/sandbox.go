@@ -106,7 +106,7 @@ func newSandbox(cfg *Config, log hclog.Logger) (*sandbox, error) {
 		if sb.cgroup != nil {
 			cgroupDir = sb.cgroup.dir
 		}
-		if sb.watcher, err = startWatcher(dir, cgroupDir); err != nil {
+		if sb.watcher, err = startWatcher(dir, cgroupDir, log); err != nil {
 			log.Warn("plugin child processes may outlive a host that is SIGKILLed", "reason", err)
 		}
 	}

@@ -3,9 +3,12 @@ package pool
 import (
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strconv"
 	"sync"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // A watcher is a small /bin/sh process per pool that cleans up after a host
@@ -20,11 +23,14 @@ import (
 //
 // A shell, not a re-executed host binary: a Go program embedding the pool
 // would otherwise need a hook in its main, and sh is on every Linux system.
-// It costs one fork and exec per pool (not per worker), about a millisecond.
+// It costs one fork and exec per pool (not per worker), about a millisecond,
+// while the workers start.
 type watcher struct {
-	cmd *exec.Cmd
-	mu  sync.Mutex
-	in  io.WriteCloser // nil once stopped or broken
+	cmd     *exec.Cmd
+	started chan struct{} // closed once cmd has started, or failed to
+	err     error         // why it did not start; read after started
+	mu      sync.Mutex
+	in      io.WriteCloser // nil once stopped or broken
 }
 
 // watcherScript is the watcher: $1 is the private directory, $2 the pool's
@@ -50,20 +56,30 @@ fi
 `
 
 // startWatcher starts the watcher of a pool with private directory dir and
-// cgroup directory cgroupDir ("" for none).
-func startWatcher(dir, cgroupDir string) (*watcher, error) {
-	cmd := exec.Command("/bin/sh", "-c", watcherScript, "pluginpool-watcher", dir, cgroupDir)
-	// Its own process group: a Ctrl-C at the terminal goes to the host's
-	// group, and the watcher must stay until the host is gone.
-	cmd.SysProcAttr = watcherAttr()
-	in, err := cmd.StdinPipe()
+// cgroup directory cgroupDir ("" for none), in the background: the pipe
+// takes lines at once, and the ~1 ms of starting /bin/sh overlaps the
+// workers' starts. A watcher that cannot start is logged, and done
+// without.
+func startWatcher(dir, cgroupDir string, log hclog.Logger) (*watcher, error) {
+	r, in, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting /bin/sh: %w", err)
-	}
-	return &watcher{cmd: cmd, in: in}, nil
+	cmd := exec.Command("/bin/sh", "-c", watcherScript, "pluginpool-watcher", dir, cgroupDir)
+	cmd.Stdin = r
+	// Its own process group: a Ctrl-C at the terminal goes to the host's
+	// group, and the watcher must stay until the host is gone.
+	cmd.SysProcAttr = watcherAttr()
+	w := &watcher{cmd: cmd, in: in, started: make(chan struct{})}
+	go func() {
+		defer close(w.started)
+		w.err = cmd.Start()
+		r.Close() // the watcher has its own copy, if it started
+		if w.err != nil {
+			log.Warn("plugin child processes may outlive a host that is SIGKILLed", "reason", fmt.Errorf("starting /bin/sh: %w", w.err))
+		}
+	}()
+	return w, nil
 }
 
 func (w *watcher) send(line string) {
@@ -94,5 +110,8 @@ func (w *watcher) stop() {
 		w.in = nil
 	}
 	w.mu.Unlock()
-	_ = w.cmd.Wait()
+	<-w.started
+	if w.err == nil {
+		_ = w.cmd.Wait()
+	}
 }
