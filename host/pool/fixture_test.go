@@ -207,6 +207,8 @@ func serveFixture(name string) {
 	case "tcp": // announces a TCP address, as go-plugin's Python example does
 		fmt.Println("1|1|tcp|127.0.0.1:1|grpc")
 		time.Sleep(time.Hour)
+	case "badbytes": // fails or prints badBytes for "fail" and "print"; echoes the rest
+		p.Task = sdk.Raw(badBytesTask)
 	case "echo":
 		p.Task = sdk.Raw(func(ctx context.Context, in []byte) ([]byte, error) { return append([]byte(nil), in...), nil })
 	case "size":
