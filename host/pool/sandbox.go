@@ -118,6 +118,11 @@ func newSandbox(cfg *Config, log hclog.Logger) (*sandbox, error) {
 // than once.
 func (sb *sandbox) close(log hclog.Logger) {
 	sb.closeOnce.Do(func() {
+		if sb.watcher != nil {
+			// Every worker was reaped: nothing is left to watch.
+			sb.watcher.stop()
+			defer sb.watcher.wait()
+		}
 		if sb.cgroup != nil {
 			if err := sb.cgroup.remove(); err != nil {
 				log.Warn("cannot remove the pool's cgroup", "error", err)
@@ -125,9 +130,6 @@ func (sb *sandbox) close(log hclog.Logger) {
 		}
 		if err := os.RemoveAll(sb.dir); err != nil {
 			log.Warn("cannot remove the pool's private directory", "error", err)
-		}
-		if sb.watcher != nil {
-			sb.watcher.stop()
 		}
 	})
 }

@@ -101,15 +101,20 @@ func (w *watcher) add(pgid int) { w.send("+ " + strconv.Itoa(pgid) + "\n") }
 // remove unlists process group pgid; call it before reaping its leader.
 func (w *watcher) remove(pgid int) { w.send("- " + strconv.Itoa(pgid) + "\n") }
 
-// stop tells the watcher the host cleaned up, and waits for it to exit.
+// stop tells the watcher the host cleaned up, so that it exits; wait
+// waits for that. Call stop first, clean up, then wait: the watcher exits
+// meanwhile.
 func (w *watcher) stop() {
 	w.send("q\n")
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.in != nil {
 		w.in.Close()
 		w.in = nil
 	}
-	w.mu.Unlock()
+}
+
+func (w *watcher) wait() {
 	<-w.started
 	if w.err == nil {
 		_ = w.cmd.Wait()
