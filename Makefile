@@ -3,7 +3,7 @@
 #   make run     build everything and run the seed demo from pool.toml
 #   make test    build what the tests need, then go test -race ./...
 #   make bench   pluginpool vs Python multiprocessing, side by side
-#   make proto   regenerate sdk/proto (needs protoc; CI never does)
+#   make proto   regenerate sdk/proto and host/cluster/clusterpb (needs protoc; CI never does)
 
 GO      ?= go
 BIN     := bin
@@ -46,6 +46,9 @@ proto:
 		--go_out=sdk/proto --go_opt=paths=source_relative \
 		--go-grpc_out=sdk/proto --go-grpc_opt=paths=source_relative \
 		sdk/proto/worker.proto
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" protoc -I host/cluster/clusterpb \
+		--go_out=host/cluster/clusterpb --go_opt=paths=source_relative \
+		host/cluster/clusterpb/cluster.proto
 
 clean:
 	rm -rf $(BIN)

@@ -25,6 +25,9 @@ type job struct {
 	window    int        // Imap: root batches cut but not yet consumed
 	maxWindow int        // Imap: bound on window: results held in memory
 	stopped   bool       // failed or abandoned: cut nothing more
+	degraded  bool       // stopped because the pool degraded: items on the wire are retire's to settle
+	stopErr   error      // why the job stopped
+	stranded  *batch     // Imap: the item the feeder held when the job stopped (see strand)
 
 	// Output side, guarded by mu.
 	mu       sync.Mutex
@@ -84,7 +87,12 @@ func (j *job) recycle(b *batch) {
 	// Its items' buffers too, unless the job stopped: a batch resolved by
 	// stopJob may still be on its way to a worker. A batch answered in
 	// full is not: its request was encoded before any answer could come.
-	if !j.stopped && len(j.freeData) < 4 {
+	// Nor are its items dropped then: the worker's answer to the cancel is
+	// checked against the batch's length.
+	if j.stopped {
+		return
+	}
+	if len(j.freeData) < 4 {
 		j.freeData = append(j.freeData, b.data[:cap(b.data)])
 		j.freeEnds = append(j.freeEnds, b.ends[:cap(b.ends)])
 	}
@@ -140,16 +148,22 @@ func (j *job) settle(b *batch, n int) {
 	j.signal()
 }
 
-// stop ends the job with err: nothing more is cut, work in flight is
+// stopJob ends the job with err: nothing more is cut, work in flight is
 // cancelled, and every unresolved item resolves to err. Safe to call more
 // than once; the first error wins.
-func (p *Pool) stopJob(j *job, err error) {
+func (p *Pool) stopJob(j *job, err error) { p.endJob(j, err, false) }
+
+// endJob is stopJob, or, with degraded set, the end of a job whose pool
+// degraded: its items on the wire are left unresolved for their workers'
+// retire (the pool is killing those workers), which knows from the start
+// ledger whether they ran; the others resolve to err, a *NotRunError.
+func (p *Pool) endJob(j *job, err error, degraded bool) {
 	p.mu.Lock()
 	if j.stopped {
 		p.mu.Unlock()
 		return
 	}
-	j.stopped, j.fed = true, true
+	j.stopped, j.fed, j.degraded, j.stopErr = true, true, degraded, err
 	p.dropJob(j)
 	// Sealed and open batches were never sent: they resolve below with the
 	// rest of the live roots.
@@ -172,13 +186,33 @@ func (p *Pool) stopJob(j *job, err error) {
 	}
 	clear(p.retry[len(keep):])
 	p.retry = keep
+	type place struct {
+		root *batch
+		pos  int
+	}
+	var wire map[place]bool // degraded: items left to retire
+	type cancel struct {
+		w   *worker
+		seq uint64
+	}
+	var cancels []cancel // sent once the items resolved to err (below)
 	for _, w := range p.workers {
 		if w == nil {
 			continue // slot restarting: nothing on its wire
 		}
 		for _, b := range w.inflight {
-			if b.job == j {
-				w.cancels = append(w.cancels, b.seq)
+			if b.job != j {
+				continue
+			}
+			if !degraded {
+				cancels = append(cancels, cancel{w, b.seq})
+				continue
+			}
+			if wire == nil {
+				wire = make(map[place]bool)
+			}
+			for i := b.done; i < b.len(); i++ {
+				wire[place{b.top(), b.rootPos(i)}] = true
 			}
 		}
 	}
@@ -186,21 +220,45 @@ func (p *Pool) stopJob(j *job, err error) {
 	p.mu.Unlock()
 
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	if j.err != nil {
+		j.mu.Unlock()
 		return
 	}
+	n := 0
 	for _, b := range j.live {
 		for i := range b.results {
-			if !b.has(i) {
+			if !b.has(i) && !wire[place{b, i}] {
 				b.results[i] = Result{Err: err}
 				b.mark(i)
 				j.settle(b, 1)
+				n++
 			}
 		}
 	}
-	j.err = err
+	if degraded {
+		// retire settles the items on the wire: no j.err, which would
+		// drop what it resolves them to.
+		p.stats.addNotRun(n)
+	} else {
+		j.err = err
+	}
 	j.signal()
+	j.mu.Unlock()
+
+	// Only now cancel what is on the wire: had the cancels gone out first,
+	// the plugin's answers to them (ERROR_KIND_CANCELED) could resolve
+	// items before they resolved to err, and a cancelled Map would report
+	// task errors instead of ctx's.
+	if len(cancels) > 0 {
+		p.mu.Lock()
+		for _, c := range cancels {
+			if c.w.state == workerRunning {
+				c.w.cancels = append(c.w.cancels, c.seq)
+			}
+		}
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	}
 }
 
 var errAbandoned = errors.New("iteration stopped early")

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 )
@@ -41,7 +42,7 @@ func (p *Pool) Map(ctx context.Context, items [][]byte) ([]Result, error) {
 			p.stopJob(j, ctx.Err())
 		}
 	}
-	return results, firstError(results)
+	return results, FirstError(results)
 }
 
 // Apply runs one item and returns its result; err is the result's Err.
@@ -104,6 +105,15 @@ func (p *Pool) imap(ctx context.Context, items iter.Seq[[]byte], ordered bool) i
 		for seq := 0; ; seq++ {
 			b := p.nextComplete(j, seq)
 			if b == nil {
+				// A job stopped while its feeder held an item: the feeder
+				// gave it a result of its own (strand), the last one.
+				<-fed
+				p.mu.Lock()
+				b, j.stranded = j.stranded, nil
+				p.mu.Unlock()
+				if b != nil {
+					yield(b.index, b.results[0])
+				}
 				return
 			}
 			for i := range b.results {
@@ -154,19 +164,40 @@ func (p *Pool) nextComplete(j *job, seq int) *batch {
 	}
 }
 
-// firstError summarizes failed results: nil if none failed.
-func firstError(results []Result) error {
-	failed, first := 0, -1
+// FirstError summarizes results as Map's error: nil if none failed, else
+// how many failed, wrapping the first failure. Items not run (ErrNotRun)
+// are counted apart: they share one cause, said once.
+func FirstError(results []Result) error {
+	failed, notRun, first, firstNotRun := 0, 0, -1, -1
 	for i := range results {
-		if results[i].Err != nil {
+		switch err := results[i].Err; {
+		case err == nil:
+		case errors.Is(err, ErrNotRun):
+			if firstNotRun < 0 {
+				firstNotRun = i
+			}
+			notRun++
+		default:
 			if first < 0 {
 				first = i
 			}
 			failed++
 		}
 	}
-	if failed == 0 {
+	n := len(results)
+	switch {
+	case failed == 0 && notRun == 0:
 		return nil
+	case notRun == 0:
+		return fmt.Errorf("%d of %d items failed; the first, item %d: %w", failed, n, first, results[first].Err)
 	}
-	return fmt.Errorf("%d of %d items failed; the first, item %d: %w", failed, len(results), first, results[first].Err)
+	cause := results[firstNotRun].Err
+	if ne, ok := errors.AsType[*NotRunError](cause); ok {
+		cause = ne.Cause // why, said once
+	}
+	if failed == 0 {
+		return fmt.Errorf("%d of %d items %w, from item %d: %w", notRun, n, ErrNotRun, firstNotRun, cause)
+	}
+	return fmt.Errorf("%d of %d items failed, the first, item %d: %w; %d %w, from item %d: %w",
+		failed, n, first, results[first].Err, notRun, ErrNotRun, firstNotRun, cause)
 }

@@ -52,6 +52,7 @@ type worker struct {
 	ctx    context.Context // the stream's; cancelled when the worker ends
 	cancel context.CancelFunc
 	stderr *tail
+	ledger *ledgerFile // the start ledger, if the plugin keeps it; else nil
 	loops  sync.WaitGroup
 
 	// Guarded by Pool.mu.
@@ -62,23 +63,31 @@ type worker struct {
 	cancels   []uint64 // batches to cancel, sent by the sender
 	seq       uint64
 	headSince time.Time // when inflight[0] reached the head of the plugin's queue
-	progress  time.Time // last answer, or the head's start: the timeout clock
+	progress  time.Time // last answer, or the head's start: the timeout clock without a ledger
 	tasks     int       // tasks sent
-	answered  int       // batches fully answered
+	answered  int       // items answered
+	watch     watch     // the watchdog's view of the ledger
 }
 
-// Reasons a worker ends other than a crash.
-var (
-	errRecycle = errors.New("recycled after max_tasks_per_worker tasks")
-	errKilled  = errors.New("killed: task ran past task_timeout + kill_grace")
-)
+// errRecycle ends a worker that ran max_tasks_per_worker tasks.
+var errRecycle = errors.New("recycled after max_tasks_per_worker tasks")
+
+// killedError ends a worker the watchdog killed because a task ignored its
+// timeout.
+type killedError struct {
+	task uint64 // the task's id, from the start ledger; 0 without one
+}
+
+func (e *killedError) Error() string { return "killed: a task ran past task_timeout + kill_grace" }
 
 // launch starts a process for slot and brings it to serving: handshake,
 // Describe, Init, Run stream.
 func (p *Pool) launch(slot int) (*worker, error) {
 	cfg := &p.cfg
 	var w *worker
+	var ledger *ledgerFile
 	fail := func(err error, t *tail) (*worker, error) {
+		ledger.close()
 		se := &StartError{Plugin: cfg.Name, Path: cfg.Path, Slot: slot, Err: err}
 		if t != nil {
 			se.Stderr = t.lines()
@@ -107,10 +116,22 @@ func (p *Pool) launch(slot int) (*worker, error) {
 	}
 	cmd := exec.Command(p.sb.exe, cfg.Args...)
 	cmd.Env = pluginEnv(cfg, p.log.GetLevel())
+	// The start ledger (crash.go). Without one, the plugin is told so and
+	// every unanswered item it dies with counts as maybe run. proc runs
+	// cmd's ExtraFiles and environment as they are.
+	ledger, err := newLedger()
+	if err != nil {
+		p.log.Debug("no start ledger", "error", err)
+		cmd.Env = append(cmd.Env, ledgerEnv+"=")
+	} else {
+		cmd.ExtraFiles = []*os.File{ledger.f}
+		cmd.Env = append(cmd.Env, ledgerEnv+"="+ledgerFD)
+	}
 
-	w = &worker{p: p, slot: slot, cmd: cmd, stderr: newTail(20)}
+	w = &worker{p: p, slot: slot, cmd: cmd}
 	// The pid of w.proc: set before any output can arrive, unlike w.pid.
 	tag := func() string { return fmt.Sprintf("%s[%d] pid %d", cfg.Name, slot, w.proc.pid) }
+	w.stderr = newTail(20, newLineWriter(cfg.Stderr, tag, "stderr"))
 	w.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: sdk.Handshake,
 		Plugins:         plugin.PluginSet{sdk.PluginName: clientPlugin{}},
@@ -194,9 +215,15 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		w.kill()
 		return fail(err, w.stderr)
 	}
+	if desc.StartLedger {
+		w.ledger = ledger
+	} else {
+		ledger.close()
+	}
+	w.stderr.serve()
 	p.mu.Lock()
 	if p.info.Name == "" {
-		p.info = Info{Name: desc.Name, Version: desc.Version, Idempotent: desc.Idempotent, SDK: desc.Sdk}
+		p.info = Info{Name: desc.Name, Version: desc.Version, Idempotent: desc.Idempotent, SDK: desc.Sdk, StartLedger: w.ledger != nil}
 	}
 	p.mu.Unlock()
 	return w, nil
