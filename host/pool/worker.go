@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -317,7 +318,14 @@ type pluginLogger struct {
 	w      *worker
 }
 
-func (l *pluginLogger) Named(string) hclog.Logger {
+// Named is the plugin's sub-logger only for the name go-plugin gives its
+// stderr (the executable's base name, client.go logStderr): go-plugin also
+// names a "stdio" logger for its own chatter, such as the warning that a
+// plugin killed during its handshake had no stdio service.
+func (l *pluginLogger) Named(name string) hclog.Logger {
+	if l.w.proc == nil || name != filepath.Base(l.w.proc.Name()) {
+		return l
+	}
 	return l.plugin.With("slot", l.w.slot, "pid", l.w.proc.pid)
 }
 
