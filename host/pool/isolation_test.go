@@ -501,25 +501,12 @@ func TestMaxResultBytesEnforced(t *testing.T) {
 // Stray output without a newline reaches Config.Stderr in bounded lines:
 // the host does not hold a line of unbounded length.
 func TestLongLineCut(t *testing.T) {
-	cfg := fixture(t, "big")
-	cfg.Workers = 1
-	out := &lines{}
-	cfg.Stderr = out
-	p := start(t, cfg)
 	const n = 4*64<<10 + 1000
-	if _, err := p.Apply(context.Background(), []byte(fmt.Sprintf(`"print %d"`, n))); err != nil {
-		t.Fatal(err)
+	got := strayLines(t, 4, fmt.Sprintf(`"print %d"`, n))
+	if len(got) != 4 {
+		t.Fatalf("%d lines forwarded; want 4 pieces of 64 KiB (the last 1000 bytes wait for their newline)", len(got))
 	}
-	deadline := time.Now().Add(hangBound)
-	for strings.Count(out.String(), "\n") < 4 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	ws := out.Writes()
-	if len(ws) != 4 {
-		t.Fatalf("%d lines forwarded; want 4 pieces of 64 KiB (the last 1000 bytes wait for their newline)", len(ws))
-	}
-	for _, w := range ws {
-		_, line, _ := strings.Cut(strings.TrimSuffix(w, "\n"), "stdout] ")
+	for _, line := range got {
 		if line != strings.Repeat("y", 64<<10) {
 			t.Errorf("forwarded a line of %d bytes; want 65536 bytes of the output", len(line))
 		}
@@ -531,23 +518,33 @@ func TestLongLineCut(t *testing.T) {
 // dropped; before, a line of 64 KiB stopped go-plugin's reader and the
 // plugin's next write hung.
 func TestRawStdout(t *testing.T) {
+	const n = 2*64<<10 + 10
+	want := []string{strings.Repeat("z", 64<<10), strings.Repeat("z", 64<<10), strings.Repeat("z", 10), "raw line"}
+	want = append(want, want...)
+	raw := fmt.Sprintf(`"raw %d"`, n)
+	if got := strayLines(t, len(want), raw, raw); !slices.Equal(got, want) {
+		t.Errorf("forwarded %d lines of %v bytes; want pieces of 64 KiB, the rest, and \"raw line\", twice", len(got), lens(got))
+	}
+}
+
+// strayLines applies items, one after the other, to a worker of the "big"
+// fixture and returns the stray stdout lines it forwarded, without their
+// tags, once there are want of them (or hangBound passed).
+func strayLines(t *testing.T, want int, items ...string) []string {
+	t.Helper()
 	cfg := fixture(t, "big")
 	cfg.Workers = 1
 	out := &lines{}
 	cfg.Stderr = out
 	p := start(t, cfg)
-	const n = 2*64<<10 + 10
 	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 	defer cancel()
-	for range 2 {
-		if _, err := p.Apply(ctx, []byte(fmt.Sprintf(`"raw %d"`, n))); err != nil {
+	for _, item := range items {
+		if _, err := p.Apply(ctx, []byte(item)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want := []string{strings.Repeat("z", 64<<10), strings.Repeat("z", 64<<10), strings.Repeat("z", 10), "raw line"}
-	want = append(want, want...)
-	deadline := time.Now().Add(hangBound)
-	for len(out.Writes()) < len(want) && time.Now().Before(deadline) {
+	for deadline := time.Now().Add(hangBound); len(out.Writes()) < want && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	var got []string
@@ -555,9 +552,7 @@ func TestRawStdout(t *testing.T) {
 		_, line, _ := strings.Cut(strings.TrimSuffix(w, "\n"), "stdout] ")
 		got = append(got, line)
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("forwarded %d lines of %v bytes; want pieces of 64 KiB, the rest, and \"raw line\", twice", len(got), lens(got))
-	}
+	return got
 }
 
 func lens(ss []string) []int {
