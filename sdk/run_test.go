@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -722,4 +724,82 @@ type recordStream struct {
 func (s *recordStream) Send(b *workerpb.Batch) error {
 	s.sent = append(s.sent, proto.Clone(b).(*workerpb.Batch))
 	return nil
+}
+
+// Panics mixed with values, errors, printed lines, results over
+// max_result_bytes and mid-batch flushes: every item gets exactly its own
+// answer, across as many responses as the limit and the flushes make,
+// whether tasks run plain (one recover per batch) or guarded (a task
+// timeout).
+func TestRunBatchPanicsAcrossResponses(t *testing.T) {
+	t.Run("no timeout", func(t *testing.T) { testPanicsAcrossResponses(t, 0) })
+	t.Run("timeout", func(t *testing.T) { testPanicsAcrossResponses(t, 60_000) })
+}
+
+func testPanicsAcrossResponses(t *testing.T, timeoutMs uint64) {
+	const limit = 200
+	// Item n's behaviour is n%8; a value is n's digits repeated.
+	value := func(n int) string { return strings.Repeat(strconv.Itoa(n), 1+n%5) }
+	task := Raw(func(ctx context.Context, in []byte) ([]byte, error) {
+		n, err := strconv.Atoi(string(in))
+		if err != nil {
+			return nil, err
+		}
+		switch n % 8 {
+		case 0:
+			panic(fmt.Sprint("bad ", n))
+		case 1:
+			Println(ctx, "before", n)
+			panic(fmt.Sprint("bad ", n))
+		case 2:
+			return nil, fmt.Errorf("failed %d", n)
+		case 3:
+			return []byte(strings.Repeat("x", limit+1)), nil
+		case 4:
+			time.Sleep(2 * time.Millisecond) // a flush falls due
+		case 5:
+			Println(ctx, "line", n)
+		}
+		return []byte(value(n)), nil
+	})
+	h := startRun(t, task, &workerpb.InitRequest{MaxResultBytes: limit, FlushIntervalMs: 1, TaskTimeoutMs: timeoutMs})
+	rng := rand.New(rand.NewPCG(3, uint64(timeoutMs)))
+	for seq := uint64(1); seq <= 20; seq++ {
+		n := 1 + rng.IntN(60)
+		items := make([]string, n)
+		for i := range items {
+			items[i] = strconv.Itoa(rng.IntN(1000))
+		}
+		h.send(batch(seq, seq*1000, items...))
+		a := h.collect(seq, n)
+		for i, it := range items {
+			k, _ := strconv.Atoi(it)
+			idx := uint32(i)
+			switch k % 8 {
+			case 0, 1:
+				a.wantKind(t, idx, workerpb.ErrorKind_ERROR_KIND_PANIC, "panic: bad "+it)
+			case 2:
+				a.wantKind(t, idx, workerpb.ErrorKind_ERROR_KIND_TASK, "failed "+it)
+			case 3:
+				a.wantKind(t, idx, workerpb.ErrorKind_ERROR_KIND_TASK, "over the 200-byte limit")
+			default:
+				if e := a.errs[idx]; e != nil || a.values[i] != value(k) {
+					t.Errorf("batch %d item %d (%d): %q, %v; want %q", seq, i, k, a.values[i], e, value(k))
+				}
+			}
+			var want []string
+			switch k % 8 {
+			case 1:
+				want = []string{"before " + it}
+			case 5:
+				want = []string{"line " + it}
+			}
+			if !slices.Equal(a.lines[idx], want) {
+				t.Errorf("batch %d item %d (%d): lines %q, want %q", seq, i, k, a.lines[idx], want)
+			}
+		}
+		if t.Failed() {
+			return
+		}
+	}
 }
