@@ -12,9 +12,10 @@ import (
 // Pool is one plugin's pool of worker processes. Its methods are safe for
 // concurrent use; concurrent calls share the workers fairly, batch by batch.
 type Pool struct {
-	cfg  Config
-	log  hclog.Logger
-	info Info
+	cfg     Config
+	log     hclog.Logger
+	info    Info
+	command command // how to start a plugin process
 
 	mu      sync.Mutex
 	cond    *sync.Cond // Broadcast on any change a sender, feeder or Close waits for

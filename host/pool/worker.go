@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/status"
 
+	"github.com/pluginpool/pluginpool/internal/python"
 	"github.com/pluginpool/pluginpool/internal/wire"
 	"github.com/pluginpool/pluginpool/sdk"
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
@@ -85,12 +86,15 @@ func (p *Pool) launch(slot int) (*worker, error) {
 	if err := checkExecutable(cfg.Path, cfg.SHA256); err != nil {
 		return fail(err, nil)
 	}
+	path, args, env, err := p.command.resolve(p.killCtx, cfg)
+	if err != nil {
+		return fail(err, nil)
+	}
 	// The process dies with the pool's kill context: a Terminate, or a
 	// Start given up on, ends starts in progress too (go-plugin's start
 	// takes no context).
-	cmd := exec.CommandContext(p.killCtx, cfg.Path, cfg.Args...)
-	cmd.Env = append(os.Environ(), cfg.Env...)
-	cmd.Env = append(cmd.Env, "PLUGINPOOL_LOG_LEVEL="+p.log.GetLevel().String())
+	cmd := exec.CommandContext(p.killCtx, path, args...)
+	cmd.Env = append(env[:len(env):len(env)], "PLUGINPOOL_LOG_LEVEL="+p.log.GetLevel().String())
 	setPdeathsig(cmd)
 
 	w := &worker{p: p, slot: slot, cmd: cmd, stderr: newTail(20)}
@@ -181,16 +185,19 @@ const windowSize = 4 << 20
 // is ~100 KiB; the 32 KiB default takes several syscalls per batch.
 const bufferSize = 256 << 10
 
-// checkExecutable verifies path exists, is executable and, when want is
-// set, has that sha256.
+// checkExecutable verifies path exists, is executable (a .py script need
+// only be readable: an interpreter runs it) and, when want is set, has that
+// sha256.
 func checkExecutable(path, want string) error {
 	st, err := os.Stat(path)
 	switch {
+	case err != nil && python.IsScript(path):
+		return fmt.Errorf("%w: %v (fix the plugin's path)", ErrNotFound, err)
 	case err != nil:
-		return fmt.Errorf("%w: %v (run `make build`, or fix the plugin's path)", ErrNotFound, err)
+		return fmt.Errorf("%w: %v (build the plugin, or fix its path)", ErrNotFound, err)
 	case st.IsDir():
 		return fmt.Errorf("%w: %s is a directory", ErrNotFound, path)
-	case st.Mode()&0o111 == 0:
+	case st.Mode()&0o111 == 0 && !python.IsScript(path):
 		return fmt.Errorf("%w: %s is not executable (chmod +x it)", ErrNotFound, path)
 	}
 	if want == "" {
@@ -229,9 +236,9 @@ func handshakeError(err error, cmd *exec.Cmd) error {
 		if cmd.ProcessState != nil {
 			exit = "it exited (" + cmd.ProcessState.String() + ")"
 		}
-		return fmt.Errorf("%w: %s before the handshake; is it built with the pluginpool SDK (sdk.Serve)?", ErrHandshake, exit)
+		return fmt.Errorf("%w: %s before the handshake; does it serve through the pluginpool SDK (sdk.Serve in Go, pluginpool.serve in Python)?", ErrHandshake, exit)
 	case printed:
-		return fmt.Errorf("%w: %s; a plugin must not write to stdout before sdk.Serve", ErrHandshake, first)
+		return fmt.Errorf("%w: %s; a plugin must not write to stdout before it serves (sdk.Serve, pluginpool.serve)", ErrHandshake, first)
 	case strings.Contains(msg, "Incompatible API version"):
 		return fmt.Errorf("%w: it speaks another protocol version: %v", ErrHandshake, err)
 	}

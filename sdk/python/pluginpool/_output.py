@@ -1,0 +1,150 @@
+"""Where a plugin's printing goes.
+
+- ``print()`` inside a task: captured, and sent back with the item's result
+  as its output lines; the host writes them whole, in input order, just
+  before the result, so output of different workers never interleaves.
+- Anything else written to stdout or stderr (``print()`` outside a task, a
+  C library writing to file descriptor 1, ``sys.stderr``): forwarded to the
+  host through go-plugin's GRPCStdio stream, which the host prints line by
+  line tagged with the worker. After the handshake, file descriptor 1 is a
+  pipe read here: go-plugin's host discards a plugin's real stdout once it
+  has read the handshake line.
+- File descriptor 2 stays the process's stderr: the host reads it for log
+  lines (see _log) and keeps its last lines for crash reports, so Python's
+  own fatal errors (faulthandler, an uncaught exception) are written there.
+"""
+
+import collections
+import io
+import os
+import threading
+
+from ._context import state
+
+STDOUT = 1  # go-plugin's StdioData.Channel
+STDERR = 2
+
+
+class Stray:
+    """Output written outside a task, queued for the GRPCStdio stream. If
+    the host never reads it, the oldest chunks are dropped beyond a bound."""
+
+    def __init__(self, limit=4096):
+        self._q = collections.deque(maxlen=limit)
+        self._cond = threading.Condition()
+
+    def put(self, channel, data):
+        if not data:
+            return
+        with self._cond:
+            self._q.append((channel, data))
+            self._cond.notify()
+
+    def get(self, timeout):
+        """The next chunk, or None after timeout seconds."""
+        with self._cond:
+            if not self._q and not self._cond.wait(timeout):
+                return None
+            return self._q.popleft() if self._q else None
+
+
+def encode_line(s):
+    try:
+        return s.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "backslashreplace")
+
+
+def split_lines(chunks):
+    """The lines of what a task printed, without newlines; a last line
+    without one counts."""
+    text = "".join(chunks)
+    if text.endswith("\n"):
+        text = text[:-1]
+    return [encode_line(line) for line in text.split("\n")]
+
+
+class TaskStdout(io.TextIOBase):
+    """sys.stdout while the plugin serves: text printed during a task is
+    kept in ``chunks`` for the runner, the rest goes to ``stray``."""
+
+    def __init__(self, stray, channel=STDOUT):
+        super().__init__()
+        self.chunks = []
+        self._stray = stray
+        self._channel = channel
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError("write() argument must be str, not %s" % type(s).__name__)
+        if state.current is not None:
+            self.chunks.append(s)
+        else:
+            self._stray.put(self._channel, encode_line(s))
+        return len(s)
+
+    def writable(self):
+        return True
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    @property
+    def errors(self):
+        return "strict"
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        # Subprocesses given sys.stdout write to the forwarded pipe.
+        return 1
+
+
+class StrayWriter(io.TextIOBase):
+    """sys.stderr while the plugin serves: forwarded to the host, tagged."""
+
+    def __init__(self, stray, channel):
+        super().__init__()
+        self._stray = stray
+        self._channel = channel
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError("write() argument must be str, not %s" % type(s).__name__)
+        self._stray.put(self._channel, encode_line(s))
+        return len(s)
+
+    def writable(self):
+        return True
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        return 2
+
+
+def forward_fd(fd, stray, channel):
+    """Point file descriptor fd at a pipe whose contents go to stray, so
+    writes below Python (C extensions, child processes) are forwarded too."""
+    r, w = os.pipe()
+    os.dup2(w, fd)
+    os.close(w)
+
+    def pump():
+        while True:
+            try:
+                data = os.read(r, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            stray.put(channel, data)
+
+    threading.Thread(target=pump, name="pluginpool-fd%d" % fd, daemon=True).start()
