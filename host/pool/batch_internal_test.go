@@ -1,6 +1,13 @@
 package pool
 
-import "testing"
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
+)
 
 func TestMarkRange(t *testing.T) {
 	for _, r := range [][2]int{{0, 0}, {0, 1}, {3, 64}, {0, 64}, {5, 200}, {64, 128}, {63, 129}} {
@@ -11,5 +18,33 @@ func TestMarkRange(t *testing.T) {
 				t.Fatalf("markRange(%d, %d): has(%d) = %v", r[0], r[1], i, !want)
 			}
 		}
+	}
+}
+
+// checkValues merges its errors into the plugin's own, in index order, and
+// leaves an item the plugin failed itself with the plugin's error.
+func TestCheckValuesMerges(t *testing.T) {
+	resp := &workerpb.Batch{
+		First: 10,
+		Data:  []byte(`1NaN"x"{`),
+		Ends:  []uint32{1, 4, 4, 7, 8, 8},
+		Errors: []*workerpb.ItemError{
+			{Index: 12, Kind: workerpb.ErrorKind_ERROR_KIND_TASK, Message: []byte("plugin's own")},
+			{Index: 15, Kind: workerpb.ErrorKind_ERROR_KIND_DECODE, Message: []byte("bad input")},
+		},
+	}
+	checkValues(resp)
+	var got []string
+	for _, e := range resp.Errors {
+		got = append(got, fmt.Sprintf("%d %s", e.Index, e.Message))
+	}
+	want := []string{
+		`11 the plugin returned a value that is not valid JSON: "NaN"`,
+		"12 plugin's own",
+		`14 the plugin returned a value that is not valid JSON: "{"`,
+		"15 bad input",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("errors after checkValues:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -212,6 +212,7 @@ func (p *Pool) deliver(w *worker, resp *workerpb.Batch) error {
 	}
 	p.mu.Unlock()
 
+	checkValues(resp)
 	retry := p.resolveAnswer(b, start, resp)
 	if len(retry) > 0 {
 		p.requeue(b.top(), retry)
