@@ -43,7 +43,7 @@ func (c *command) resolve(ctx context.Context, cfg *Config) (path string, args, 
 				c.err = fmt.Errorf("%w: %w", ErrInterpreter, err)
 				return
 			}
-			c.path = interp.Path
+			c.path = interp.Executable
 			c.args = append([]string{cfg.Path}, cfg.Args...)
 		}
 		sdk, err := python.SDKPath()

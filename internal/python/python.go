@@ -45,6 +45,10 @@ const EnvPython = "PLUGINPOOL_PYTHON"
 type Interpreter struct {
 	Path    string // as found: on PATH, in a venv, or $PLUGINPOOL_PYTHON
 	Version string // e.g. "3.11.2"
+	// Executable is the interpreter's own sys.executable, which the host
+	// starts plugins with: for a pyenv shim, the real interpreter behind
+	// it (a shim costs ~50-400 ms of bash per process start).
+	Executable string
 }
 
 // NotFoundError lists the interpreters tried and why each cannot run a
@@ -78,14 +82,28 @@ func IsScript(path string) bool { return strings.HasSuffix(path, ".py") }
 // for the life of the process: a probe starts the interpreter once
 // (~20 ms; a pyenv shim adds ~50 ms).
 func Find(ctx context.Context, dir string) (Interpreter, error) {
+	cs := candidates(dir)
+	// Probed together: a pyenv shim that cannot run plugins costs its
+	// ~0.5 s only once, not once per candidate tried before the winner.
+	results := make([]probeResult, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = probe(ctx, c.path)
+		}()
+	}
+	wg.Wait()
 	var tried []string
-	for _, c := range candidates(dir) {
-		if c.path == "" {
-			continue
-		}
-		r := probe(ctx, c.path)
+	for i, c := range cs {
+		r := results[i]
 		if r.err == nil {
-			return Interpreter{Path: c.path, Version: r.version}, nil
+			exe := r.executable
+			if exe == "" || !isFile(exe) {
+				exe = c.path
+			}
+			return Interpreter{Path: c.path, Version: r.version, Executable: exe}, nil
 		}
 		if ctx.Err() != nil {
 			return Interpreter{}, ctx.Err()
@@ -159,9 +177,9 @@ func isFile(p string) bool {
 	return err == nil && !st.IsDir()
 }
 
-// probeScript prints the interpreter's version, then exits 1 with the
-// modules it lacks on the next line. find_spec does not import grpc, which
-// takes ~100 ms.
+// probeScript prints the interpreter's version, the modules it lacks
+// and sys.executable, one a line, and exits 1 if it cannot run plugins.
+// find_spec does not import grpc, which takes ~100 ms.
 const probeScript = `import sys, importlib.util as u
 def has(m):
     try:
@@ -171,18 +189,27 @@ def has(m):
 missing = [m for m in ("grpc", "google.protobuf") if not has(m)]
 print(sys.version.split()[0])
 print(" and ".join(missing))
+print(sys.executable)
 sys.exit(1 if missing or sys.version_info < (3, 9) else 0)
 `
 
 type probeResult struct {
-	version string
-	err     error
+	version    string
+	executable string
+	err        error
 }
 
+// The probes of this process, by interpreter path. An entry is a channel
+// closed when its result is in: concurrent Finds share one probe.
 var (
 	probeMu    sync.Mutex
-	probeCache = map[string]probeResult{}
+	probeCache = map[string]*probeEntry{}
 )
+
+type probeEntry struct {
+	done chan struct{}
+	r    probeResult
+}
 
 // probeTimeout bounds one probe. Measured: 20 ms warm, up to ~3 s for a
 // pyenv shim on a loaded machine with a cold page cache.
@@ -190,24 +217,52 @@ const probeTimeout = 20 * time.Second
 
 func probe(ctx context.Context, path string) probeResult {
 	probeMu.Lock()
-	defer probeMu.Unlock()
-	if r, ok := probeCache[path]; ok {
-		return r
+	e, ok := probeCache[path]
+	if !ok {
+		e = &probeEntry{done: make(chan struct{})}
+		probeCache[path] = e
 	}
+	probeMu.Unlock()
+	if ok {
+		select {
+		case <-e.done:
+			return e.r
+		case <-ctx.Done():
+			return probeResult{err: ctx.Err()}
+		}
+	}
+	e.r = run(ctx, path)
+	if ctx.Err() != nil {
+		// Cancelled, not answered: the next Find probes again.
+		probeMu.Lock()
+		delete(probeCache, path)
+		probeMu.Unlock()
+	}
+	close(e.done)
+	return e.r
+}
+
+// run starts the interpreter at path with probeScript.
+func run(ctx context.Context, path string) probeResult {
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(pctx, path, "-c", probeScript)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
-	lines := strings.SplitN(strings.TrimSpace(out.String()), "\n", 2)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	version := lines[0]
 	var r probeResult
 	switch {
-	case pctx.Err() != nil && ctx.Err() == nil:
+	case ctx.Err() != nil:
+		r.err = ctx.Err()
+	case pctx.Err() != nil:
 		r.err = fmt.Errorf("did not answer within %s", probeTimeout)
 	case err == nil:
 		r.version = version
+		if len(lines) > 2 {
+			r.executable = strings.TrimSpace(lines[2])
+		}
 	case version == "" || !strings.Contains(version, "."):
 		msg := strings.TrimSpace(errOut.String())
 		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
@@ -221,9 +276,6 @@ func probe(ctx context.Context, path string) probeResult {
 		r.err = fmt.Errorf("Python %s cannot import %s", version, strings.TrimSpace(lines[1]))
 	default:
 		r.err = fmt.Errorf("Python %s is too old: the SDK needs 3.9 or later", version)
-	}
-	if ctx.Err() == nil {
-		probeCache[path] = r
 	}
 	return r
 }

@@ -29,12 +29,17 @@ class Context:
     A context is valid until its task returns, like the input it came with.
     """
 
-    __slots__ = ("id", "attempt", "_item", "_started", "_timeout",
+    __slots__ = ("attempt", "_item", "_item0", "_ids", "_base", "_started", "_timeout",
                  "_reason", "_reason_item", "_event", "_lock", "_touched")
 
     def __init__(self, timeout=0.0):
-        self.id = 0
         self.attempt = 0
+        # The task id is worked out when asked for, from the batch's ids
+        # (or base id) and the task's place in it: one store per task
+        # (_item) instead of several.
+        self._item0 = 0  # the _item of the batch's first task
+        self._ids = None
+        self._base = 0
         # _item numbers the tasks the runner ran with this object: a
         # cancellation names the item it is for, so one that arrives just as
         # the next task starts never cancels that one.
@@ -46,6 +51,19 @@ class Context:
         self._event = None
         self._lock = threading.Lock()
         self._touched = False
+
+    @property
+    def id(self):
+        """The host-assigned task id (0 outside a task)."""
+        k = self._item - self._item0
+        if self._ids is not None:
+            return self._ids[k]
+        return self._base + k
+
+    def _batch(self, attempt, ids, base, item0):
+        """Set up for a batch whose first task is numbered item0."""
+        self.attempt = attempt
+        self._ids, self._base, self._item0 = ids, base, item0
 
     @property
     def deadline(self):

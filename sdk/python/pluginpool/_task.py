@@ -14,12 +14,15 @@ class Task:
         if not callable(fn):
             raise TypeError("pluginpool.serve: the task must be a function, got %r" % (fn,))
         self.fn = fn
+        self.int_input = False  # the runner parses plain integers itself
         if raw:
             self.decode = bytes
             self.encode = _encode_raw
             return
-        self.decode = decoder(_input_annotation(fn))
+        ann = _input_annotation(fn)
+        self.decode = decoder(ann)
         self.encode = encode
+        self.int_input = ann is int
 
 
 def _input_annotation(fn):

@@ -146,10 +146,19 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(pluginpool.context().id, 0)
 
     def test_flush_answers_progress(self):
-        # A zero interval answers after every item but the last.
-        got = self.run_batches(lambda x: x, [request(5, [b"1", b"2", b"3"])], Settings(flush=0))
-        self.assertEqual([(r.seq, r.first, items_of(r)) for r in got],
-                         [(5, 0, [b"1"]), (5, 1, [b"2"]), (5, 2, [b"3"])])
+        # Tasks of 30 ms, a 10 ms flush interval: answers come every item or
+        # so, covering consecutive ranges of the batch.
+        def slow(x):
+            time.sleep(0.03)
+            return x
+        got = self.run_batches(slow, [request(5, [b"1", b"2", b"3", b"4"])], Settings(flush=0.01))
+        self.assertGreater(len(got), 1)
+        first, values = 0, []
+        for r in got:
+            self.assertEqual((r.seq, r.first), (5, first))
+            first += len(r.ends)
+            values += items_of(r)
+        self.assertEqual(values, [b"1", b"2", b"3", b"4"])
 
     def test_cancel_mid_batch(self):
         started = threading.Event()
