@@ -60,6 +60,22 @@ class Stream:
             yield b
 
 
+def merged(answers):
+    """The answers to one request batch, checked to cover consecutive
+    ranges, as (values, {index: (kind, message)}, {index: lines})."""
+    values, errors, output = [], {}, {}
+    for r in answers:
+        if r.first != len(values):
+            raise AssertionError("answer starts at %d after %d items" % (r.first, len(values)))
+        for e in r.errors:
+            assert r.first <= e.index < r.first + len(r.ends), (e.index, r.first, len(r.ends))
+            errors[e.index] = (e.kind, e.message)
+        for o in r.output:
+            output[o.index] = list(o.lines)
+        values += items_of(r)
+    return values, errors, output
+
+
 def items_of(resp):
     out, prev = [], 0
     for e in resp.ends:
@@ -121,14 +137,40 @@ class RunnerTest(unittest.TestCase):
         def task(x):
             return {"nan": float("nan"), "set": {1}, "obj": object(), "surrogate": "\ud800", "big": "é" * 10}[x]
         got = self.run_batches(task, [request(1, [b'"nan"', b'"set"', b'"obj"', b'"surrogate"', b'"big"'])],
-                               Settings(max_result=12))
-        r = got[0]
-        self.assertEqual(items_of(r)[1], b"[1]")
-        self.assertEqual([e.index for e in r.errors], [0, 2, 3, 4])
-        self.assertIn(b"cannot encode the result as JSON", r.errors[0].message)
-        self.assertIn(b"object is not JSON-serializable", r.errors[1].message)
-        self.assertIn(b"UTF-8", r.errors[2].message)
-        self.assertIn(b"result is 22 bytes, over the 12-byte limit (max_result_bytes)", r.errors[3].message)
+                               Settings(max_result=100))
+        values, errors, _ = merged(got)
+        self.assertEqual(values[1], b"[1]")
+        self.assertEqual(sorted(errors), [0, 2, 3])
+        self.assertIn(b"cannot encode the result as JSON", errors[0][1])
+        self.assertIn(b"object is not JSON-serializable", errors[2][1])
+        self.assertIn(b"UTF-8", errors[3][1])
+        self.assertEqual(values[4], ('"' + "é" * 10 + '"').encode())
+
+    def test_max_result_bytes(self):
+        # A result and its printed lines count together against the bound;
+        # an answer that would take a response past it starts a new one.
+        def task(n):
+            if n < 0:
+                print("p" * -n)
+                return 1
+            return "x" * n
+        got = self.run_batches(task, [request(1, [b"3", b"5", b"-20", b"-5", b"30", b"4"])],
+                               Settings(max_result=12, flush=60))
+        values, errors, output = merged(got)
+        self.assertEqual(values, [b'"xxx"', b'"xxxxx"', b"", b"1", b"", b'"xxxx"'])
+        self.assertEqual({i: e[0] for i, e in errors.items()}, {2: KIND_TASK, 4: KIND_TASK})
+        self.assertEqual(errors[2][1], b"result is 21 bytes, over the 12-byte limit (max_result_bytes)")
+        self.assertEqual(output, {3: [b"ppppp"]})  # item 2's lines dropped with it
+        for r in got:
+            size = len(r.data) + sum(len(e.message) for e in r.errors) + sum(len(l) for o in r.output for l in o.lines)
+            self.assertTrue(size <= 12 or len(r.ends) == 1, "a response of %d items, %d bytes" % (len(r.ends), size))
+        self.assertGreater(len(got), 2)
+
+    def test_long_error_messages_are_cut(self):
+        def task(x):
+            raise ValueError("y" * 100000)
+        values, errors, _ = merged(self.run_batches(task, [request(1, [b"1"])]))
+        self.assertEqual(len(errors[0][1]), 64 << 10)
 
     def test_non_ascii_ends_count_bytes(self):
         got = self.run_batches(lambda s: s + "é", [request(1, [b'"a"', b'"\xc3\xa9"', b'"b"'])])
@@ -219,10 +261,34 @@ class RunnerTest(unittest.TestCase):
             return [c.remaining() is not None, c.deadline is not None]
         got = self.run_batches(task, [request(1, [b'"check"', b'"returns"', b'"raises"', b'"quick"'])],
                                Settings(timeout=0.05, flush=60))
-        r = got[0]
-        self.assertEqual(items_of(r), [b"", b'"late but kept"', b"", b"[true,true]"])
-        self.assertEqual([(e.index, e.kind) for e in r.errors], [(0, KIND_TIMEOUT), (2, KIND_TIMEOUT)])
-        self.assertEqual(r.errors[0].message, b"task timed out (task_timeout)")
+        values, errors, _ = merged(got)
+        self.assertEqual(values, [b"", b'"late but kept"', b"", b"[true,true]"])
+        self.assertEqual({i: e[0] for i, e in errors.items()}, {0: KIND_TIMEOUT, 2: KIND_TIMEOUT})
+        self.assertEqual(errors[0][1], b"task timed out (task_timeout)")
+
+    def test_hung_task_does_not_hold_back_its_batch_mates(self):
+        # With a task timeout, the answers of items finished before a task
+        # that runs on are sent while it runs: were the host to kill the
+        # process, they would not be lost with it.
+        hung = threading.Event()
+        s = Stream()
+        runner = Runner(Task(lambda x: hung.wait(WAIT) and x if x == "hang" else x),
+                        Settings(timeout=0.05, flush=60), self.stdout)
+        out = queue.Queue()
+        t = threading.Thread(target=lambda: [out.put(r) for r in runner.run(iter(s), FakeContext())])
+        t.start()
+        s.send(request(1, [b'"a"', b'"b"', b'"hang"', b'"c"']))
+        first = out.get(timeout=WAIT)  # while "hang" still runs
+        self.assertEqual((first.first, items_of(first)), (0, [b'"a"', b'"b"']))
+        self.assertFalse(hung.is_set())
+        hung.set()
+        s.close()
+        t.join(WAIT)
+        rest = []
+        while not out.empty():
+            rest.append(out.get())
+        values, _, _ = merged([first] + rest)
+        self.assertEqual(values, [b'"a"', b'"b"', b'"hang"', b'"c"'])
 
     def test_stream_end_cancels(self):
         started = threading.Event()
