@@ -17,6 +17,8 @@ server listens, gRPC, no TLS certificate), then dials it. Served there:
 - grpc.health.v1.Health/Check for service "plugin", as go-plugin plugins
   do; pluginpool's host does not call it.
 
+Served over TLS when the host asks for it (PLUGIN_CLIENT_CERT, see _tls).
+
 go-plugin's GRPCBroker is not served: pluginpool's host never uses it
 (its client logs nothing when StartStream fails).
 
@@ -155,7 +157,7 @@ class _Plugin:
             sys.stdout.flush()
         except Exception:
             pass
-        line = "%d|%d|unix|%s|grpc|\n" % (CORE_PROTOCOL, APP_PROTOCOL, sock)
+        line = "%d|%d|unix|%s|grpc|%s\n" % (CORE_PROTOCOL, APP_PROTOCOL, sock, self.cert)
         os.write(1, line.encode())
         forward_fd(1, self.stray, STDOUT)
         sys.stdout = self.stdout
@@ -211,7 +213,18 @@ class _Plugin:
         else:
             tmpdir = tempfile.mkdtemp(prefix="pluginpool-")  # 0700: private
             sock = os.path.join(tmpdir, "plugin.sock")
-        if not server.add_insecure_port("unix:" + sock):
+        self.cert = ""
+        client_pem = os.environ.get("PLUGIN_CLIENT_CERT")
+        if client_pem:
+            from ._tls import server_credentials
+            try:
+                creds, self.cert = server_credentials(client_pem)
+            except Exception as e:
+                _fatal("cannot serve TLS: %s" % e)
+            port = server.add_secure_port("unix:" + sock, creds)
+        else:
+            port = server.add_insecure_port("unix:" + sock)
+        if not port:
             _fatal("cannot listen on unix socket %s" % sock)
         group = os.environ.get("PLUGIN_UNIX_SOCKET_GROUP")
         if group:
