@@ -40,6 +40,9 @@ class Stray:
             self._q.append((channel, data))
             self._cond.notify()
 
+    def empty(self):
+        return not self._q
+
     def get(self, timeout):
         """The next chunk, or None after timeout seconds."""
         with self._cond:

@@ -99,8 +99,9 @@ def serve(task, *, name=None, version="0.0.0", idempotent=False, init=None, raw=
         from . import worker_pb2  # noqa: F401 (needs protobuf)
     except ImportError as e:
         _fatal("%s (Python %s) cannot import the pluginpool SDK's dependencies: %s. Install them for this "
-               "interpreter (apt-get install python3-grpcio python3-protobuf, or pip install grpcio protobuf), "
-               "or point PLUGINPOOL_PYTHON at an interpreter that has them."
+               "interpreter (apt-get install python3-grpcio python3-protobuf, or pip install grpcio protobuf); "
+               "or, for a plugin run through a shebang line, name it NAME.py: the host then runs it with the "
+               "first Python that has them ($PLUGINPOOL_PYTHON, a .venv beside it, python3 on PATH, ...)."
                % (sys.executable, sys.version.split()[0], e))
     _Plugin(t, name, version, idempotent, init).run()
 
@@ -132,6 +133,7 @@ class _Plugin:
         self.stray = Stray()
         self.stdout = TaskStdout(self.stray)
         self.ledger = None
+        self.cert = ""  # the handshake line's TLS certificate field
         self.shutdown = threading.Event()
 
     def run(self):
@@ -166,7 +168,7 @@ class _Plugin:
         self.shutdown.wait()
         # Give stray output queued for the host a moment to leave.
         for _ in range(10):
-            if not self.stray._q:
+            if self.stray.empty():
                 break
             time.sleep(0.005)
         server.stop(None)
@@ -213,7 +215,6 @@ class _Plugin:
         else:
             tmpdir = tempfile.mkdtemp(prefix="pluginpool-")  # 0700: private
             sock = os.path.join(tmpdir, "plugin.sock")
-        self.cert = ""
         client_pem = os.environ.get("PLUGIN_CLIENT_CERT")
         if client_pem:
             from ._tls import server_credentials
