@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
+	"github.com/pluginpool/pluginpool/internal/testkit"
 	"github.com/pluginpool/pluginpool/sdk"
 )
 
@@ -17,26 +17,9 @@ import (
 // when go-plugin's cookie is set (see TestMain). testdata/plugins.py is
 // the Python one; each plugin behaves the same in both.
 
-// markerOnce reports whether this is the first time any process of the
-// test saw key: it creates SDKTEST_DIR/key.
-func markerOnce(key string) bool {
-	f, err := os.OpenFile(filepath.Join(os.Getenv("SDKTEST_DIR"), key), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
-}
+func markerOnce(key string) bool { return testkit.MarkerOnce(os.Getenv("SDKTEST_DIR"), key) }
 
-// count appends a byte to SDKTEST_DIR/name, to count events across
-// processes.
-func count(name string) {
-	f, err := os.OpenFile(filepath.Join(os.Getenv("SDKTEST_DIR"), name), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err == nil {
-		f.WriteString("x")
-		f.Close()
-	}
-}
+func count(name string) { testkit.Count(os.Getenv("SDKTEST_DIR"), name) }
 
 func serveGo(name string) {
 	p := sdk.Plugin{Name: name, Version: "1.2.3", Idempotent: true}

@@ -1,7 +1,6 @@
 package sdktest_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 
 	"github.com/pluginpool/pluginpool/host/pool"
 	"github.com/pluginpool/pluginpool/internal/python/pythontest"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 	"github.com/pluginpool/pluginpool/sdk"
 )
 
@@ -90,8 +89,8 @@ type run struct {
 
 // config returns a pool.Config for plugin; the plugins' stray output and
 // the pool's log (warnings and up) go to buffers shown if the case fails.
-func (r *run) config(plugin string, env ...string) (pool.Config, *lines, *lines) {
-	stray, log := &lines{}, &lines{}
+func (r *run) config(plugin string, env ...string) (pool.Config, *testkit.Buffer, *testkit.Buffer) {
+	stray, log := &testkit.Buffer{}, &testkit.Buffer{}
 	r.Cleanup(func() {
 		if r.Failed() {
 			r.Logf("plugin output:\n%s\npool log:\n%s", stray, log)
@@ -101,9 +100,13 @@ func (r *run) config(plugin string, env ...string) (pool.Config, *lines, *lines)
 		Path:    r.path,
 		Name:    plugin,
 		Workers: 2,
-		Env:     append(append([]string{pluginEnv + "=" + plugin, "SDKTEST_DIR=" + r.dir}, r.env...), env...),
-		Stderr:  stray,
-		Logger:  hclog.New(&hclog.LoggerOptions{Name: "sdktest", Level: hclog.Warn, Output: log}),
+		// A Python process on a loaded machine with a cold page cache has
+		// taken over 10 s (the default) to import grpc: no case is about
+		// start-up time.
+		StartTimeout: hangBound,
+		Env:          append(append([]string{pluginEnv + "=" + plugin, "SDKTEST_DIR=" + r.dir}, r.env...), env...),
+		Stderr:       stray,
+		Logger:       hclog.New(&hclog.LoggerOptions{Name: "sdktest", Level: hclog.Warn, Output: log}),
 	}, stray, log
 }
 
@@ -156,10 +159,7 @@ func (r *run) taskError(rs []pool.Result, i int, kinds []pool.TaskErrorKind, fra
 	return te
 }
 
-func (r *run) counted(name string) int {
-	b, _ := os.ReadFile(filepath.Join(r.dir, name))
-	return len(b)
-}
+func (r *run) counted(name string) int { return testkit.Counted(r.dir, name) }
 
 // noRestarts checks that no worker was replaced.
 func (r *run) noRestarts(p *pool.Pool, what string) {
@@ -307,40 +307,51 @@ var cases = []struct {
 		r.value(r.mapAll(p, `"after"`), 0, `"after"`)
 	}},
 	{"flush keeps a long batch alive", func(r *run) {
-		// Batches of 10 tasks of 100 ms (Map spreads 40 items over 4
-		// batches a worker): 1 s each, far past task_timeout + kill_grace.
-		// The host's watchdog kills a worker that reports no progress for
-		// that long: only answers every flush interval keep it alive.
+		// Batches of 50 tasks of 50 ms (Map spreads 200 items over 4
+		// batches a worker): 2.5 s each, past task_timeout + kill_grace
+		// (2 s). The host's watchdog kills a worker that reports no
+		// progress for that long: only answers every flush interval keep
+		// it alive. (A task is 30 times shorter than the timeout, for
+		// loaded machines.)
 		cfg, _, _ := r.config("slow")
 		cfg.Workers = 1
-		cfg.ChunkSize = 40
-		cfg.TaskTimeout = 300 * time.Millisecond
-		cfg.KillGrace = 200 * time.Millisecond
+		cfg.ChunkSize = 200
+		cfg.TaskTimeout = 1500 * time.Millisecond
+		cfg.KillGrace = 500 * time.Millisecond
 		p := r.start(cfg)
-		items := make([]string, 40)
+		items := make([]string, 200)
 		for i := range items {
-			items[i] = "100"
+			items[i] = "50"
 		}
 		rs := r.mapAll(p, items...)
 		for i := range rs {
-			r.value(rs, i, "100")
+			r.value(rs, i, "50")
 		}
 		r.noRestarts(p, "long batches of quick tasks")
 	}},
 	{"cancellation", func(r *run) {
 		// Batches of 5 tasks of 5 s, two in flight: cancelling the call
 		// must cancel the running task's context, and answer the other
-		// items of both batches as cancelled without starting them.
+		// items as cancelled without starting them.
 		cfg, _, _ := r.config("slow")
 		cfg.Workers = 1
 		cfg.ChunkSize = 20
+		cfg.InFlight = 2
 		p := r.start(cfg)
 		items := make([]string, 20)
 		for i := range items {
 			items[i] = "5000"
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		time.AfterFunc(300*time.Millisecond, cancel)
+		defer cancel()
+		go func() {
+			// Cancel once the first task runs (a cancel that comes first
+			// rightly starts nothing, and proves less).
+			for deadline := time.Now().Add(hangBound); r.counted("started") < 1 && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			cancel()
+		}()
 		var rs []pool.Result
 		var err error
 		bounded(r.T, "a cancelled Map", func() { rs, err = p.Map(ctx, bs(items...)) })
@@ -352,10 +363,20 @@ var cases = []struct {
 				r.Errorf("item %d: %q, %v; want context.Canceled", i, res.Value, res.Err)
 			}
 		}
-		waitFor(r.T, "the running task to see its cancellation", func() bool { return r.counted("cancelled") == 1 })
+		// The host cancels each batch in flight with a message of its own:
+		// the plugin may start the next batch's first task before that
+		// batch's cancel arrives. Every task that started must see its
+		// cancellation; no other task may start.
+		waitFor(r.T, "the running tasks to see their cancellation", func() bool {
+			return r.counted("cancelled") == r.counted("started")
+		})
+		started := r.counted("started")
+		if started < 1 || started > cfg.InFlight {
+			r.Errorf("%d tasks started; want 1 to %d (in_flight), the first of each batch at most", started, cfg.InFlight)
+		}
 		r.value(r.mapAll(p, "1"), 0, "1")
-		if n := r.counted("started"); n != 2 {
-			r.Errorf("%d tasks started; want 2, the cancelled one and the next call's", n)
+		if n := r.counted("started"); n != started+1 {
+			r.Errorf("%d tasks started; want %d: the cancelled ones and the next call's", n, started+1)
 		}
 		r.noRestarts(p, "a cancelled call")
 	}},
@@ -532,22 +553,4 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// lines is a concurrency-safe buffer.
-type lines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lines) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(b)
-}
-
-func (l *lines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

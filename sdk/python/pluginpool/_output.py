@@ -67,24 +67,13 @@ def split_lines(chunks):
     return [encode_line(line) for line in text.split("\n")]
 
 
-class TaskStdout(io.TextIOBase):
-    """sys.stdout while the plugin serves: text printed during a task is
-    kept in ``chunks`` for the runner, the rest goes to ``stray``."""
+class _Text(io.TextIOBase):
+    """A text stream that takes str writes; fd is what fileno() says
+    (subprocesses handed the stream write there)."""
 
-    def __init__(self, stray, channel=STDOUT):
+    def __init__(self, fd):
         super().__init__()
-        self.chunks = []
-        self._stray = stray
-        self._channel = channel
-
-    def write(self, s):
-        if not isinstance(s, str):
-            raise TypeError("write() argument must be str, not %s" % type(s).__name__)
-        if state.current is not None:
-            self.chunks.append(s)
-        else:
-            self._stray.put(self._channel, encode_line(s))
-        return len(s)
+        self._fd = fd
 
     def writable(self):
         return True
@@ -101,36 +90,46 @@ class TaskStdout(io.TextIOBase):
         return False
 
     def fileno(self):
-        # Subprocesses given sys.stdout write to the forwarded pipe.
-        return 1
+        return self._fd
+
+    @staticmethod
+    def _check(s):
+        if not isinstance(s, str):
+            raise TypeError("write() argument must be str, not %s" % type(s).__name__)
 
 
-class StrayWriter(io.TextIOBase):
-    """sys.stderr while the plugin serves: forwarded to the host, tagged."""
+class TaskStdout(_Text):
+    """sys.stdout while the plugin serves: text printed during a task is
+    kept in ``chunks`` for the runner, the rest goes to ``stray``. Its
+    descriptor is 1, the forwarded pipe."""
+
+    def __init__(self, stray):
+        super().__init__(1)
+        self.chunks = []
+        self._stray = stray
+
+    def write(self, s):
+        self._check(s)
+        if state.current is not None:
+            self.chunks.append(s)
+        else:
+            self._stray.put(STDOUT, encode_line(s))
+        return len(s)
+
+
+class StrayWriter(_Text):
+    """sys.stderr while the plugin serves: forwarded to the host, tagged.
+    Its descriptor is 2, the host's log channel."""
 
     def __init__(self, stray, channel):
-        super().__init__()
+        super().__init__(2)
         self._stray = stray
         self._channel = channel
 
     def write(self, s):
-        if not isinstance(s, str):
-            raise TypeError("write() argument must be str, not %s" % type(s).__name__)
+        self._check(s)
         self._stray.put(self._channel, encode_line(s))
         return len(s)
-
-    def writable(self):
-        return True
-
-    @property
-    def encoding(self):
-        return "utf-8"
-
-    def isatty(self):
-        return False
-
-    def fileno(self):
-        return 2
 
 
 def forward_fd(fd, stray, channel):
