@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pluginpool/pluginpool/internal/jsonv"
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
 )
 
@@ -47,4 +48,47 @@ func TestCheckValuesMerges(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("errors after checkValues:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// BenchmarkCheckValues: the cost of checking a 16k-item answer of small
+// ints, as W1's are, per item.
+func BenchmarkCheckValues(b *testing.B) {
+	resp := &workerpb.Batch{}
+	for i := range 16384 {
+		resp.Data = fmt.Appendf(resp.Data, "%d", 2*i)
+		resp.Ends = append(resp.Ends, uint32(len(resp.Data)))
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		checkValues(resp)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(resp.Ends)), "ns/item")
+}
+
+// FuzzCheckValues: checkValues fails exactly the items that are not one
+// line of JSON, whatever the fast paths take.
+func FuzzCheckValues(f *testing.F) {
+	for _, s := range []string{"1|22|0", "0|00|-0|-|-01", "1|x|\"a\"", "12|3.5|1e9|"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		resp := &workerpb.Batch{First: 3}
+		for _, v := range strings.Split(s, "|") {
+			resp.Data = append(resp.Data, v...)
+			resp.Ends = append(resp.Ends, uint32(len(resp.Data)))
+		}
+		checkValues(resp)
+		var got, want []uint32
+		for _, e := range resp.Errors {
+			got = append(got, e.Index)
+		}
+		for i, v := range strings.Split(s, "|") {
+			if v != "" && !jsonv.OneLine([]byte(v)) {
+				want = append(want, uint32(3+i))
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("checkValues(%q) failed items %v; want %v", s, got, want)
+		}
+	})
 }

@@ -20,12 +20,19 @@ import (
 // plain strings and literals are checked by one scan of their bytes
 // (~3 ns for a small int), anything else by encoding/json.
 func checkValues(resp *workerpb.Batch) {
+	if naturals(resp) {
+		return
+	}
 	var bad []*workerpb.ItemError
+	data := resp.Data
 	prev := uint32(0)
 	for i, end := range resp.Ends {
-		v := resp.Data[prev:end]
+		if end < prev || int(end) > len(data) {
+			return // malformed: checkAnswer's to refuse
+		}
+		v := data[prev:end]
 		prev = end
-		if len(v) == 0 || jsonv.OneLine(v) {
+		if len(v) == 0 || plainInt(v) || jsonv.OneLine(v) {
 			continue
 		}
 		bad = append(bad, &workerpb.ItemError{
@@ -51,6 +58,44 @@ func checkValues(resp *workerpb.Batch) {
 		merged = append(merged, b)
 	}
 	resp.Errors = append(merged, errs...)
+}
+
+// naturals reports whether every value of resp is a natural number (or
+// empty): W1's answers, checked in one pass over the data and one over the
+// boundaries, ~3 ns a small value.
+func naturals(resp *workerpb.Batch) bool {
+	for _, c := range resp.Data {
+		if c-'0' > 9 {
+			return false
+		}
+	}
+	data, prev := resp.Data, uint32(0)
+	for _, end := range resp.Ends {
+		if end < prev || int(end) > len(data) || end-prev > 1 && data[prev] == '0' {
+			return false
+		}
+		prev = end
+	}
+	return true
+}
+
+// plainInt reports whether v is a JSON integer without exponent: the
+// common value, checked here without a call (~2 ns for a small int, where
+// jsonv.OneLine's calls and switch cost several times that).
+func plainInt(v []byte) bool {
+	i := 0
+	if v[0] == '-' {
+		i = 1
+	}
+	if i >= len(v) || v[i]-'1' > 8 { // not 1-9
+		return len(v) == i+1 && v[i] == '0'
+	}
+	for i++; i < len(v); i++ {
+		if v[i]-'0' > 9 {
+			return false
+		}
+	}
+	return true
 }
 
 // invalidValueMessage says what is wrong with v, quoting its start.
