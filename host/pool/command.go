@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/pluginpool/pluginpool/internal/python"
 )
 
@@ -29,7 +31,7 @@ type command struct {
 	err  error
 }
 
-func (c *command) resolve(ctx context.Context, cfg *Config) (path string, args, env []string, err error) {
+func (c *command) resolve(ctx context.Context, cfg *Config, log hclog.Logger) (path string, args, env []string, err error) {
 	c.once.Do(func() {
 		c.path, c.args = cfg.Path, cfg.Args
 		c.env = append(os.Environ(), cfg.Env...)
@@ -45,6 +47,7 @@ func (c *command) resolve(ctx context.Context, cfg *Config) (path string, args, 
 			}
 			c.path = interp.Executable
 			c.args = append([]string{cfg.Path}, cfg.Args...)
+			log.Debug("python plugin", "interpreter", interp.Path, "executable", interp.Executable, "version", interp.Version)
 		}
 		sdk, err := python.SDKPath()
 		if err != nil {

@@ -86,7 +86,7 @@ func (p *Pool) launch(slot int) (*worker, error) {
 	if err := checkExecutable(cfg.Path, cfg.SHA256); err != nil {
 		return fail(err, nil)
 	}
-	path, args, env, err := p.command.resolve(p.killCtx, cfg)
+	path, args, env, err := p.command.resolve(p.killCtx, cfg, p.log)
 	if err != nil {
 		return fail(err, nil)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -99,6 +100,12 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 	info := p.Info()
 	field("plugin", "%s", name)
 	field("path", "%s", cfg.Path)
+	if python.IsScript(cfg.Path) {
+		// The pool found it already: this asks the same, cached, question.
+		if py, err := python.Find(ctx, filepath.Dir(cfg.Path)); err == nil {
+			field("python", "%s (Python %s)", py.Path, py.Version)
+		}
+	}
 	field("started", "in %s (launch, handshake, Describe, Init)", roundDuration(started))
 	field("name", "%s", info.Name)
 	field("version", "%s", info.Version)

@@ -57,7 +57,7 @@ func TestNewPythonPlugin(t *testing.T) {
 
 	script := filepath.Join(dir, "my_upper.py")
 	out, errText, code = cli(t, nil, "check", script)
-	if code != ExitOK || !strings.Contains(out, `task        "hello" → "HELLO" in `) || !strings.Contains(out, "sdk         python/") {
+	if code != ExitOK || !strings.Contains(out, `task        "hello" → "HELLO" in `) || !strings.Contains(out, "sdk         python/") || !strings.Contains(out, "python      "+py.Path+" (Python "+py.Version+")") {
 		t.Errorf("check: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errText)
 	}
 	args := []string{"map", script, "hello", "world"}
