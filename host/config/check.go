@@ -34,6 +34,9 @@ func (f *File) Check() []error {
 		at := []string{"plugins", name, "path"}
 		fi, err := os.Stat(pl.Path)
 		switch {
+		case errors.Is(err, fs.ErrNotExist) && python.IsScript(pl.Path):
+			bad(at, err, "plugin script %s does not exist: fix path", pl.Path)
+			continue
 		case errors.Is(err, fs.ErrNotExist):
 			bad(at, err, "plugin executable %s does not exist: build it, or fix path", pl.Path)
 			continue
