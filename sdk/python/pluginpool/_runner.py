@@ -240,7 +240,9 @@ class Runner:
                 return
             resp, self._open = o.answer()
             self._open.running = o.running
-        self._answers.put(resp)
+            # Queued under the lock: the task thread's next answer for the
+            # batch, which covers the items after these, must come after.
+            self._answers.put(resp)
 
     # --- one batch ---
 
