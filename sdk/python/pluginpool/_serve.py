@@ -329,14 +329,19 @@ def _detach_stdin():
         pass
 
 
-def _watch_parent():
+# The parent as the plugin's script began (pluginpool is imported first):
+# taken when serve() starts, a host that died in between would go unseen.
+_PARENT = os.getppid()
+
+
+def _watch_parent(parent=None):
     """Exit when the host goes away. On Linux the host also sets the
     parent-death signal, which is immediate; this covers other systems."""
-    ppid = os.getppid()
+    ppid = _PARENT if parent is None else parent
     while True:
-        time.sleep(0.5)
         if os.getppid() != ppid:
             os._exit(EXIT_ORPHANED)
+        time.sleep(0.5)
 
 
 def _excepthook(exc_type, exc, tb):
