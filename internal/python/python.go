@@ -12,7 +12,7 @@
 //  2. .venv/bin/python in the script's directory or the nearest parent
 //     that has one (python -m venv .venv, uv, poetry);
 //  3. $VIRTUAL_ENV/bin/python (an activated virtualenv);
-//  4. python3, then python, on PATH;
+//  4. python3 on PATH (python, if there is no python3);
 //  5. /usr/bin/python3, /usr/local/bin/python3.
 package python
 
@@ -147,17 +147,20 @@ func candidates(dir string) []candidate {
 	if v := os.Getenv("VIRTUAL_ENV"); v != "" {
 		cs = append(cs, candidate{name: "$VIRTUAL_ENV", path: filepath.Join(v, "bin", "python")})
 	}
-	for _, name := range []string{"python3", "python"} {
-		if p, err := exec.LookPath(name); err == nil {
-			cs = append(cs, candidate{name: name + " on PATH", path: p})
-		}
+	// python only where there is no python3: where both are, they are the
+	// same installation (or python is Python 2), and each probe of a pyenv
+	// shim costs ~0.1 s of CPU.
+	if p, err := exec.LookPath("python3"); err == nil {
+		cs = append(cs, candidate{name: "python3 on PATH", path: p})
+	} else if p, err := exec.LookPath("python"); err == nil {
+		cs = append(cs, candidate{name: "python on PATH", path: p})
 	}
 	for _, p := range []string{"/usr/bin/python3", "/usr/local/bin/python3"} {
 		if isFile(p) {
 			cs = append(cs, candidate{name: p, path: p})
 		}
 	}
-	// The same interpreter reached twice (python3 and python, a venv's
+	// The same path reached twice (python3 on PATH is /usr/bin/python3, a venv's
 	// symlink to the system one) is probed once; a venv's link is kept
 	// apart, as it sees other packages.
 	seen := map[string]bool{}
