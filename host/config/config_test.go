@@ -289,6 +289,7 @@ sha256 = "abc"
 			`pool.toml:9: plugins.empty.path: must not be empty: the plugin executable, e.g. "bin/plugins/empty"`,
 			`pool.toml:10: plugins.empty.sha256: "abc" is not a sha256 digest: expected 64 hex digits (sha256sum prints one)`,
 		}},
+		// Each stage of a multi-line array is reported on its own line.
 		{"unknown stage plugin", `
 [plugins.double]
 path = "d"
@@ -303,11 +304,11 @@ stages = [
   7,
 ]
 `, []string{
-			`pool.toml:6: pipelines.demo.stages[1]: unknown plugin "dubble": add a [plugins.dubble] table (did you mean "double"?)`,
-			`pool.toml:6: pipelines.demo.stages[2]: unknown plugin "printer": add a [plugins.printer] table`,
-			`pool.toml:6: pipelines.demo.stages[3]: plugin is required: {plugin = "NAME", ...}`,
-			`pool.toml:6: pipelines.demo.stages[4].wrkers: unknown key (did you mean "workers"?)`,
-			`pool.toml:6: pipelines.demo.stages[5]: expected a plugin name or a table {plugin = "NAME", workers = 1}, got integer 7`,
+			`pool.toml:8: pipelines.demo.stages[1]: unknown plugin "dubble": add a [plugins.dubble] table (did you mean "double"?)`,
+			`pool.toml:9: pipelines.demo.stages[2]: unknown plugin "printer": add a [plugins.printer] table`,
+			`pool.toml:10: pipelines.demo.stages[3]: plugin is required: {plugin = "NAME", ...}`,
+			`pool.toml:11: pipelines.demo.stages[4].wrkers: unknown key (did you mean "workers"?)`,
+			`pool.toml:12: pipelines.demo.stages[5]: expected a plugin name or a table {plugin = "NAME", workers = 1}, got integer 7`,
 		}},
 		{"pipeline problems", `
 [pipelines.a]
@@ -416,10 +417,13 @@ bad = 1
 	if l := f.lines.get([]string{"plugins"}); l != 2 {
 		t.Errorf("implicit [plugins] line = %d, want 2 (its first child)", l)
 	}
-	// toml keeps one position per key, so [[array tables]] all report the
-	// line of the last header.
-	if f.Pipelines["p"].Line != 11 || len(f.Pipelines["p"].Stages) != 2 {
+	// An array of tables is where it starts; each of its tables (a stage
+	// here) on its own header's line.
+	if f.Pipelines["p"].Line != 9 || len(f.Pipelines["p"].Stages) != 2 {
 		t.Errorf("pipeline = %+v", f.Pipelines["p"])
+	}
+	if l0, l1 := f.lines.elem([]string{"pipelines", "p", "stages"}, 0), f.lines.elem([]string{"pipelines", "p", "stages"}, 1); l0 != 9 || l1 != 11 {
+		t.Errorf("stage lines %d, %d; want 9, 11", l0, l1)
 	}
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,8 +32,9 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 // parser walks the decoded TOML tree, filling a File and collecting every
 // problem rather than stopping at the first.
 type parser struct {
-	file  string // base name for errors
-	dir   string // absolute directory relative paths resolve against
+	ctx   context.Context // parse stops early when it is done
+	file  string          // base name for errors
+	dir   string          // absolute directory relative paths resolve against
 	lines lineIndex
 	errs  []error
 }
@@ -53,13 +55,30 @@ func (p *parser) errorf(at loc, format string, args ...any) {
 
 // parse fills f from data and reports whether it found no problems.
 func (p *parser) parse(f *File, data []byte) bool {
+	if len(data) > MaxFileBytes {
+		p.errs = append(p.errs, tooBig(p.file, 0)) // Load may have read only so far
+		return false
+	}
+	// Before the TOML parser: it is not linear in depth (see MaxDepth).
+	lines, err := scanLines(data)
+	var de *depthError
+	if errors.As(err, &de) {
+		p.errs = append(p.errs, &Error{File: p.file, Line: de.line, Msg: de.Error()})
+		return false
+	}
+	if p.ctx.Err() != nil {
+		return false
+	}
 	var top map[string]toml.Primitive
 	md, err := toml.Decode(string(data), &top)
 	if err != nil {
 		p.syntaxError(err)
 		return false
 	}
-	p.lines = indexLines(&md, top)
+	if p.ctx.Err() != nil {
+		return false
+	}
+	p.lines = lines
 	root := make(map[string]any, len(top))
 	for k, prim := range top {
 		var v any
@@ -288,6 +307,9 @@ func (p *parser) stages(f *File, at loc, v any) []Stage {
 	stages := make([]Stage, 0, len(elems))
 	for i, e := range elems {
 		eat := loc{line: at.line, key: fmt.Sprintf("%s[%d]", at.key, i)}
+		if l := p.lines[elemKey(at.key, i)]; l > 0 {
+			eat.line = l // the line the stage is written on
+		}
 		st := Stage{Line: at.line}
 		pt := patch{}
 		switch x := e.(type) {
@@ -295,7 +317,7 @@ func (p *parser) stages(f *File, at loc, v any) []Stage {
 			st.Plugin = x
 		case map[string]any:
 			for _, k := range sortedKeys(x) {
-				kat := loc{line: at.line, key: eat.key + "." + toml.Key{k}.String()}
+				kat := loc{line: eat.line, key: eat.key + "." + toml.Key{k}.String()}
 				if k == "plugin" {
 					if s, ok := p.str(kat, x[k]); ok {
 						st.Plugin = s

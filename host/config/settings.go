@@ -65,18 +65,22 @@ type settingKey struct {
 	field func(*Settings) any
 }
 
+// The upper bounds are pool's (pool.WorkersLimit and the rest; see there
+// why each): a value past one is a mistake to report at its line, not a
+// bigger job. max_tasks_per_worker has none: a large value only means
+// "rarely".
 var settingKeys = []settingKey{
-	{"workers", kindCount, 0, 0, func(s *Settings) any { return &s.Workers }},
-	{"chunk_size", kindCount, 0, 0, func(s *Settings) any { return &s.ChunkSize }},
-	{"in_flight", kindCount, 1, 0, func(s *Settings) any { return &s.InFlight }},
+	{"workers", kindCount, 0, pool.WorkersLimit, func(s *Settings) any { return &s.Workers }},
+	{"chunk_size", kindCount, 0, pool.ChunkSizeLimit, func(s *Settings) any { return &s.ChunkSize }},
+	{"in_flight", kindCount, 1, pool.InFlightLimit, func(s *Settings) any { return &s.InFlight }},
 	{"max_item_bytes", kindSize, 1, pool.MaxItemBytesLimit, func(s *Settings) any { return &s.MaxItemBytes }},
-	{"max_attempts", kindCount, 1, 0, func(s *Settings) any { return &s.MaxAttempts }},
-	{"task_timeout", kindDuration, 0, 0, func(s *Settings) any { return &s.TaskTimeout }},
-	{"kill_grace", kindDuration, 1, 0, func(s *Settings) any { return &s.KillGrace }},
-	{"max_restarts", kindCount, 1, 0, func(s *Settings) any { return &s.MaxRestarts }},
-	{"restart_window", kindDuration, 1, 0, func(s *Settings) any { return &s.RestartWindow }},
+	{"max_attempts", kindCount, 1, pool.MaxAttemptsLimit, func(s *Settings) any { return &s.MaxAttempts }},
+	{"task_timeout", kindDuration, 0, int64(pool.TaskTimeoutLimit), func(s *Settings) any { return &s.TaskTimeout }},
+	{"kill_grace", kindDuration, 1, int64(pool.KillGraceLimit), func(s *Settings) any { return &s.KillGrace }},
+	{"max_restarts", kindCount, 1, pool.MaxRestartsLimit, func(s *Settings) any { return &s.MaxRestarts }},
+	{"restart_window", kindDuration, 1, int64(pool.RestartWindowLimit), func(s *Settings) any { return &s.RestartWindow }},
 	{"max_tasks_per_worker", kindCount, 0, 0, func(s *Settings) any { return &s.MaxTasksPerWorker }},
-	{"start_timeout", kindDuration, 1, 0, func(s *Settings) any { return &s.StartTimeout }},
+	{"start_timeout", kindDuration, 1, int64(pool.StartTimeoutLimit), func(s *Settings) any { return &s.StartTimeout }},
 }
 
 // settingNames lists the pool keys in schema order.

@@ -24,8 +24,10 @@ import (
 // pool copies items as it takes them).
 type Reader struct {
 	r     io.Reader
-	text  bool // plain text: each line becomes a JSON string
-	limit int  // largest item; longer lines are cut to limit+1 bytes and flagged
+	text  bool   // plain text: each line becomes a JSON string
+	limit int    // largest item; longer lines are cut to limit+1 bytes and flagged
+	block int    // read size, and the buffer a line must outgrow to be cut; blockSize but in tests
+	skip  []byte // read buffer for the rest of a line over limit
 
 	mu     sync.Mutex
 	blanks []int       // for each blank line skipped, the items before it
@@ -39,7 +41,7 @@ type Reader struct {
 // (1 MiB) is not held in memory: the item is cut to limit+1 bytes (so the
 // pool rejects it as too large) and Oversize reports the real length.
 func NewReader(r io.Reader, text bool, limit int) *Reader {
-	return &Reader{r: r, text: text, limit: limit}
+	return &Reader{r: r, text: text, limit: limit, block: blockSize}
 }
 
 const blockSize = 1 << 20
@@ -48,26 +50,26 @@ const blockSize = 1 << 20
 // numbers). A read error ends the sequence; Err reports it.
 func (r *Reader) Items() iter.Seq[[]byte] {
 	return func(yield func([]byte) bool) {
-		buf := make([]byte, 0, blockSize)
+		buf := make([]byte, 0, r.block)
 		var scratch []byte
-		discard := false // inside an oversized line: drop bytes to its end
-		items := 0       // yielded so far; r.mu is taken only for the rare blank or long line
-		emit := func(line []byte) bool {
-			if len(line) > 0 && line[len(line)-1] == '\r' {
-				line = line[:len(line)-1]
-			}
-			if isBlank(line) {
-				r.mu.Lock()
-				r.blanks = append(r.blanks, items)
-				r.mu.Unlock()
-				return true
-			}
+		items := 0 // yielded so far; r.mu is taken only for the rare blank or long line
+		item := func(line []byte) bool {
 			if r.text {
 				scratch = appendString(scratch[:0], line)
 				line = scratch
 			}
 			items++
 			return yield(line)
+		}
+		emit := func(line []byte) bool {
+			if len(line) > 0 && line[len(line)-1] == '\r' {
+				line = line[:len(line)-1]
+			}
+			if isBlank(line) {
+				r.blank(items)
+				return true
+			}
+			return item(line)
 		}
 		for {
 			start := 0
@@ -78,60 +80,114 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 				}
 				line := buf[start : start+i]
 				start += i + 1
-				if discard {
-					r.addLong(items-1, len(line))
-					discard = false
-					continue
-				}
 				if !emit(line) {
 					return
 				}
 			}
 			n := copy(buf, buf[start:])
 			buf = buf[:n]
-			if discard {
-				r.addLong(items-1, n)
-				buf = buf[:0]
-			} else if n == cap(buf) {
+			if n == cap(buf) {
 				if n > r.limit {
-					// Too long to hold: yield a stub the pool rejects,
-					// then skip to the end of the line.
-					r.mu.Lock()
-					r.long = mapSet(r.long, items, n)
-					r.mu.Unlock()
-					if !emit(buf[:r.limit+1]) {
+					// Too long to hold: count the rest of the line, then
+					// yield a stub the pool rejects. Counting first makes
+					// Oversize right by the time the pool's error for the
+					// stub is reported (a 100 MB line was reported at
+					// whatever size the reader had reached by then).
+					rest, ended, size := r.skipLong(buf)
+					ok := true
+					switch {
+					case ended == lineBroken:
+						return
+					case size < 0: // blank
+						r.blank(items)
+					case size <= r.limit:
+						// Over the limit only by the \r that ends it: the
+						// whole line is in buf.
+						ok = emit(buf)
+					default:
+						r.mu.Lock()
+						r.long = mapSet(r.long, items, size)
+						r.mu.Unlock()
+						ok = item(buf[:r.limit+1])
+					}
+					if !ok || ended == lineAtEOF {
 						return
 					}
-					buf = buf[:0]
-					discard = true
-				} else {
-					buf = append(buf, make([]byte, min(cap(buf), r.limit+1))...)[:n]
+					buf = append(buf[:0], rest...)
+					continue
 				}
+				buf = append(buf, make([]byte, min(cap(buf), r.limit+1))...)[:n]
 			}
 			m, err := r.r.Read(buf[len(buf):cap(buf)])
 			buf = buf[:len(buf)+m]
 			if err == io.EOF {
-				if len(buf) > 0 && !discard {
+				if len(buf) > 0 {
 					emit(buf)
-				} else if discard {
-					r.addLong(items-1, len(buf))
 				}
 				return
 			}
 			if err != nil {
-				r.mu.Lock()
-				r.err = err
-				r.mu.Unlock()
+				r.fail(err)
 				return
 			}
 		}
 	}
 }
 
-// addLong adds n bytes to the length of oversized item i.
-func (r *Reader) addLong(i, n int) {
+// How skipLong found the end of a long line.
+const (
+	lineEnded  = iota // at a newline
+	lineAtEOF         // at the end of the input
+	lineBroken        // at a read error, which Err reports
+)
+
+// skipLong reads to the end of a line too long to hold, whose first bytes
+// fill line, without keeping it. It returns the line's length (less a
+// final \r, as an item would be), or -1 if it is all white space, and
+// what was read after its newline.
+func (r *Reader) skipLong(line []byte) (rest []byte, ended, size int) {
+	size = len(line)
+	blank, cr := isBlank(line), line[len(line)-1] == '\r'
+	if r.skip == nil {
+		r.skip = make([]byte, r.block)
+	}
+	for ended = -1; ended < 0; {
+		m, err := r.r.Read(r.skip)
+		chunk := r.skip[:m]
+		if k := bytes.IndexByte(chunk, '\n'); k >= 0 {
+			chunk, rest = chunk[:k], chunk[k+1:]
+			ended = lineEnded
+		} else if err == io.EOF {
+			ended = lineAtEOF
+		} else if err != nil {
+			r.fail(err)
+			return nil, lineBroken, 0
+		}
+		if len(chunk) > 0 {
+			size += len(chunk)
+			blank = blank && isBlank(chunk)
+			cr = chunk[len(chunk)-1] == '\r'
+		}
+	}
+	switch {
+	case blank:
+		size = -1
+	case cr:
+		size--
+	}
+	return rest, ended, size
+}
+
+// blank records a blank line after the first i items.
+func (r *Reader) blank(i int) {
 	r.mu.Lock()
-	r.long[i] += n
+	r.blanks = append(r.blanks, i)
+	r.mu.Unlock()
+}
+
+func (r *Reader) fail(err error) {
+	r.mu.Lock()
+	r.err = err
 	r.mu.Unlock()
 }
 
@@ -192,7 +248,11 @@ func appendString(dst, s []byte) []byte {
 
 // Writer writes results as lines: first the lines a task printed, then its
 // value, if it has one. Failed results are not written; the caller reports
-// them. It buffers (256 KiB) for throughput; FlushEvery makes a slow or
+// them. Both are written byte for byte as the plugin sent them: a printed
+// line is text the plugin printed (not JSON, and not necessarily UTF-8),
+// and the output is data, so nothing is escaped or replaced here; showing
+// it on a terminal safely is the caller's business (the CLI escapes
+// stdout when it is one). It buffers (256 KiB) for throughput; FlushEvery makes a slow or
 // stalled stream show its results anyway. Its methods are safe for
 // concurrent use.
 type Writer struct {

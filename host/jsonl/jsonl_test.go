@@ -2,6 +2,7 @@ package jsonl
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -132,4 +133,112 @@ func TestWriterFlushEvery(t *testing.T) {
 	if err := w.Close(); err != nil { // twice is fine
 		t.Fatal(err)
 	}
+}
+
+// The real length of a cut line is known by the time its stub is
+// yielded: the pool rejects the stub at once, and the CLI reports it
+// while the reader would otherwise still be skipping the rest (a 100 MB
+// line was reported as 91 MB).
+func TestReaderOversizeKnownWhenYielded(t *testing.T) {
+	long := strings.Repeat("7", 5*blockSize+3)
+	for _, text := range []bool{false, true} {
+		r := NewReader(iotest.HalfReader(strings.NewReader("1\n"+long+"\r\n  \n3")), text, 100)
+		i := 0
+		for it := range r.Items() {
+			n, cut := r.Oversize(i)
+			switch {
+			case i == 1 && (!cut || n != len(long) || len(it) < 101):
+				t.Errorf("text %v: at the stub (%d bytes), Oversize = %d, %v; want %d, true", text, len(it), n, cut, len(long))
+			case i != 1 && cut:
+				t.Errorf("text %v: item %d reported oversize", text, i)
+			}
+			i++
+		}
+		if i != 3 || r.Line(2) != 4 {
+			t.Errorf("text %v: %d items, item 2 on line %d; want 3 items, line 4", text, i, r.Line(2))
+		}
+	}
+}
+
+// A long line of white space is blank, skipped like a short one; one that
+// only starts with white space is an item.
+func TestReaderLongBlankLine(t *testing.T) {
+	spaces := strings.Repeat(" ", 3*blockSize)
+	r := NewReader(strings.NewReader("1\n"+spaces+"\n"+spaces+"x\n3\n"), false, 100)
+	items, lines := read(t, r)
+	if len(items) != 3 || items[0] != "1" || len(items[1]) != 101 || items[2] != "3" || lines[1] != 3 || lines[2] != 4 {
+		t.Fatalf("items %d (lengths %d), lines %v; want 1, a stub, 3 on lines 1, 3, 4", len(items), len(items[1]), lines)
+	}
+	if n, ok := r.Oversize(1); !ok || n != len(spaces)+1 {
+		t.Errorf("Oversize(1) = %d, %v; want %d", n, ok, len(spaces)+1)
+	}
+}
+
+// chunkReader returns at most n bytes per Read.
+type chunkReader struct {
+	r io.Reader
+	n int
+}
+
+func (c chunkReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
+
+// FuzzReader splits arbitrary input, read in arbitrary chunks, with a
+// small read block so that long lines are cut, and compares with the
+// plain reading of the format: one item per line, a trailing \r dropped,
+// blank lines skipped but counted. Each item is its line (or, past the
+// limit, a stub over the limit whose Oversize is the line's true length),
+// on its line number.
+func FuzzReader(f *testing.F) {
+	for _, s := range []string{"1\n2\n3\n", "1\r\n\n  \n\"x\"", "\n\n\n", "", "7777777777777777777777\n1\n",
+		"     \t    \t    x\n", "\"a\\\"b\"\r\n", strings.Repeat("8", 40) + "\r\n" + strings.Repeat(" ", 40) + "\n1"} {
+		f.Add([]byte(s), uint8(10), uint8(8), uint8(3), false)
+	}
+	f.Add([]byte("naïve\n\xff\x00\x1b\nsay \"hi\"\n"), uint8(10), uint8(8), uint8(1), true)
+	f.Fuzz(func(t *testing.T, data []byte, limit, block, chunk uint8, text bool) {
+		lim, blk := int(limit)+1, int(block)%64+2
+		r := NewReader(chunkReader{bytes.NewReader(data), int(chunk) + 1}, text, lim)
+		r.block = blk
+		var items []string
+		for it := range r.Items() {
+			items = append(items, string(it))
+		}
+		if r.Err() != nil {
+			t.Fatalf("Err = %v", r.Err())
+		}
+		var want []string
+		var wantLines []int
+		for n, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSuffix(line, "\r")
+			if strings.Trim(line, " \t\r\n") == "" {
+				continue
+			}
+			want = append(want, line)
+			wantLines = append(wantLines, n+1)
+		}
+		if len(items) != len(want) {
+			t.Fatalf("%d items, want %d: %q", len(items), len(want), want)
+		}
+		for i, line := range want {
+			if got := r.Line(i); got != wantLines[i] {
+				t.Fatalf("item %d on line %d, want %d", i, got, wantLines[i])
+			}
+			if n, cut := r.Oversize(i); cut {
+				if n != len(line) || len(line) <= lim || len(items[i]) <= lim {
+					t.Fatalf("item %d (line of %d bytes, limit %d): cut to %d bytes, Oversize %d", i, len(line), lim, len(items[i]), n)
+				}
+				continue
+			}
+			if !text {
+				if items[i] != line {
+					t.Fatalf("item %d = %q, want %q", i, items[i], line)
+				}
+				continue
+			}
+			var got, exp string
+			enc, _ := json.Marshal(line)
+			if json.Unmarshal([]byte(items[i]), &got) != nil || json.Unmarshal(enc, &exp) != nil || got != exp {
+				t.Fatalf("item %d = %s, want the JSON string %s", i, items[i], enc)
+			}
+		}
+	})
 }

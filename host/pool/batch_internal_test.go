@@ -40,9 +40,9 @@ func TestCheckValuesMerges(t *testing.T) {
 		got = append(got, fmt.Sprintf("%d %s", e.Index, e.Message))
 	}
 	want := []string{
-		`11 the plugin returned a value that is not valid JSON: "NaN"`,
+		`11 the plugin returned a value that is not valid JSON: NaN`,
 		"12 plugin's own",
-		`14 the plugin returned a value that is not valid JSON: "{"`,
+		`14 the plugin returned a value that is not valid JSON: {`,
 		"15 bad input",
 	}
 	if !slices.Equal(got, want) {

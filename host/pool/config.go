@@ -134,7 +134,7 @@ func (c Config) withDefaults() (Config, error) {
 			*v = d
 		}
 	}
-	def(&c.Workers, runtime.NumCPU(), "Workers")
+	def(&c.Workers, min(runtime.NumCPU(), WorkersLimit), "Workers")
 	def(&c.ChunkSize, 0, "ChunkSize")
 	def(&c.InFlight, DefaultInFlight, "InFlight")
 	def(&c.MaxItemBytes, DefaultMaxItemBytes, "MaxItemBytes")
@@ -148,6 +148,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxItemBytes > MaxItemBytesLimit {
 		bad("MaxItemBytes must be at most %d, got %d", MaxItemBytesLimit, c.MaxItemBytes)
 	}
+	atMost(bad, "Workers", c.Workers, WorkersLimit)
+	atMost(bad, "ChunkSize", c.ChunkSize, ChunkSizeLimit)
+	atMost(bad, "InFlight", c.InFlight, InFlightLimit)
+	atMost(bad, "MaxAttempts", c.MaxAttempts, MaxAttemptsLimit)
+	atMost(bad, "MaxRestarts", c.MaxRestarts, MaxRestartsLimit)
+	atMost(bad, "TaskTimeout", c.TaskTimeout, TaskTimeoutLimit)
+	atMost(bad, "KillGrace", c.KillGrace, KillGraceLimit)
+	atMost(bad, "RestartWindow", c.RestartWindow, RestartWindowLimit)
+	atMost(bad, "StartTimeout", c.StartTimeout, StartTimeoutLimit)
 	if c.Logger == nil {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "pluginpool", Level: hclog.Warn, Output: os.Stderr})
 	}
@@ -157,9 +166,56 @@ func (c Config) withDefaults() (Config, error) {
 	return c, errors.Join(errs...)
 }
 
+// atMost reports field name's value v through bad when it is past limit.
+func atMost[T int | time.Duration](bad func(string, ...any), name string, v, limit T) {
+	if v > limit {
+		bad("%s must be at most %v, got %v", name, limit, v)
+	}
+}
+
 // MaxItemBytesLimit is the largest MaxItemBytes: gRPC's ceiling on one
 // message, less room for the rest of the batch.
 const MaxItemBytesLimit = 1<<31 - 1 - 1<<20
+
+// Upper bounds of the other Config fields that have one; Start rejects a
+// value past them with ErrInvalidConfig, as config and the CLI do. A value
+// that large is a typo or a misunderstanding, not a bigger job, and it
+// would fail badly before anything useful happened: --chunk-size
+// 1000000000000 died allocating one batch's item boundaries ("fatal error:
+// out of memory"), and workers = 100000 starts 100000 processes.
+// MaxTasksPerWorker has no bound: a large value only means "rarely".
+const (
+	// WorkersLimit bounds Workers. A worker is a process (~10 MB, a few
+	// ms to start); 1024 is four times the cores of the largest machines,
+	// room for tasks that mostly wait.
+	WorkersLimit = 1024
+	// ChunkSizeLimit bounds ChunkSize, items per batch. A batch's item
+	// boundaries are allocated when it is opened; the adaptive size never
+	// goes past 16384, and 1Mi trivial items are already ~100 ms of work.
+	ChunkSizeLimit = 1 << 20
+	// InFlightLimit bounds InFlight. Two batches per worker hide the round
+	// trip; more only put more items at the mercy of one crash.
+	InFlightLimit = 64
+	// MaxAttemptsLimit bounds MaxAttempts: the runs of each item are
+	// counted in a byte, and a task that failed 100 times will not
+	// succeed the 101st.
+	MaxAttemptsLimit = 100
+	// MaxRestartsLimit bounds MaxRestarts: the pool keeps one record per
+	// restart in the window. It is high enough to mean "never degrade"
+	// (TestChaos kills workers on purpose, thousands of times).
+	MaxRestartsLimit = 1 << 20
+	// TaskTimeoutLimit bounds TaskTimeout: a week. The watchdog adds
+	// KillGrace to it, which must not overflow.
+	TaskTimeoutLimit = 7 * 24 * time.Hour
+	// KillGraceLimit bounds KillGrace: how long a cancelled task may take
+	// to stop.
+	KillGraceLimit = time.Hour
+	// RestartWindowLimit bounds RestartWindow: a day.
+	RestartWindowLimit = 24 * time.Hour
+	// StartTimeoutLimit bounds StartTimeout: a plugin that needs more than
+	// an hour to start is broken.
+	StartTimeoutLimit = time.Hour
+)
 
 // ValidSHA256 reports whether s is a sha256 digest as Config.SHA256 takes
 // it: 64 lower-case hex digits.

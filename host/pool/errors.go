@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
 // Sentinel errors. Every error the pool returns matches one of these with
@@ -78,22 +80,26 @@ func (k TaskErrorKind) String() string {
 // TaskError is a failure reported by the plugin for one task. The worker
 // lives on.
 type TaskError struct {
-	Plugin  string
-	Kind    TaskErrorKind
-	Message string // the plugin's message; for a panic, with its stack
-	Attempt int    // which run of the task failed (1 = first)
+	Plugin string
+	Kind   TaskErrorKind
+	// Message is the plugin's message, as it sent it: any bytes (invalid
+	// UTF-8, control bytes). For a panic, with its stack. Error shows it
+	// escaped and cut to 16 KiB, safe to print.
+	Message string
+	Attempt int // which run of the task failed (1 = first)
 }
 
 func (e *TaskError) Error() string {
+	msg := quote.Message(e.Message)
 	switch e.Kind {
 	case KindPanic:
-		return fmt.Sprintf("%s: task panicked: %s", e.Plugin, strings.TrimPrefix(e.Message, "panic: "))
+		return fmt.Sprintf("%s: task panicked: %s", e.Plugin, strings.TrimPrefix(msg, "panic: "))
 	case KindDecode:
-		return fmt.Sprintf("%s: bad input: %s", e.Plugin, e.Message)
+		return fmt.Sprintf("%s: bad input: %s", e.Plugin, msg)
 	case KindCanceled:
-		return fmt.Sprintf("%s: task cancelled: %s", e.Plugin, e.Message)
+		return fmt.Sprintf("%s: task cancelled: %s", e.Plugin, msg)
 	}
-	return fmt.Sprintf("%s: %s", e.Plugin, e.Message)
+	return fmt.Sprintf("%s: %s", e.Plugin, msg)
 }
 
 func (e *TaskError) Is(target error) bool { return target == ErrTask }
@@ -106,7 +112,7 @@ type CrashError struct {
 	Pid      int
 	Exit     string   // how the process ended: "exit status 2", "signal: killed", "stream closed"
 	Attempts int      // runs of the task, each ended by a crash
-	Stderr   []string // the last lines the process wrote to stderr
+	Stderr   []string // the last lines the process wrote to stderr, as written; Error escapes them
 }
 
 func (e *CrashError) Error() string {
@@ -117,10 +123,7 @@ func (e *CrashError) Error() string {
 	} else if e.Attempts == 1 {
 		b.WriteString("; not retried: the plugin does not declare itself idempotent")
 	}
-	if len(e.Stderr) > 0 {
-		b.WriteString("; last stderr lines:\n  ")
-		b.WriteString(strings.Join(e.Stderr, "\n  "))
-	}
+	writeStderr(&b, e.Stderr)
 	return b.String()
 }
 
@@ -160,16 +163,13 @@ type StartError struct {
 	Path   string
 	Slot   int
 	Err    error    // matches ErrNotFound, ErrChecksum, ErrInterpreter, ErrHandshake, ErrInit or ErrStartTimeout when known
-	Stderr []string // the last lines the process wrote to stderr, if it ran
+	Stderr []string // the last lines the process wrote to stderr, if it ran, as written; Error escapes them
 }
 
 func (e *StartError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: cannot start %s: %v", e.Plugin, e.Path, e.Err)
-	if len(e.Stderr) > 0 {
-		b.WriteString("; last stderr lines:\n  ")
-		b.WriteString(strings.Join(e.Stderr, "\n  "))
-	}
+	fmt.Fprintf(&b, "%s: cannot start %s: %s", e.Plugin, e.Path, quote.Message(e.Err.Error())) // Init's error is the plugin's text
+	writeStderr(&b, e.Stderr)
 	return b.String()
 }
 
@@ -196,3 +196,16 @@ func (e *DegradedError) Error() string {
 }
 
 func (e *DegradedError) Is(target error) bool { return target == ErrDegraded }
+
+// writeStderr appends a process's last stderr lines to an error message,
+// each escaped: they are the plugin's bytes, on their way to a terminal.
+func writeStderr(b *strings.Builder, lines []string) {
+	if len(lines) == 0 {
+		return
+	}
+	b.WriteString("; last stderr lines:")
+	for _, l := range lines {
+		b.WriteString("\n  ")
+		b.WriteString(quote.Message(l))
+	}
+}

@@ -196,6 +196,8 @@ func serveFixture(name string) {
 		fmt.Println("hello from a plugin that prints too early")
 	case "slowstart":
 		time.Sleep(time.Hour)
+	case "badbytes": // fails or prints badBytes for "fail" and "print"; echoes the rest
+		p.Task = sdk.Raw(badBytesTask)
 	case "echo":
 		p.Task = sdk.Raw(func(ctx context.Context, in []byte) ([]byte, error) { return append([]byte(nil), in...), nil })
 	case "size":

@@ -179,6 +179,10 @@ func (p *Pool) nextRequest(w *worker) *workerpb.Batch {
 // deliver records an answer from w: it advances w's head batch and
 // resolves the answered items. An answer that breaks the protocol ends w.
 func (p *Pool) deliver(w *worker, resp *workerpb.Batch) error {
+	// Before the lock: it reads every item boundary.
+	if err := checkAnswer(resp); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	if w.state != workerRunning {
 		p.mu.Unlock()
@@ -190,7 +194,7 @@ func (p *Pool) deliver(w *worker, resp *workerpb.Batch) error {
 	}
 	b := w.inflight[0]
 	n, start := len(resp.Ends), b.done
-	if int(resp.First) != start || start+n > b.len() || (n > 0 && int(resp.Ends[n-1]) > len(resp.Data)) {
+	if int(resp.First) != start || start+n > b.len() {
 		p.mu.Unlock()
 		return fmt.Errorf("%w: answer for items %d..%d of batch %d, which has %d of %d answered", errProtocol, resp.First, int(resp.First)+n, resp.Seq, start, b.len())
 	}

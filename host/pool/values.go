@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pluginpool/pluginpool/internal/jsonv"
+	"github.com/pluginpool/pluginpool/internal/quote"
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
 )
 
@@ -107,13 +108,5 @@ func invalidValueMessage(v []byte) []byte {
 	case json.Valid(v):
 		why = "JSON spread over several lines; a value must be one line"
 	}
-	quoted := v
-	if len(quoted) > 40 {
-		quoted = quoted[:40]
-	}
-	more := ""
-	if len(v) > len(quoted) {
-		more = fmt.Sprintf(" (%d bytes)", len(v))
-	}
-	return fmt.Appendf(nil, "the plugin returned a value that is %s: %q%s", why, quoted, more)
+	return fmt.Appendf(nil, "the plugin returned a value that is %s: %s", why, quote.Item(v))
 }

@@ -20,7 +20,7 @@ func TestInvalidValuesFail(t *testing.T) {
 	if !errors.Is(err, pool.ErrTask) {
 		t.Errorf("Map: %v; want an error matching ErrTask", err)
 	}
-	want := []string{"", "not valid JSON: \"NaN\"", "JSON spread over several lines", "", "not UTF-8", ""}
+	want := []string{"", "not valid JSON: NaN", "JSON spread over several lines", "", "not UTF-8: \"\\xff\"", ""}
 	for i, r := range rs {
 		if want[i] == "" {
 			if r.Err != nil || string(r.Value) != string(items[i]) {

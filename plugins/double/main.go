@@ -1,5 +1,5 @@
 // Command double is the plugin behind `pluginpool map double 1 2 3 4 5`:
-// the seed's process_task, x -> 2x, for any JSON number.
+// the seed's process_task, x -> 2x, for any JSON number, exactly.
 package main
 
 import (
@@ -8,9 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/big"
 	"strconv"
+	"strings"
 
+	"github.com/pluginpool/pluginpool/internal/quote"
 	"github.com/pluginpool/pluginpool/sdk"
 )
 
@@ -21,7 +22,8 @@ func main() {
 // number is a JSON number that decodes and encodes itself without
 // allocating when it is an int64, the common case: a json.Number in and
 // out cost a string allocation each way, ~30% of the plugin's CPU on a
-// 1M-item map. Other numbers keep their text and go through double.
+// 1M-item map. Other numbers keep their text and go through double,
+// exactly.
 type number struct {
 	i     int64
 	isInt bool
@@ -35,10 +37,14 @@ func (n *number) UnmarshalJSON(b []byte) error {
 		*n = number{i: i, isInt: true}
 		return nil
 	}
-	var v any
+	if _, ok := parseDecimal(b); ok {
+		*n = number{text: json.Number(b)}
+		return nil
+	}
+	var raw json.RawMessage
 	switch {
-	case json.Unmarshal(b, &v) != nil:
-		return json.Unmarshal(b, &v) // the syntax error, as encoding/json words it
+	case !json.Valid(b):
+		return json.Unmarshal(b, &raw) // the syntax error, as encoding/json words it
 	case b[0] == '"':
 		return errors.New("want a number, got a JSON string")
 	case b[0] == 'n':
@@ -47,11 +53,8 @@ func (n *number) UnmarshalJSON(b []byte) error {
 		return errors.New("want a number, got a JSON bool")
 	case b[0] == '{':
 		return errors.New("want a number, got a JSON object")
-	case b[0] == '[':
-		return errors.New("want a number, got a JSON array")
 	}
-	*n = number{text: json.Number(b)}
-	return nil
+	return errors.New("want a number, got a JSON array")
 }
 
 // AppendJSON writes the number as encoding/json would.
@@ -75,45 +78,177 @@ func doubleFast(ctx context.Context, n number) (number, error) {
 	return number{text: r}, err
 }
 
-// double doubles a JSON number. Integers that fit an int64 are doubled
-// exactly, past int64 if they must; other numbers are doubled as float64
-// and written as encoding/json writes floats. json.Number in and out keeps
-// the SDK's codec off reflection and writes 2 as 4, never 4.0 or 4e+00.
-// Anything else fails its item; the SDK names the input and what it was.
+// double doubles a JSON number exactly: doubling a decimal is digit
+// arithmetic, so no digit is ever lost (a float64 keeps 17 significant
+// digits: 123456789012345678901234567890 came back as
+// 2.4691357802469136e+29). An integer is written as an integer, whatever
+// its size. Any other number is written the way encoding/json writes a
+// float64, plain from 1e-6 to 1e21 and in exponent form outside, but
+// with every digit of the exact result: 0.1 gives 0.2, 1e400 gives
+// 2e+400. Anything else fails its item.
 func double(_ context.Context, n json.Number) (json.Number, error) {
 	if n == "" { // encoding/json decodes null into json.Number as ""
 		return "", &sdk.DecodeError{Input: []byte("null"), Type: "json.Number", Err: errors.New("want a number, got null")}
 	}
-	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
-		if i > math.MaxInt64/2 || i < math.MinInt64/2 {
-			return json.Number(new(big.Int).Lsh(big.NewInt(i), 1).String()), nil
-		}
-		return json.Number(strconv.FormatInt(2*i, 10)), nil
+	d, ok := parseDecimal([]byte(n))
+	if !ok {
+		return "", fmt.Errorf("want a number, got %s", quote.Item([]byte(n)))
 	}
-	f, err := strconv.ParseFloat(string(n), 64)
-	switch {
-	case errors.Is(err, strconv.ErrRange):
-		return "", fmt.Errorf("%s is out of range for a float64", n)
-	case err != nil:
-		return "", fmt.Errorf("want a number, got %q", string(n))
-	case math.IsInf(2*f, 0):
-		return "", fmt.Errorf("2 * %s overflows a float64", n)
+	if d.exp > maxExp || d.exp < -maxExp {
+		return "", fmt.Errorf("%s: exponent out of range (at most %d either way)", quote.Item([]byte(n)), maxExp)
 	}
-	return json.Number(formatFloat(2 * f)), nil
+	d.digits = twice(d.digits)
+	if d.integer {
+		return json.Number(d.appendInteger(nil)), nil
+	}
+	return json.Number(d.appendFloat(nil)), nil
 }
 
-// formatFloat formats f as encoding/json does: plain up to 1e21, exponent
-// form beyond and below 1e-6, with e-7 rather than e-07.
-func formatFloat(f float64) string {
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
+// maxExp bounds the exponents double takes: past it a number is not one
+// anybody computes with, and exponent arithmetic must not overflow.
+const maxExp int64 = 1e15
+
+// decimal is a JSON number: (-)digits × 10^exp, exactly.
+type decimal struct {
+	neg     bool
+	digits  []byte // decimal digits, most significant first, no leading zeros ("0" for zero)
+	exp     int64
+	integer bool // written without a fraction or an exponent
+}
+
+// parseDecimal parses exactly one JSON number.
+func parseDecimal(b []byte) (decimal, bool) {
+	var d decimal
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		d.neg = true
+		i++
 	}
-	s := strconv.FormatFloat(f, format, -1, 64)
-	if n := len(s); format == 'e' && n >= 4 && s[n-4] == 'e' && s[n-3] == '-' && s[n-2] == '0' {
-		s = s[:n-2] + s[n-1:]
+	start := i
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		return d, false
 	}
-	return s
+	d.digits = append(d.digits, b[start:i]...)
+	d.integer = true
+	if i < len(b) && b[i] == '.' {
+		i++
+		f := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == f {
+			return d, false
+		}
+		d.digits = append(d.digits, b[f:i]...)
+		d.exp = -int64(i - f)
+		d.integer = false
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		neg := false
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			neg = b[i] == '-'
+			i++
+		}
+		f := i
+		var e int64
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			if e <= 2*maxExp { // past it, out of range whatever follows
+				e = e*10 + int64(b[i]-'0')
+			}
+			i++
+		}
+		if i == f {
+			return d, false
+		}
+		if neg {
+			e = -e
+		}
+		d.exp += e
+		d.integer = false
+	}
+	if i != len(b) {
+		return d, false
+	}
+	d.digits = trimLeadingZeros(d.digits)
+	return d, true
+}
+
+func trimLeadingZeros(digits []byte) []byte {
+	for len(digits) > 1 && digits[0] == '0' {
+		digits = digits[1:]
+	}
+	return digits
+}
+
+// twice doubles a string of decimal digits, in place when it does not
+// grow.
+func twice(digits []byte) []byte {
+	carry := byte(0)
+	for i := len(digits) - 1; i >= 0; i-- {
+		v := (digits[i]-'0')*2 + carry
+		digits[i], carry = '0'+v%10, v/10
+	}
+	if carry > 0 {
+		digits = append([]byte{'1'}, digits...)
+	}
+	return digits
+}
+
+// appendInteger writes an integer's digits: zero has no sign.
+func (d decimal) appendInteger(b []byte) []byte {
+	if d.neg && string(d.digits) != "0" {
+		b = append(b, '-')
+	}
+	return append(b, d.digits...)
+}
+
+// appendFloat writes d as encoding/json writes a float64 of that value,
+// every digit kept: plain when 1e-6 <= |d| < 1e21, else d.ddde±x.
+func (d decimal) appendFloat(b []byte) []byte {
+	digits, exp := d.digits, d.exp
+	for len(digits) > 1 && digits[len(digits)-1] == '0' {
+		digits, exp = digits[:len(digits)-1], exp+1
+	}
+	if d.neg {
+		b = append(b, '-') // -0 too, as encoding/json writes it
+	}
+	if string(digits) == "0" {
+		return append(b, '0')
+	}
+	sci := int64(len(digits)) - 1 + exp // the exponent of the first digit
+	switch {
+	case sci < -6 || sci >= 21:
+		b = append(b, digits[0])
+		if len(digits) > 1 {
+			b = append(b, '.')
+			b = append(b, digits[1:]...)
+		}
+		b = append(b, 'e')
+		if sci >= 0 {
+			b = append(b, '+')
+		}
+		return strconv.AppendInt(b, sci, 10)
+	case exp >= 0:
+		b = append(b, digits...)
+		return append(b, strings.Repeat("0", int(exp))...)
+	}
+	point := int64(len(digits)) + exp // digits before the decimal point
+	if point > 0 {
+		b = append(b, digits[:point]...)
+		b = append(b, '.')
+		return append(b, digits[point:]...)
+	}
+	b = append(b, "0."...)
+	b = append(b, strings.Repeat("0", int(-point))...)
+	return append(b, digits...)
 }
 
 // parseInt parses a JSON integer that fits an int64, without allocating:

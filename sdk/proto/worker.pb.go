@@ -354,12 +354,15 @@ func (*InitResponse) Descriptor() ([]byte, []int) {
 
 // Batch carries items in either direction.
 //
-// Item i of the batch is data[ends[i-1]:ends[i]] (ends[-1] = 0). In a
-// request, items are the bytes the host was given, not validated: usually
-// one JSON value each. In a response an empty item means the task returned
-// no value (a task run for its printed output only); any other item must be
-// one line of JSON (one value, UTF-8, no CR or LF; NaN is not JSON): the
-// host fails the item otherwise.
+// Item i of the batch is data[ends[i-1]:ends[i]] (ends[-1] = 0): ends never
+// decrease and never pass the end of data. In a request, items are the bytes
+// the host was given, not validated: usually one JSON value each. In a
+// response an empty item means the task returned no value (a task run for its
+// printed output only); any other item must be one line of JSON (one value,
+// UTF-8, no CR or LF; NaN is not JSON): the host fails the item otherwise. A
+// batch that breaks these rules on boundaries, or whose errors or output name
+// items out of order or outside the response, ends the stream: the host
+// treats the plugin as crashed, a plugin fails its Run.
 type Batch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// seq identifies a request batch on this stream; responses repeat it.
@@ -369,18 +372,21 @@ type Batch struct {
 	First uint32   `protobuf:"varint,2,opt,name=first,proto3" json:"first,omitempty"`
 	Data  []byte   `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
 	Ends  []uint32 `protobuf:"varint,4,rep,packed,name=ends,proto3" json:"ends,omitempty"`
-	// ids are task ids, in requests only. Empty means base_id+i for item i.
+	// ids are task ids, in requests only: one per item, or none, which means
+	// base_id+i for item i.
 	Ids    []uint64 `protobuf:"varint,5,rep,packed,name=ids,proto3" json:"ids,omitempty"`
 	BaseId uint64   `protobuf:"varint,6,opt,name=base_id,json=baseId,proto3" json:"base_id,omitempty"`
 	// attempt is, in requests, which run of these tasks this is (1 = first).
 	Attempt uint32 `protobuf:"varint,7,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	// errors are the items that failed, at most one per item, in ascending
-	// index order; index counts within the request batch (first <= index <
-	// first + len(ends)). A failed item's data is empty. Responses only.
+	// errors are the items that failed, at most one per item, in increasing
+	// index order; index counts within the request batch, and names an item
+	// of this response (first <= index < first + len(ends)). A failed item's
+	// data is empty. Responses only.
 	Errors []*ItemError `protobuf:"bytes,8,rep,name=errors,proto3" json:"errors,omitempty"`
-	// output holds the lines items printed through the SDK, at most one
-	// entry per item, in ascending index order (indexes as for errors); a
-	// failed item may have output too. Responses only.
+	// output holds the lines items printed through the SDK, at most one entry
+	// per item, in increasing index order, each an item of this response
+	// (indexes as for errors); a failed item may have output too. Responses
+	// only.
 	Output []*ItemOutput `protobuf:"bytes,9,rep,name=output,proto3" json:"output,omitempty"`
 	// cancel, in a request, carries no items: it cancels the batch with this
 	// seq. The running task's context is cancelled and the batch's remaining

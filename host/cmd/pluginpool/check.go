@@ -13,6 +13,7 @@ import (
 
 	"github.com/pluginpool/pluginpool/host/pool"
 	"github.com/pluginpool/pluginpool/internal/python"
+	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
 func init() {
@@ -146,19 +147,19 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 		break
 	}
 	if r.Err != nil {
-		field("task", "%s → failed", item)
+		field("task", "%s → failed", quote.Item(item))
 		return o.fail(ExitFailed, "check %s: %s", name, explainTask(r.Err, item, explicit))
 	}
 	var got []string
 	if r.Value != nil {
-		got = append(got, string(r.Value))
+		got = append(got, quote.Item(r.Value))
 	} else {
 		got = append(got, "no value")
 	}
 	for _, l := range r.Output {
 		got = append(got, fmt.Sprintf("printed %q", l))
 	}
-	field("task", "%s → %s in %s", item, strings.Join(got, "; "), roundDuration(took))
+	field("task", "%s → %s in %s", quote.Item(item), strings.Join(got, "; "), roundDuration(took))
 	if err := p.Close(); err != nil {
 		return o.fail(ExitStart, "check %s: %v", name, err)
 	}
@@ -235,17 +236,17 @@ func explainTask(err error, item []byte, explicit bool) string {
 		if explicit {
 			hint = "is --input the kind of item this plugin takes?"
 		}
-		return fmt.Sprintf("the plugin started, but could not decode the sample %s: %s; %s", item, te.Message, hint)
+		return fmt.Sprintf("the plugin started, but could not decode the sample %s: %s; %s", quote.Item(item), quote.Message(te.Message), hint)
 	case errors.As(err, &te) && te.Kind == pool.KindPanic:
-		return fmt.Sprintf("the sample task %s panicked: %s", item, indent(strings.TrimPrefix(te.Message, "panic: ")))
+		return fmt.Sprintf("the sample task %s panicked: %s", quote.Item(item), indent(strings.TrimPrefix(quote.Message(te.Message), "panic: ")))
 	case errors.As(err, &te):
-		return fmt.Sprintf("the sample task %s failed: %s", item, te.Message)
+		return fmt.Sprintf("the sample task %s failed: %s", quote.Item(item), quote.Message(te.Message))
 	case errors.Is(err, pool.ErrCrashed):
-		return fmt.Sprintf("the worker crashed running the sample task %s: %s", item, indent(err.Error()))
+		return fmt.Sprintf("the worker crashed running the sample task %s: %s", quote.Item(item), indent(err.Error()))
 	case errors.Is(err, pool.ErrTimeout):
-		return fmt.Sprintf("the sample task %s timed out: %v", item, err)
+		return fmt.Sprintf("the sample task %s timed out: %v", quote.Item(item), err)
 	}
-	return fmt.Sprintf("the sample task %s failed: %v", item, err)
+	return fmt.Sprintf("the sample task %s failed: %v", quote.Item(item), err)
 }
 
 func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n  ") }

@@ -142,6 +142,8 @@ func serveFixture(mode string) {
 		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) {
 			panic(fmt.Sprintf("fixture panic on %d", n))
 		})
+	case "badbytes", "int":
+		p.Task = edgeFixture(mode) // edges_test.go
 	default:
 		fmt.Fprintf(os.Stderr, "unknown fixture %q\n", mode)
 		os.Exit(2)
@@ -246,7 +248,9 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"map", "nosuch", "1"}, ExitUsage, `unknown plugin "nosuch": pool.toml has no [plugins.nosuch] table; configured: badformat, double, logger, missing, panicky, printer, script`},
 		{[]string{"map", "missing", "1"}, ExitStart, "missing: cannot start " + filepath.Join(binDir, "missing")},
 		{[]string{"map"}, ExitUsage, "requires at least 1 arg(s)"},
-		{[]string{"map", "--workers", "0", "double", "1"}, ExitUsage, "--workers must be >= 1"},
+		{[]string{"map", "--workers", "0", "double", "1"}, ExitUsage, "--workers must be between 1 and 1024, got 0"},
+		{[]string{"map", "--workers", "100000", "double", "1"}, ExitUsage, "--workers must be between 1 and 1024, got 100000"},
+		{[]string{"map", "--chunk-size", "1000000000000", "double", "1"}, ExitUsage, "--chunk-size must be between 1 and 1048576, got 1000000000000"},
 		{[]string{"map", "--bogus", "double"}, ExitUsage, "unknown flag: --bogus"},
 		{[]string{"apply", "double"}, ExitUsage, "accepts 2 arg(s)"},
 		{[]string{"--log-level", "loud", "map", "double", "1"}, ExitUsage, `--log-level "loud"`},

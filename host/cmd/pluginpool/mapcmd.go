@@ -18,6 +18,7 @@ import (
 
 	"github.com/pluginpool/pluginpool/host/jsonl"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
 // mapOptions are the flags of map and apply.
@@ -52,14 +53,14 @@ func (o *mapOptions) config(cmd *cobra.Command, name string) (pool.Config, error
 		return cfg, err
 	}
 	if cmd.Flags().Changed("workers") {
-		if o.workers < 1 {
-			return cfg, usageError{fmt.Errorf("--workers must be >= 1, got %d", o.workers)}
+		if o.workers < 1 || o.workers > pool.WorkersLimit {
+			return cfg, usageError{fmt.Errorf("--workers must be between 1 and %d, got %d", pool.WorkersLimit, o.workers)}
 		}
 		cfg.Workers = o.workers
 	}
 	if cmd.Flags().Changed("chunk-size") {
-		if o.chunkSize < 1 {
-			return cfg, usageError{fmt.Errorf("--chunk-size must be >= 1, got %d", o.chunkSize)}
+		if o.chunkSize < 1 || o.chunkSize > pool.ChunkSizeLimit {
+			return cfg, usageError{fmt.Errorf("--chunk-size must be between 1 and %d, got %d", pool.ChunkSizeLimit, o.chunkSize)}
 		}
 		cfg.ChunkSize = o.chunkSize
 	}
@@ -184,7 +185,7 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 			list[i] = argItem(a)
 		}
 		items = slices.Values(list)
-		where = func(i int) string { return fmt.Sprintf("item %d (%s)", i+1, args[i]) }
+		where = func(i int) string { return fmt.Sprintf("item %d (%s)", i+1, quote.Item([]byte(args[i]))) }
 	} else {
 		in := o.io.In
 		in, abort = abortable(in)
@@ -288,7 +289,7 @@ func (o *mapOptions) report(where string, err error, r *jsonl.Reader, i int) {
 			}
 		}
 	}
-	fmt.Fprintf(o.io.Err, "pluginpool: %s: %v\n", where, err)
+	fmt.Fprintf(o.io.Err, "pluginpool: %s: %s\n", where, quote.Text(err.Error()))
 }
 
 // abortable returns a reader whose blocked Read can be abandoned. A read

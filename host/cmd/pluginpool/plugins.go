@@ -29,7 +29,7 @@ STATUS is "ok", or why the plugin cannot start; then the exit status is 3
   pluginpool plugins -c deploy/pool.toml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := config.Load(g.configPath)
+			f, err := g.load()
 			if err != nil {
 				return err
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pool"
 	"github.com/pluginpool/pluginpool/internal/python"
+	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
 // ExitCode is the process exit status.
@@ -42,11 +43,15 @@ type IOStreams struct {
 	Err io.Writer
 	// ErrIsTerminal reports whether Err is a terminal (for progress bars).
 	ErrIsTerminal bool
+	// OutIsTerminal reports whether Out is a terminal: what plugins print
+	// is then shown with control bytes and invalid UTF-8 escaped.
+	OutIsTerminal bool
 }
 
 // StdIO returns the process's real streams.
 func StdIO() IOStreams {
-	return IOStreams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, ErrIsTerminal: isTerminal(os.Stderr)}
+	return IOStreams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr,
+		ErrIsTerminal: isTerminal(os.Stderr), OutIsTerminal: isTerminal(os.Stdout)}
 }
 
 // globalOptions are the flags every command takes.
@@ -61,20 +66,24 @@ type globalOptions struct {
 	progress    progressMode
 	metricsAddr string
 	io          IOStreams
-	code        ExitCode // set by the command that ran
+	ctx         context.Context // Main's: done after a signal
+	code        ExitCode        // set by the command that ran
 }
 
 // Main runs the CLI with args (without the program name) and returns the
-// exit status. SIGINT and SIGTERM cancel the work in progress: workers are
-// killed, and the status is 130 or 143.
+// exit status. SIGINT, SIGTERM and SIGHUP cancel the work in progress,
+// whatever the command and wherever it is (loading the config included):
+// workers are killed, temporary files removed, and the status is 130, 143
+// or 129.
 func Main(ctx context.Context, args []string, io IOStreams) ExitCode {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	sigs := make(chan os.Signal, 1)
 	// SIGPIPE is watched so that a write to a closed stdout returns EPIPE
 	// (handled as a quiet stop) instead of killing the process before it
-	// can stop its plugins.
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
+	// can stop its plugins. SIGHUP (the terminal went away) would kill it
+	// just as abruptly, leaving run's temporary output file behind.
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 	go func() {
 		for {
@@ -91,7 +100,12 @@ func Main(ctx context.Context, args []string, io IOStreams) ExitCode {
 		}
 	}()
 
-	g := &globalOptions{io: io, code: ExitOK}
+	if io.OutIsTerminal {
+		// Data, but shown on a screen: a plugin's bytes must not move the
+		// cursor or retitle the window. Redirected, it is written as is.
+		io.Out = quote.NewWriter(io.Out)
+	}
+	g := &globalOptions{io: io, ctx: ctx, code: ExitOK}
 	root := newRootCmd(ctx, g)
 	root.SetArgs(args)
 	root.SetIn(io.In)
@@ -105,7 +119,7 @@ func Main(ctx context.Context, args []string, io IOStreams) ExitCode {
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) || !errors.Is(err, errReported) {
-			fmt.Fprintf(io.Err, "pluginpool: %v\n", err)
+			fmt.Fprintf(io.Err, "pluginpool: %s\n", quote.Text(err.Error()))
 			if g.code == ExitOK {
 				g.code = ExitUsage
 			}
@@ -125,9 +139,10 @@ type usageError struct{ error }
 // errReported marks an error already written to stderr.
 var errReported = errors.New("reported")
 
-// fail records code and returns an error Main will not print again.
+// fail records code and returns an error Main will not print again. The
+// message is escaped: it may quote an item or relay a plugin's bytes.
 func (g *globalOptions) fail(code ExitCode, format string, args ...any) error {
-	fmt.Fprintf(g.io.Err, "pluginpool: "+format+"\n", args...)
+	fmt.Fprintf(g.io.Err, "pluginpool: %s\n", quote.Text(fmt.Sprintf(format, args...)))
 	g.code = code
 	return errReported
 }
@@ -150,7 +165,7 @@ Exit status:
   1    some items failed (each is reported on stderr), or input unreadable
   2    bad command line or config
   3    a plugin could not start, or its pool degraded
-  130  interrupted (SIGINT); 143 after SIGTERM
+  130  interrupted (SIGINT); 143 after SIGTERM, 129 after SIGHUP
   141  stdout was closed early (e.g. by | head)
 
 Environment:
@@ -218,11 +233,17 @@ func (g *globalOptions) logger() hclog.Logger {
 // loadConfig loads the config file. A missing default ./pool.toml is not
 // an error (nil, nil): plugins can still be named by path.
 func (g *globalOptions) loadConfig() (*config.File, error) {
-	f, err := config.Load(g.configPath)
+	f, err := g.load()
 	if err != nil && !g.configSet && errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	return f, err
+}
+
+// load loads the config file, giving up on a signal (Main then exits
+// 128+N, printing nothing more).
+func (g *globalOptions) load() (*config.File, error) {
+	return config.LoadContext(g.ctx, g.configPath)
 }
 
 // poolConfig resolves a plugin name (from the config) or path (containing

@@ -15,6 +15,7 @@ import (
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pipeline"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
 func init() {
@@ -77,8 +78,11 @@ the target as it was.`,
 // pickPipeline loads the config and picks the pipeline to run: the one
 // named, or the default one.
 func (o *runOptions) pickPipeline(name string) (*config.File, *config.Pipeline, error) {
-	f, err := config.Load(o.configPath)
+	f, err := o.load()
 	if err != nil {
+		if o.ctx.Err() != nil {
+			return nil, nil, errReported // a signal: Main says nothing more
+		}
 		if errors.Is(err, os.ErrNotExist) && !errors.Is(err, config.ErrInvalid) {
 			return nil, nil, usageError{fmt.Errorf("%w; pass -c FILE to name the config", err)}
 		}
@@ -171,7 +175,7 @@ func (o *runOptions) run(cmd *cobra.Command, name string) error {
 		spec.Output = o.io.Out
 	}
 	spec.OnFailure = func(f *pipeline.Failure) {
-		fmt.Fprintf(o.io.Err, "pluginpool: %v\n", f)
+		fmt.Fprintf(o.io.Err, "pluginpool: %s\n", quote.Text(f.Error()))
 	}
 
 	began := time.Now()
@@ -219,9 +223,9 @@ func (g *globalOptions) configProblems(err error) error {
 	for _, e := range flatten(err) {
 		var ce *config.Error
 		if errors.As(e, &ce) {
-			fmt.Fprintln(g.io.Err, e) // "pool.toml:12: key: message", like a compiler
+			fmt.Fprintln(g.io.Err, quote.Text(e.Error())) // "pool.toml:12: key: message", like a compiler
 		} else {
-			fmt.Fprintf(g.io.Err, "pluginpool: %v\n", e)
+			fmt.Fprintf(g.io.Err, "pluginpool: %s\n", quote.Text(e.Error()))
 		}
 	}
 	g.code = ExitUsage

@@ -40,8 +40,11 @@ pipelines)" on stdout and exits 0; an invalid one exits 2.`,
 }
 
 func validate(g *globalOptions) error {
-	f, err := config.Load(g.configPath)
+	f, err := g.load()
 	if err != nil {
+		if g.ctx.Err() != nil {
+			return errReported // a signal: Main says nothing more
+		}
 		if errors.Is(err, os.ErrNotExist) && !errors.Is(err, config.ErrInvalid) {
 			return g.fail(ExitUsage, "%v; pass -c FILE to name the config", err)
 		}
