@@ -333,8 +333,12 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(items_of(got[0]), [b"[1]", b'["x"]'])
 
     def test_malformed_batch(self):
-        with self.assertRaises(ValueError):
-            self.run_batches(lambda x: x, [Batch(seq=1, data=b"12", ends=[1, 5])])
+        ran = []
+        for b in (Batch(seq=1, data=b"12", ends=[1, 5]), Batch(seq=1, data=b"123", ends=[2, 1, 3]),
+                  Batch(seq=1, data=b"12", ends=[1, 2], ids=[7])):
+            with self.assertRaises(ValueError):
+                self.run_batches(lambda x: ran.append(x), [b])
+        self.assertEqual(ran, [])  # nothing of a malformed batch runs
 
 
 class TaskTest(unittest.TestCase):
