@@ -3,7 +3,7 @@
 #   make run     build everything and run the seed demo from pool.toml
 #   make test    build what the tests need, then go test -race ./...
 #   make bench   pluginpool vs Python multiprocessing, side by side
-#   make proto   regenerate sdk/proto and sdk/python's worker_pb2.py (needs protoc; CI never does)
+#   make proto   regenerate sdk/proto, sdk/python's worker_pb2.py and host/cluster/clusterpb (needs protoc; CI never does)
 
 GO      ?= go
 BIN     := bin
@@ -52,6 +52,9 @@ proto:
 		--go-grpc_out=sdk/proto --go-grpc_opt=paths=source_relative \
 		--python_out=sdk/python/pluginpool \
 		sdk/proto/worker.proto
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" protoc -I host/cluster/clusterpb \
+		--go_out=host/cluster/clusterpb --go_opt=paths=source_relative \
+		host/cluster/clusterpb/cluster.proto
 
 clean:
 	rm -rf $(BIN)

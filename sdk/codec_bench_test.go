@@ -67,21 +67,29 @@ func (discardStream) Send(*workerpb.Batch) error { return nil }
 
 // BenchmarkRunBatchInt runs a batch of 1024 ints through runBatch: the
 // SDK's whole per-item cost inside a plugin, minus gRPC. One op is one item,
-// so allocs/op counts allocations per item (the taskCtx at most).
+// so allocs/op counts allocations per item (the taskCtx at most). With a
+// start ledger (two stores per item) and without.
 func BenchmarkRunBatchInt(b *testing.B) {
 	const n = 1024
-	s := &server{plugin: Plugin{Task: Func(func(_ context.Context, n int) (int, error) { return 2 * n, nil })},
-		logger: hclog.NewNullLogger(), flush: defaultFlush}
-	r := &runner{s: s, ctx: context.Background(), stream: &discardStream{}}
-	req := &workerpb.Batch{Seq: 1}
-	for i := range n {
-		req.Data = strconv.AppendInt(req.Data, int64(i), 10)
-		req.Ends = append(req.Ends, uint32(len(req.Data)))
-	}
-	b.ReportAllocs()
-	for i := 0; i < b.N; i += n {
-		if err := r.runBatch(req); err != nil {
-			b.Fatal(err)
-		}
+	for _, c := range []struct {
+		name   string
+		ledger *uint64
+	}{{"ledger", new(uint64)}, {"noledger", nil}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := &server{plugin: Plugin{Task: Func(func(_ context.Context, n int) (int, error) { return 2 * n, nil })},
+				logger: hclog.NewNullLogger(), flush: defaultFlush, ledger: c.ledger}
+			r := &runner{s: s, ctx: context.Background(), stream: &discardStream{}, ledger: s.ledger}
+			req := &workerpb.Batch{Seq: 1}
+			for i := range n {
+				req.Data = strconv.AppendInt(req.Data, int64(i), 10)
+				req.Ends = append(req.Ends, uint32(len(req.Data)))
+			}
+			b.ReportAllocs()
+			for i := 0; i < b.N; i += n {
+				if err := r.runBatch(req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

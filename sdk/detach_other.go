@@ -2,5 +2,9 @@
 
 package sdk
 
+import "os"
+
 func detachStdin() {}
 func watchParent() {}
+
+func unbufferStderr(*os.File) {}

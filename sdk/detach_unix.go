@@ -30,3 +30,10 @@ func watchParent() {
 		}
 	}
 }
+
+// unbufferStderr makes writes to os.Stderr, go-plugin's forwarding pipe,
+// go to real instead: it puts real's file in the pipe's descriptor. No Go
+// variable changes, so code that holds os.Stderr is covered too.
+func unbufferStderr(real *os.File) {
+	_ = dup2(int(real.Fd()), int(os.Stderr.Fd()))
+}

@@ -23,7 +23,7 @@ func (s *server) Run(stream workerpb.Worker_RunServer) error {
 	// The host bounds the batches in flight; this queue never holds more.
 	reqs := make(chan *workerpb.Batch, 16)
 	recvErr := make(chan error, 1)
-	r := &runner{s: s, ctx: ctx, stream: stream, stop: make(chan struct{})}
+	r := &runner{s: s, ctx: ctx, stream: stream, stop: make(chan struct{}), ledger: s.ledger}
 	go func() {
 		defer close(reqs)
 		for {
@@ -83,9 +83,24 @@ type runner struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	resp workerpb.Batch // reused: Send serializes before it returns
-	out  []byte
+	resp   workerpb.Batch // reused: Send serializes before it returns
+	out    []byte
+	ledger *uint64 // s.ledger, one load nearer
+
+	// With a task timeout, guard says who owns resp and out while a task
+	// runs (see steal); index is the running item's, for steal.
+	guard     atomic.Int32
+	index     int
+	lastSteal int64 // watch's: the start time of the task it last stole under
 }
+
+// guard states.
+const (
+	guardRunner   = iota // the runner owns resp: no task is running
+	guardTask            // a task is running: watch may take resp
+	guardWatch           // watch is sending resp's answers
+	guardReturned        // watch is done: resp holds no answer any more
+)
 
 // watch raises flushDue every flush interval, cancels the running task when
 // it passes the task timeout, and cancels it when the stream ends.
@@ -111,8 +126,17 @@ func (r *runner) watch() {
 		case now := <-t.C:
 			r.flushDue.Store(true)
 			c := r.cur.Load()
-			if c != nil && r.s.timeout > 0 && now.UnixNano()-c.started.Load() >= int64(r.s.timeout) {
+			if c == nil || r.s.timeout <= 0 {
+				break
+			}
+			started := c.started.Load()
+			ran := now.UnixNano() - started
+			if ran >= int64(r.s.timeout) {
 				c.cancel(errTimeout)
+			}
+			if ran >= int64(tick) && started != r.lastSteal {
+				r.lastSteal = started
+				r.steal()
 			}
 		}
 		if c := r.cur.Load(); c != nil && r.ctx.Err() != nil {
@@ -180,18 +204,26 @@ func (r *runner) runBatch(b *workerpb.Batch) error {
 		if tc.timeout > 0 {
 			tc.started.Store(time.Now().UnixNano())
 		}
-		mark := len(r.out)
 		if n := r.cancels.Load(); n != seenCancels {
 			seenCancels, cancelled = n, r.isCancelled(b.Seq)
 			if cancelled {
 				tc.cancel(context.Canceled)
 			}
 		}
+		mark := len(r.out)
 		var err error
 		if cancelled {
 			err = context.Canceled
 		} else if err = r.streamErr(); err == nil {
-			r.out, err = r.call(tc, in, r.out)
+			if tc.timeout > 0 {
+				r.out, err = r.runGuarded(tc, i, in)
+				mark = len(r.out) // runGuarded dropped what a failed task appended
+			} else {
+				// The start ledger's two marks (ledger.go) around the task.
+				markStart(r.ledger, id)
+				r.out, err = r.call(tc, in, r.out)
+				markDone(r.ledger, id)
+			}
 		}
 		idx := uint32(i)
 		if err != nil {
@@ -236,6 +268,54 @@ func (r *runner) send() error {
 	runtime.Gosched()
 	runtime.Gosched()
 	return err
+}
+
+// runGuarded runs item i of the batch, whose context is tc, when there is
+// a task timeout: like the plain path in runBatch (the start ledger's
+// marks around the task; nothing appended if it failed), but meanwhile
+// watch may send the answers of the items before i (see steal); then they
+// are dropped from the front of the buffer. The handover costs two atomic
+// operations per task, which is why plugins without a task timeout
+// (trivial tasks, W1 and W2 of make bench) do without it.
+func (r *runner) runGuarded(tc *taskCtx, i int, in []byte) ([]byte, error) {
+	mark := len(r.out)
+	markStart(r.ledger, tc.id)
+	r.index = i
+	r.guard.Store(guardTask)
+	out, err := r.call(tc, in, r.out)
+	markDone(r.ledger, tc.id)
+	if !r.guard.CompareAndSwap(guardTask, guardRunner) {
+		for r.guard.Load() != guardReturned {
+			runtime.Gosched() // watch is in the middle of one Send
+		}
+		r.guard.Store(guardRunner)
+		out = out[:copy(out, out[mark:])]
+		mark = 0
+	}
+	if err != nil {
+		out = out[:mark]
+	}
+	return out, err
+}
+
+// steal sends the answers of the items that finished before the running
+// task, if there are any, and empties resp. watch calls it once the task
+// has run for a tick: the runner answers only between tasks, so a task
+// that hangs until the host kills the process would take those answers
+// down with it, and the host would have to run those items again (or fail
+// them, for a plugin that is not idempotent). With the answers in, a
+// timeout kill costs only the hung task (issue 8, case 4).
+func (r *runner) steal() {
+	if !r.guard.CompareAndSwap(guardTask, guardWatch) {
+		return // between tasks, or no task timeout
+	}
+	if resp := &r.resp; len(resp.Ends) > 0 {
+		resp.Data = r.out
+		// An error ends the stream: the runner's next send reports it.
+		_ = r.stream.Send(resp)
+		*resp = workerpb.Batch{Seq: resp.Seq, First: uint32(r.index), Ends: resp.Ends[:0]}
+	}
+	r.guard.Store(guardReturned)
 }
 
 // call runs one task, turning a panic into that task's error.

@@ -68,7 +68,12 @@ type harness struct {
 // the test ends.
 func startRun(t *testing.T, task Task, init *workerpb.InitRequest) *harness {
 	t.Helper()
-	s := &server{plugin: Plugin{Name: "test", Task: task}, logger: hclog.NewNullLogger()}
+	return startServer(t, &server{plugin: Plugin{Name: "test", Task: task}, logger: hclog.NewNullLogger()}, init)
+}
+
+// startServer is startRun for a server the test built.
+func startServer(t *testing.T, s *server, init *workerpb.InitRequest) *harness {
+	t.Helper()
 	if init != nil {
 		if _, err := s.Init(t.Context(), init); err != nil {
 			t.Fatal(err)
@@ -503,7 +508,7 @@ func TestDescribeAndInit(t *testing.T) {
 		}}
 	s := &server{plugin: p, logger: hclog.NewNullLogger()}
 	d, err := s.Describe(t.Context(), &workerpb.DescribeRequest{})
-	if err != nil || d.Name != "p" || d.Version != "1.2.3" || !d.Idempotent || d.Sdk != "go/"+Version {
+	if err != nil || d.Name != "p" || d.Version != "1.2.3" || !d.Idempotent || d.Sdk != "go/"+Version || d.StartLedger {
 		t.Errorf("Describe = %v, %v", d, err)
 	}
 	if _, err := s.Init(t.Context(), &workerpb.InitRequest{TaskTimeoutMs: 5}); err != nil || gotCfg != "{}" {
@@ -517,5 +522,74 @@ func TestDescribeAndInit(t *testing.T) {
 	}
 	if _, err := s.Init(t.Context(), &workerpb.InitRequest{Config: []byte(`{"panic":1}`)}); err == nil || !strings.Contains(err.Error(), "init panicked: init exploded") {
 		t.Errorf("Init panic = %v", err)
+	}
+}
+
+// The start ledger: a task sees its own id marked running; after the batch
+// the word says the last task finished. Describe says the plugin keeps it.
+func TestRunLedger(t *testing.T) {
+	word := new(uint64)
+	seen := make(chan uint64, 10)
+	task := Func(func(ctx context.Context, n int) (int, error) {
+		seen <- *word // the runner's goroutine: no race
+		return n, nil
+	})
+	s := &server{plugin: Plugin{Name: "test", Task: task}, logger: hclog.NewNullLogger(), ledger: word}
+	if d, _ := s.Describe(t.Context(), &workerpb.DescribeRequest{}); !d.StartLedger {
+		t.Error("Describe does not report the start ledger")
+	}
+	h := startServer(t, s, &workerpb.InitRequest{})
+	b := batch(1, 0, "1", "2", "3")
+	b.Ids = []uint64{40, 41, 7}
+	h.send(b)
+	h.collect(1, 3)
+	for _, id := range []uint64{40, 41, 7} {
+		if got := <-seen; got != id<<1|1 {
+			t.Errorf("task %d saw the ledger at %#x; want %#x (running)", id, got, id<<1|1)
+		}
+	}
+	if *word != 7<<1 { // read after the answer: Run wrote it before
+		t.Errorf("ledger after the batch = %#x; want %#x (task 7 finished)", *word, 7<<1)
+	}
+}
+
+// With a task timeout, the answers of the items that finished before a
+// task that hangs are sent while it hangs, not after it: the host would
+// otherwise lose them when it kills the process.
+func TestRunSendsAnswersWhileATaskHangs(t *testing.T) {
+	release := make(chan struct{})
+	task := Func(func(ctx context.Context, n int) (int, error) {
+		if n == 0 {
+			<-release // ignores its context
+		}
+		return n, nil
+	})
+	h := startRun(t, task, &workerpb.InitRequest{TaskTimeoutMs: 60_000, FlushIntervalMs: 5})
+	h.send(batch(1, 0, "1", "2", "0", "3"))
+	var first *workerpb.Batch
+	select {
+	case first = <-h.stream.out:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer while the third task hangs")
+	}
+	if first.First != 0 || len(first.Ends) != 2 || string(first.Data) != "12" {
+		t.Errorf("answer while the task hangs: first %d, %d items, data %q; want items 0 and 1", first.First, len(first.Ends), first.Data)
+	}
+	close(release)
+	var data []byte
+	for next := uint32(2); next < 4; {
+		select {
+		case r := <-h.stream.out:
+			if r.First != next {
+				t.Fatalf("answer for items from %d; want from %d", r.First, next)
+			}
+			data = append(data, r.Data...)
+			next += uint32(len(r.Ends))
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer after the task returned")
+		}
+	}
+	if string(data) != "03" {
+		t.Errorf("items 2 and 3 after the task returned: %q; want 0 and 3", data)
 	}
 }

@@ -83,7 +83,7 @@ func serve(p Plugin) int {
 		}
 	}
 	logger := defaultLogger()
-	srv := &server{plugin: p, logger: logger}
+	srv := &server{plugin: p, logger: logger, ledger: openLedger(), stderr: os.Stderr}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{PluginName: &grpcPlugin{srv: srv}},
@@ -138,17 +138,30 @@ type server struct {
 	workerpb.UnimplementedWorkerServer
 	plugin  Plugin
 	logger  hclog.Logger
+	ledger  *uint64  // the start ledger's word; nil without one
+	stderr  *os.File // the process's own stderr, before go-plugin replaced it
 	slot    uint32
 	timeout time.Duration
 	flush   time.Duration
 }
 
 func (s *server) Describe(context.Context, *workerpb.DescribeRequest) (*workerpb.DescribeResponse, error) {
+	if s.stderr != nil && os.Stderr != s.stderr {
+		// go-plugin's Serve points os.Stderr at a pipe that a goroutine of
+		// this process forwards to the host over gRPC: a line written just
+		// before os.Exit dies in that pipe. Writing to the real stderr, the
+		// host reads it even after the process is gone and can quote it in
+		// a crash report (issue 8, case 6); it forwards the lines that are
+		// not log records as go-plugin did. The host calls Describe first,
+		// before anything else runs here.
+		unbufferStderr(s.stderr)
+	}
 	return &workerpb.DescribeResponse{
-		Name:       s.plugin.Name,
-		Version:    s.plugin.Version,
-		Idempotent: s.plugin.Idempotent,
-		Sdk:        "go/" + Version,
+		Name:        s.plugin.Name,
+		Version:     s.plugin.Version,
+		Idempotent:  s.plugin.Idempotent,
+		Sdk:         "go/" + Version,
+		StartLedger: s.ledger != nil,
 	}, nil
 }
 

@@ -1,11 +1,8 @@
 package config
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -51,13 +48,25 @@ func (f *File) Check() []error {
 			continue
 		}
 		if pl.SHA256 != "" {
-			sum, err := fileSHA256(pl.Path)
+			sum, err := pool.FileSHA256(pl.Path)
 			switch {
 			case err != nil:
 				bad([]string{"plugins", name, "sha256"}, err, "cannot compute the checksum: %v", err)
 			case sum != pl.SHA256:
 				bad([]string{"plugins", name, "sha256"}, pool.ErrChecksum,
 					"%s has sha256 %s, not the configured one: rebuild or re-verify the plugin, then update sha256", pl.Path, sum)
+			}
+		}
+	}
+	if c := f.Cluster; c != nil {
+		for _, file := range []struct{ key, path string }{
+			{"credentials", c.Credentials}, {"nkey", c.NKey}, {"tls_ca", c.TLSCA}, {"tls_cert", c.TLSCert}, {"tls_key", c.TLSKey},
+		} {
+			if file.path == "" {
+				continue
+			}
+			if _, err := os.Stat(file.path); err != nil {
+				bad([]string{"cluster", file.key}, err, "cannot use %s: %v", file.path, err)
 			}
 		}
 	}
@@ -94,17 +103,4 @@ func (f *File) Check() []error {
 	}
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].(*Error).Line < errs[j].(*Error).Line })
 	return errs
-}
-
-func fileSHA256(path string) (string, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer fh.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, fh); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -39,6 +39,8 @@ type File struct {
 	Plugins map[string]*Plugin
 	// Pipelines holds one entry per [pipelines.NAME] table, by name.
 	Pipelines map[string]*Pipeline
+	// Cluster is the [cluster] table, or nil when the file has none.
+	Cluster *Cluster
 
 	name  string    // base name used in errors, e.g. "pool.toml"
 	lines lineIndex // key -> line, for Check's errors
@@ -58,6 +60,10 @@ type Plugin struct {
 	// SHA256 is the executable's expected digest in lower-case hex
 	// (sha256), or "" for no check.
 	SHA256 string
+	// Version, if set, pins the version the plugin must report (version)
+	// on a cluster: workers whose plugin reports another do not serve this
+	// host's jobs. Local pools do not check it.
+	Version string
 	// Settings are [pool]'s settings with this table's overrides applied.
 	Settings Settings
 	// Config is the [plugins.NAME.config] table as a JSON object, passed to

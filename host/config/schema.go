@@ -19,8 +19,8 @@ import (
 
 // Keys of each table, for unknown-key suggestions.
 var (
-	topKeys      = []string{"pool", "plugins", "pipelines"}
-	pluginKeys   = append([]string{"path", "args", "env", "sha256", "config"}, settingNames...)
+	topKeys      = []string{"pool", "plugins", "pipelines", "cluster"}
+	pluginKeys   = append([]string{"path", "args", "env", "sha256", "version", "config"}, settingNames...)
 	pipelineKeys = []string{"stages", "input", "input_format", "output", "ordered", "default"}
 	stageKeys    = append([]string{"plugin"}, settingNames...)
 )
@@ -111,6 +111,9 @@ func (p *parser) parse(f *File, data []byte) bool {
 		}
 		p.oneDefault(f)
 	}
+	if v, ok := root["cluster"]; ok {
+		f.Cluster = p.cluster(v)
+	}
 	for _, k := range sortedKeys(root) {
 		if !slices.Contains(topKeys, k) {
 			p.unknownKey(p.at(k), k, topKeys, "")
@@ -189,6 +192,10 @@ func (p *parser) plugin(f *File, name string, v any) *Plugin {
 				} else {
 					pl.SHA256 = s
 				}
+			}
+		case "version":
+			if s, ok := p.str(at, val); ok {
+				pl.Version = strings.TrimSpace(s)
 			}
 		case "config":
 			if t, ok := p.table(at, val); ok {

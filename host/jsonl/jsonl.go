@@ -13,6 +13,7 @@ import (
 	"iter"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pluginpool/pluginpool/host/pool"
@@ -33,6 +34,15 @@ type Reader struct {
 	blanks []int       // for each blank line skipped, the items before it
 	long   map[int]int // oversized items: index → the line's real length
 	err    error
+
+	// Where reading stopped, so that Items goes on from there when called
+	// again (see Rest). Touched only by the goroutine iterating.
+	buf     []byte // unread input is buf[start:]
+	start   int
+	items   int  // items yielded so far
+	done    bool // the input ended, or failed
+	scratch []byte
+	count   atomic.Int64 // items, published once a block and when Items returns
 }
 
 // NewReader returns a Reader over r. With text set, every line is taken as
@@ -47,16 +57,22 @@ func NewReader(r io.Reader, text bool, limit int) *Reader {
 const blockSize = 1 << 20
 
 // Items yields the items. Blank lines are skipped (but counted in line
-// numbers). A read error ends the sequence; Err reports it.
+// numbers). A read error ends the sequence; Err reports it. Called again
+// after the caller stopped early, it goes on with the next item.
 func (r *Reader) Items() iter.Seq[[]byte] {
 	return func(yield func([]byte) bool) {
-		buf := make([]byte, 0, r.block)
-		var scratch []byte
-		items := 0 // yielded so far; r.mu is taken only for the rare blank or long line
+		if r.done {
+			return
+		}
+		buf, start := r.buf, r.start
+		if buf == nil {
+			buf = make([]byte, 0, r.block)
+		}
+		items := r.items // yielded so far; r.mu is taken only for the rare blank or long line
 		item := func(line []byte) bool {
 			if r.text {
-				scratch = appendString(scratch[:0], line)
-				line = scratch
+				r.scratch = appendString(r.scratch[:0], line)
+				line = r.scratch
 			}
 			items++
 			return yield(line)
@@ -72,7 +88,6 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 			return item(line)
 		}
 		for {
-			start := 0
 			for {
 				i := bytes.IndexByte(buf[start:], '\n')
 				if i < 0 {
@@ -81,11 +96,12 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 				line := buf[start : start+i]
 				start += i + 1
 				if !emit(line) {
+					r.save(buf, start, items)
 					return
 				}
 			}
 			n := copy(buf, buf[start:])
-			buf = buf[:n]
+			buf, start = buf[:n], 0
 			if n == cap(buf) {
 				if n > r.limit {
 					// Too long to hold: count the rest of the line, then
@@ -97,6 +113,8 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 					ok := true
 					switch {
 					case ended == lineBroken:
+						r.done = true
+						r.save(buf[:0], 0, items)
 						return
 					case size < 0: // blank
 						r.blank(items)
@@ -110,27 +128,91 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 						r.mu.Unlock()
 						ok = item(buf[:r.limit+1])
 					}
-					if !ok || ended == lineAtEOF {
+					buf = append(buf[:0], rest...)
+					if ended == lineAtEOF {
+						r.done = true
+					}
+					if !ok || r.done {
+						r.save(buf, 0, items)
 						return
 					}
-					buf = append(buf[:0], rest...)
 					continue
 				}
 				buf = append(buf, make([]byte, min(cap(buf), r.limit+1))...)[:n]
 			}
+			r.count.Store(int64(items))
 			m, err := r.r.Read(buf[len(buf):cap(buf)])
 			buf = buf[:len(buf)+m]
 			if err == io.EOF {
+				r.done = true
 				if len(buf) > 0 {
-					emit(buf)
+					last := buf
+					buf = buf[:0]
+					emit(last)
 				}
+				r.save(buf, 0, items)
 				return
 			}
 			if err != nil {
+				r.done = true
 				r.fail(err)
+				r.save(buf[:0], 0, items)
 				return
 			}
 		}
+	}
+}
+
+// save keeps where Items stopped reading, for its next call and Count.
+// (A closure would move Items' loop variables to the heap.)
+func (r *Reader) save(buf []byte, start int, items int) {
+	r.buf, r.start, r.items = buf, start, items
+	r.count.Store(int64(items))
+}
+
+// Count returns how many items the Reader has yielded. Once Items has
+// run to the end of the input, that is every item the input holds. Safe
+// to call from any goroutine; while Items runs it lags by up to a block.
+func (r *Reader) Count() int { return int(r.count.Load()) }
+
+// Rest reads the rest of the input, counting its items without handing
+// them out, and returns Count. It ends at the end of the input or at a
+// read error (Err).
+func (r *Reader) Rest() int {
+	for range r.Items() {
+	}
+	return r.Count()
+}
+
+// AbortWhenIdle calls abort, once, if Count stands still for idle while
+// the caller reads on, so that counting the rest of an input that stays
+// open (a pipe from tail -f) ends. It returns a function that stops it.
+func (r *Reader) AbortWhenIdle(abort func(), idle time.Duration) (stop func()) {
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		tick := time.NewTicker(idle / 10)
+		defer tick.Stop()
+		last, since := r.Count(), time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				if n := r.Count(); n != last {
+					last, since = n, now
+				} else if now.Sub(since) >= idle {
+					abort()
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done) })
+		<-exited
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -132,6 +134,67 @@ func TestWriterFlushEvery(t *testing.T) {
 	}
 	if err := w.Close(); err != nil { // twice is fine
 		t.Fatal(err)
+	}
+}
+
+// Items goes on where a loop that stopped early left it, and Rest counts
+// what is left: every item is counted once, blank lines and long lines
+// included, across blocks.
+func TestReaderResumeAndRest(t *testing.T) {
+	var in strings.Builder
+	for i := range 300_000 { // several read blocks
+		if i%1000 == 0 {
+			in.WriteString("\n") // blank
+		}
+		fmt.Fprintf(&in, "%d\n", i)
+	}
+	in.WriteString(strings.Repeat("7", 3*blockSize)) // long, no final newline
+	r := NewReader(iotest.HalfReader(strings.NewReader(in.String())), false, 100)
+	n := 0
+	for it := range r.Items() {
+		if string(it) != strconv.Itoa(n) {
+			t.Fatalf("item %d = %q", n, it)
+		}
+		if n++; n == 123_457 {
+			break
+		}
+	}
+	for it := range r.Items() { // goes on
+		if string(it) != strconv.Itoa(n) {
+			t.Fatalf("after resuming: item %d = %q", n, it)
+		}
+		if n++; n == 200_000 {
+			break
+		}
+	}
+	if got := r.Rest(); got != 300_001 || r.Count() != 300_001 || r.Err() != nil {
+		t.Errorf("Rest = %d, Count = %d, Err = %v; want 300001 items", got, r.Count(), r.Err())
+	}
+	if l := r.Line(299_999); l != 300_000+300 {
+		t.Errorf("line of the last number = %d; want %d", l, 300_300)
+	}
+	if r.Rest() != 300_001 {
+		t.Error("a second Rest counted again")
+	}
+}
+
+// AbortWhenIdle lets go of an input that stays open without data.
+func TestAbortWhenIdle(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte("1\n2\n")) // then nothing, and no EOF
+	r := NewReader(pr, false, 100)
+	stop := r.AbortWhenIdle(func() { pr.CloseWithError(errors.New("let go")) }, 100*time.Millisecond)
+	defer stop()
+	done := make(chan int)
+	go func() { done <- r.Rest() }()
+	select {
+	case n := <-done:
+		if n != 2 || r.Err() == nil {
+			t.Errorf("Rest = %d, Err = %v; want 2 and the abort's error", n, r.Err())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Rest did not return after the input went idle")
 	}
 }
 

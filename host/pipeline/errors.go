@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/pluginpool/pluginpool/host/pool"
 )
 
 // Sentinel errors. Callers match them with errors.Is; the typed errors
@@ -62,3 +64,36 @@ func (e *FailedError) Is(target error) bool { return target == ErrFailed }
 // Unwrap returns the first failure, so errors.Is(err, pool.ErrTask) and
 // the like look at it.
 func (e *FailedError) Unwrap() error { return e.First }
+
+// DegradedError reports a run that stopped early because a stage's pool
+// degraded (pool.ErrDegraded): the items that had not gone through were
+// not run. An output file (Spec.OutputPath) is left as it was.
+type DegradedError struct {
+	Stage  int    // 0-based index of the stage that degraded
+	Plugin string // its name
+	NotRun int    // items not run: Summary.NotRun
+	Items  int    // items of the input: Summary.Items
+	Line   int    // the input line of the first item not run
+	// Partial says the input was not read to its end (it stayed open with
+	// nothing to read, or a read failed): NotRun and Items are lower
+	// bounds.
+	Partial bool
+	Err     error // the stage pool's *pool.DegradedError: why
+
+	first int // the lowest index of an item not run, while the run goes on
+}
+
+func (e *DegradedError) Error() string {
+	at := "at least "
+	if !e.Partial {
+		at = ""
+	}
+	return fmt.Sprintf("stage %d (%s) degraded: %s%d of %d items were not run, from line %d: %v", e.Stage+1, e.Plugin, at, e.NotRun, e.Items, e.Line, e.Err)
+}
+
+// Is reports whether target is pool.ErrNotRun.
+func (e *DegradedError) Is(target error) bool { return target == pool.ErrNotRun }
+
+// Unwrap returns the pool's *pool.DegradedError, so that errors.Is(err,
+// pool.ErrDegraded) holds.
+func (e *DegradedError) Unwrap() error { return e.Err }

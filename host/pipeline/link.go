@@ -12,9 +12,12 @@ type entry struct {
 	// stage (value), or got no value to pass on; it only passes by the
 	// stages that remain, to keep its place in the output.
 	done  bool
-	stage int    // the stage it finished in
-	err   error  // why it failed; nil if it did not
-	value []byte // the last stage's result
+	stage int   // the stage it finished in
+	err   error // why it failed; nil if it did not
+	// notRun: the stage's pool degraded before running it (err is its
+	// pool.ErrNotRun): counted, not reported one by one.
+	notRun bool
+	value  []byte // the last stage's result
 }
 
 // receiver takes entries in the order of their items (in ordered runs):

@@ -56,6 +56,7 @@ func TestMain(m *testing.M) {
 // STEP_TAG: prints "TAG N";
 // STEP_FAIL (comma-separated): fails with "no N";
 // STEP_DROP (comma-separated): returns no value;
+// STEP_CRASH_FROM: exits, after 50 ms, on every n at least that;
 // then returns n + STEP_ADD.
 func serveStep() {
 	set := func(key string) map[int]bool {
@@ -70,6 +71,7 @@ func serveStep() {
 	fail, drop, tag := set("STEP_FAIL"), set("STEP_DROP"), os.Getenv("STEP_TAG")
 	add, _ := strconv.Atoi(os.Getenv("STEP_ADD"))
 	sleep, _ := strconv.Atoi(os.Getenv("STEP_SLEEP_MS"))
+	crashFrom, crashes := strconv.Atoi(os.Getenv("STEP_CRASH_FROM"))
 	sdk.Serve(sdk.Plugin{Name: "step", Version: "0.0.1", Idempotent: true,
 		Task: sdk.Raw(func(ctx context.Context, in []byte) ([]byte, error) {
 			n, err := strconv.Atoi(string(in))
@@ -85,6 +87,11 @@ func serveStep() {
 			}
 			if tag != "" {
 				sdk.Printf(ctx, "%s %d", tag, n)
+			}
+			if crashes == nil && n >= crashFrom {
+				// The pause lets the answers sent before leave the process.
+				time.Sleep(50 * time.Millisecond)
+				os.Exit(4)
 			}
 			switch {
 			case fail[n]:

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pluginpool/pluginpool/host/config"
@@ -87,12 +90,17 @@ type Spec struct {
 	// Started, if set, is called once every stage's pool has started,
 	// before any item is read, with the pools in stage order, e.g. to
 	// watch their Stats while the run goes on. It must not close them.
-	Started func(pools []*pool.Pool)
+	Started func(pools []pool.Executor)
+	// Start, if set, starts each stage's executor instead of pool.Start:
+	// e.g. cluster.Start, to run the stages on a cluster's workers. Run
+	// closes what it returns.
+	Start func(ctx context.Context, cfg pool.Config) (pool.Executor, error)
 }
 
-// Summary counts what a run did.
+// Summary counts what a run did: Succeeded + Failed + NotRun = Items.
 type Summary struct {
-	// Items is the number of items read from the input.
+	// Items is the number of items of the input: those read and, when the
+	// run stopped reading because a stage degraded, those counted after.
 	Items int
 	// Succeeded counts the items that came through every stage, or that a
 	// stage returned no value for (a sink such as printer, or a filter):
@@ -100,6 +108,10 @@ type Summary struct {
 	Succeeded int
 	// Failed counts the items that failed in some stage.
 	Failed int
+	// NotRun counts the items that did not go through because a stage's
+	// pool degraded (see DegradedError): that stage did not run them
+	// (earlier stages may have), or the run stopped reading before them.
+	NotRun int
 	// Stages holds each stage pool's statistics when it stopped; nil if
 	// the pools did not start.
 	Stages []pool.Stats
@@ -117,12 +129,15 @@ type Summary struct {
 //
 // Run returns nil when every item succeeded, and an error matching
 // ErrFailed (a *FailedError) when the run completed but some items failed;
-// in both cases the output is complete. So it is if a stage's pool ended
-// degraded (pool.ErrDegraded, joined to the rest). Any other error means
-// the run stopped early: a stage's pool could not start (pool.ErrStart,
-// naming the stage), the input could not be read, the output could not be
-// written, or ctx was cancelled (ctx's error). Cancelling ctx terminates
-// the stages' workers at once. The Summary counts what was done either way.
+// in both cases the output is complete. When a stage's pool degrades, the
+// run stops reading, lets the items already in it finish (the degraded
+// stage resolves its own as not run), counts the rest of the input, and
+// returns a *DegradedError (matching pool.ErrDegraded and pool.ErrNotRun);
+// an output file is then left as it was. Any other error means the run
+// stopped early: a stage's pool could not start (pool.ErrStart, naming the
+// stage), the input could not be read, the output could not be written, or
+// ctx was cancelled (ctx's error). Cancelling ctx terminates the stages'
+// workers at once. The Summary counts what was done either way.
 func Run(ctx context.Context, spec Spec) (Summary, error) {
 	if err := spec.check(); err != nil {
 		return Summary{}, err
@@ -160,7 +175,17 @@ func Run(ctx context.Context, spec Spec) (Summary, error) {
 		out = io.Discard
 	}
 
-	pools, err := startAll(ctx, spec.Stages)
+	start := spec.Start
+	if start == nil {
+		start = func(ctx context.Context, cfg pool.Config) (pool.Executor, error) {
+			p, err := pool.Start(ctx, cfg)
+			if err != nil {
+				return nil, err // not a nil *Pool in a non-nil Executor
+			}
+			return p, nil
+		}
+	}
+	pools, err := startAll(ctx, spec.Stages, start)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Summary{}, ctx.Err()
@@ -176,6 +201,7 @@ func Run(ctx context.Context, spec Spec) (Summary, error) {
 	}
 
 	r := newRun(ctx, cancel, spec, pools, in, out)
+	defer r.stopIdle()
 	// Unblock pushes waiting for room when the run stops early. Links are
 	// stopped downstream first: a push waiting on link k+1 holds link k.
 	stopLinks := context.AfterFunc(ctx, func() {
@@ -195,42 +221,53 @@ func Run(ctx context.Context, spec Spec) (Summary, error) {
 
 	werr := r.out.flush()
 	sum := Summary{Items: r.read}
-	sum.Succeeded, sum.Failed, _ = r.out.counts()
-	stopped := ctx.Err() != nil
-	var rerr error
-	if werr == nil && !stopped {
-		if err := r.reader.Err(); err != nil {
-			rerr = fmt.Errorf("reading %s: %w", inName, err)
-		}
-	}
-	if werr != nil || stopped || rerr != nil {
+	sum.Succeeded, sum.Failed, sum.NotRun, _ = r.out.counts()
+	if werr != nil || ctx.Err() != nil {
 		for _, p := range pools {
 			p.Terminate()
 		}
 		sum.Stages = stats(pools)
-		switch {
-		case werr != nil:
+		if werr != nil {
 			return sum, fmt.Errorf("writing output: %w", werr)
-		case rerr != nil:
-			return sum, rerr
 		}
 		return sum, ctx.Err() // only ctx's parent cancels it without werr
 	}
 
 	var closeErrs []error
-	for _, p := range pools {
+	for i, p := range pools {
 		if err := p.Close(); err != nil {
 			closeErrs = append(closeErrs, err)
+			if errors.Is(err, pool.ErrDegraded) {
+				// Degraded while no item was in it (the input was idle):
+				// the run stopped feeding it all the same.
+				r.noteDegraded(i, err)
+			}
 		}
 	}
 	sum.Stages = stats(pools)
+	if deg := r.degradation(); deg != nil {
+		// The items never read are not run too: count them.
+		sum.Items = r.reader.Rest()
+		r.stopIdle()
+		sum.NotRun = sum.Items - sum.Succeeded - sum.Failed
+		if sum.NotRun > 0 {
+			// Not committed: the output file is left as it was.
+			deg.Partial = r.reader.Err() != nil // let go of (idle), or unreadable
+			deg.NotRun, deg.Items = sum.NotRun, sum.Items
+			deg.Line = r.reader.Line(min(deg.first, r.read))
+			return sum, deg
+		}
+	}
+	if err := r.reader.Err(); err != nil {
+		return sum, fmt.Errorf("reading %s: %w", inName, err)
+	}
 	if f, ok := out.(*outputFile); ok {
 		if err := f.commit(); err != nil {
 			return sum, err
 		}
 	}
 	if sum.Failed > 0 {
-		_, _, first := r.out.counts()
+		_, _, _, first := r.out.counts()
 		fe := &FailedError{Failed: sum.Failed, Items: sum.Items, First: first}
 		return sum, errors.Join(append([]error{fe}, closeErrs...)...)
 	}
@@ -266,15 +303,15 @@ func (s *Spec) check() error {
 
 // startAll starts every stage's pool at once. If one cannot start, the
 // others are stopped and the error names the stage.
-func startAll(ctx context.Context, cfgs []pool.Config) ([]*pool.Pool, error) {
+func startAll(ctx context.Context, cfgs []pool.Config, start func(context.Context, pool.Config) (pool.Executor, error)) ([]pool.Executor, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pools := make([]*pool.Pool, len(cfgs))
+	pools := make([]pool.Executor, len(cfgs))
 	errs := make([]error, len(cfgs))
 	var wg sync.WaitGroup
 	for i, cfg := range cfgs {
 		wg.Go(func() {
-			pools[i], errs[i] = pool.Start(ctx, cfg)
+			pools[i], errs[i] = start(ctx, cfg)
 			if errs[i] != nil {
 				cancel() // no use waiting for the others
 			}
@@ -299,7 +336,7 @@ func startAll(ctx context.Context, cfgs []pool.Config) ([]*pool.Pool, error) {
 	return pools, nil
 }
 
-func stats(pools []*pool.Pool) []pool.Stats {
+func stats(pools []pool.Executor) []pool.Stats {
 	s := make([]pool.Stats, len(pools))
 	for i, p := range pools {
 		s[i] = p.Stats()
@@ -312,7 +349,7 @@ func slicesClone[T any](s []T) []T { return append([]T(nil), s...) }
 // run is one Run in progress.
 type run struct {
 	ctx       context.Context
-	pools     []*pool.Pool
+	pools     []pool.Executor
 	unordered bool
 	reader    *jsonl.Reader
 	// links[s] holds the entries of the items in stage s, for s >= 1;
@@ -322,20 +359,84 @@ type run struct {
 	// read counts stage 0's results: the items read. Only the goroutine
 	// consuming stage 0 touches it until the run is over.
 	read int
+
+	// A stage degraded: stop feeding the input to stage 0 (see items).
+	halted     atomic.Bool
+	abortInput func() // Spec.AbortInput
+	mu         sync.Mutex
+	degraded   *DegradedError // the first stage that degraded; guarded by mu
+	idle       func()         // stops the input's idle bound; guarded by mu
 }
 
-func newRun(ctx context.Context, cancel context.CancelCauseFunc, spec Spec, pools []*pool.Pool, in io.Reader, out io.Writer) *run {
-	names := make([]string, len(pools))
-	for i, p := range pools {
-		names[i] = p.Config().Name
+// noteNotRun records that stage s did not run item origin because its pool
+// degraded.
+func (r *run) noteNotRun(s, origin int, err error) {
+	r.noteDegraded(s, err)
+	r.mu.Lock()
+	r.degraded.first = min(r.degraded.first, origin)
+	r.mu.Unlock()
+}
+
+// noteDegraded records that stage s's pool degraded with err. The first
+// time, the run stops reading its input, and lets go of an input that
+// stays open with nothing to read (tail -f): the items it still holds are
+// counted as not run.
+func (r *run) noteDegraded(s int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.degraded != nil {
+		return
 	}
-	limit := pools[0].Config().MaxItemBytes
+	var de *pool.DegradedError
+	errors.As(err, &de)
+	r.degraded = &DegradedError{Stage: s, Plugin: r.out.names[s], Err: de, first: math.MaxInt}
+	r.halted.Store(true)
+	if r.abortInput != nil {
+		r.idle = r.reader.AbortWhenIdle(r.abortInput, inputIdle)
+	}
+}
+
+// degradation returns the run's *DegradedError, or nil if no stage
+// degraded. Called once the stages are done.
+func (r *run) degradation() *DegradedError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.degraded
+}
+
+// stopIdle stops the input's idle bound, if noteNotRun armed one.
+func (r *run) stopIdle() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.idle != nil {
+		r.idle()
+		r.idle = nil
+	}
+}
+
+// inputIdle is how long counting a degraded run's unread input waits for
+// more of it.
+const inputIdle = time.Second
+
+func newRun(ctx context.Context, cancel context.CancelCauseFunc, spec Spec, pools []pool.Executor, in io.Reader, out io.Writer) *run {
+	names := make([]string, len(pools))
+	for i, cfg := range spec.Stages {
+		names[i] = cfg.Name
+		if names[i] == "" {
+			names[i] = filepath.Base(cfg.Path)
+		}
+	}
+	limit := spec.Stages[0].MaxItemBytes
+	if limit == 0 {
+		limit = pool.DefaultMaxItemBytes
+	}
 	r := &run{
-		ctx:       ctx,
-		pools:     pools,
-		unordered: spec.Unordered,
-		reader:    jsonl.NewReader(in, spec.Format == config.FormatLines, limit),
-		links:     make([]*link, len(pools)),
+		ctx:        ctx,
+		pools:      pools,
+		abortInput: spec.AbortInput,
+		unordered:  spec.Unordered,
+		reader:     jsonl.NewReader(in, spec.Format == config.FormatLines, limit),
+		links:      make([]*link, len(pools)),
 	}
 	r.out = &writer{
 		ctx: ctx, cancel: cancel, line: r.reader.Line, names: names,
@@ -362,7 +463,15 @@ func (r *run) results(s int) iter.Seq2[int, pool.Result] {
 // results are taken as fast as stage s takes items, and no faster.
 func (r *run) items(s int) iter.Seq[[]byte] {
 	if s == 0 {
-		return r.reader.Items()
+		return func(yield func([]byte) bool) {
+			for it := range r.reader.Items() {
+				// Read but not fed after a stage degraded: Rest counts
+				// it with the items after it (Reader.Count).
+				if r.halted.Load() || !yield(it) {
+					return
+				}
+			}
+		}
 	}
 	return func(yield func([]byte) bool) {
 		for i, res := range r.results(s - 1) {
@@ -398,6 +507,9 @@ func (r *run) settle(s, i int, res pool.Result) (next []byte, ok bool) {
 	}
 	last := s == len(r.pools)-1
 	switch {
+	case res.Err != nil && errors.Is(res.Err, pool.ErrNotRun):
+		r.noteNotRun(s, e.origin, res.Err)
+		e.done, e.stage, e.err, e.notRun = true, s, res.Err, true
 	case res.Err != nil:
 		e.done, e.stage, e.err = true, s, r.itemError(s, e.origin, res.Err)
 	case last:

@@ -362,6 +362,46 @@ func TestOutputFileReplaced(t *testing.T) {
 	}
 }
 
+// A stage that keeps crashing degrades its pool: the run stops reading,
+// leaves the output file as it was, and every item of the input is
+// accounted for: succeeded, failed (reported) or not run (counted).
+func TestDegradedStage(t *testing.T) {
+	const n = 20_000
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.jsonl")
+	if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	crash := stage(t, "step", 1, "STEP_CRASH_FROM=1000")
+	crash.MaxRestarts = 2
+	o := run(t, pipeline.Spec{
+		Stages:     []pool.Config{stage(t, "double", 2), crash},
+		Input:      numbers(1, n),
+		OutputPath: path,
+	})
+	var de *pipeline.DegradedError
+	if !errors.As(o.err, &de) || !errors.Is(o.err, pool.ErrDegraded) || !errors.Is(o.err, pool.ErrNotRun) {
+		t.Fatalf("Run = %v; want a *DegradedError matching pool.ErrDegraded and pool.ErrNotRun", o.err)
+	}
+	// double doubles first: 1000 is line 500. It fails after its three
+	// runs; the crash loop starts at line 501, and the pool degrades there.
+	if de.Stage != 1 || de.Plugin != "step" || de.Line != 501 || de.NotRun != n-500 || de.Items != n || de.Partial {
+		t.Errorf("DegradedError %+v; want stage 1 (step), %d of %d not run from line 501", de, n-500, n)
+	}
+	if s := o.sum; s.Items != n || s.Succeeded != 499 || s.Failed != 1 || s.NotRun != n-500 {
+		t.Errorf("summary %+v; want %d items: 499 succeeded, 1 failed, %d not run", s, n, n-500)
+	}
+	if len(o.failures) != 1 || o.failures[0].Line != 500 || !errors.Is(o.failures[0].Err, pool.ErrCrashed) {
+		t.Errorf("failures %v; want line 500's crash alone", o.failures)
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != "old\n" {
+		t.Errorf("output file %q, %v; want it left as it was", got, err)
+	}
+	if names := dirEntries(t, dir); !slices.Equal(names, []string{"out.jsonl"}) {
+		t.Errorf("directory holds %v, want only out.jsonl", names)
+	}
+}
+
 // An interrupted run leaves no output file, or the old one untouched, and
 // no temporary file.
 func TestCancelLeavesNoOutput(t *testing.T) {

@@ -24,6 +24,7 @@ type writer struct {
 	err    error // the first write error
 	ok     int
 	failed int
+	notRun int // items a degraded stage did not run (not reported one by one)
 	first  *Failure
 }
 
@@ -34,7 +35,10 @@ func (w *writer) push(e entry) bool {
 		// Stopped: items failing now fail because of it.
 		return false
 	}
-	if e.err != nil {
+	switch {
+	case e.notRun:
+		w.notRun++
+	case e.err != nil:
 		w.failed++
 		f := &Failure{Index: e.origin, Line: w.line(e.origin), Stage: e.stage, Plugin: w.names[e.stage], Err: e.err}
 		if w.first == nil {
@@ -43,7 +47,7 @@ func (w *writer) push(e entry) bool {
 		if w.onFailure != nil {
 			w.onFailure(f)
 		}
-	} else {
+	default:
 		w.ok++
 		if err := w.w.Write(pool.Result{Value: e.value, Output: e.out}); err != nil {
 			w.err = err
@@ -67,8 +71,8 @@ func (w *writer) flush() error {
 	return w.err
 }
 
-func (w *writer) counts() (ok, failed int, first *Failure) {
+func (w *writer) counts() (ok, failed, notRun int, first *Failure) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.ok, w.failed, w.first
+	return w.ok, w.failed, w.notRun, w.first
 }

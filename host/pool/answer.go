@@ -1,10 +1,229 @@
 package pool
 
 import (
+	"errors"
 	"fmt"
+	"time"
 
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
 )
+
+// nextRequest blocks until w has something to send: a cancel, or a batch
+// when w has room for one. It returns nil when w is to stop sending.
+func (p *Pool) nextRequest(w *worker) *workerpb.Batch {
+	p.mu.Lock()
+	for {
+		if w.state != workerRunning {
+			p.mu.Unlock()
+			return nil
+		}
+		if len(w.cancels) > 0 {
+			seq := w.cancels[0]
+			w.cancels = w.cancels[1:]
+			p.mu.Unlock()
+			return &workerpb.Batch{Seq: seq, Cancel: true}
+		}
+		recycle := p.cfg.MaxTasksPerWorker > 0 && w.tasks >= p.cfg.MaxTasksPerWorker
+		if recycle && len(w.inflight) == 0 {
+			w.endLocked(errRecycle)
+			continue
+		}
+		alone := len(w.inflight) > 0 && w.inflight[0].single // nothing may follow it
+		if !recycle && !alone && len(w.inflight) < p.cfg.InFlight {
+			if b := p.cut(w); b != nil {
+				now := time.Now()
+				w.seq++
+				b.w, b.seq, b.sentAt, b.done = w, w.seq, now, 0
+				if len(w.inflight) == 0 {
+					w.headSince, w.progress = now, now
+				}
+				w.inflight = append(w.inflight, b)
+				w.tasks += b.len()
+				p.mu.Unlock()
+				return b.request()
+			}
+		}
+		p.cond.Wait()
+	}
+}
+
+// deliver records an answer from w: it advances w's head batch and
+// resolves the answered items. An answer that breaks the protocol ends w.
+func (p *Pool) deliver(w *worker, resp *workerpb.Batch) error {
+	// Before the lock: they read every item boundary.
+	if err := checkAnswer(resp); err != nil {
+		return err
+	}
+	checkValues(resp)
+	p.mu.Lock()
+	if w.state != workerRunning {
+		p.mu.Unlock()
+		return nil // an ending generation's answers are dropped
+	}
+	if len(w.inflight) == 0 || w.inflight[0].seq != resp.Seq {
+		p.mu.Unlock()
+		return fmt.Errorf("%w: answer for batch %d, which is not the one running", errProtocol, resp.Seq)
+	}
+	b := w.inflight[0]
+	n, start := len(resp.Ends), b.done
+	if int(resp.First) != start || start+n > b.len() {
+		p.mu.Unlock()
+		return fmt.Errorf("%w: answer for items %d..%d of batch %d, which has %d of %d answered", errProtocol, resp.First, int(resp.First)+n, resp.Seq, start, b.len())
+	}
+	b.done += n
+	w.answered += n
+	w.watch.answered = true
+	now := time.Now()
+	w.progress = now
+	if b.done == b.len() {
+		w.inflight[0] = nil
+		w.inflight = w.inflight[1:]
+		began := w.headSince
+		if b.sentAt.After(began) {
+			began = b.sentAt
+		}
+		p.observe(b.len(), now.Sub(began))
+		p.stats.batch(w.slot, b.len(), now.Sub(began))
+		w.headSince = now
+		p.cond.Broadcast()
+	}
+	p.mu.Unlock()
+
+	retry := p.resolveAnswer(b, start, resp)
+	if len(retry) > 0 {
+		p.requeue(b.top(), retry)
+	}
+	return nil
+}
+
+var errProtocol = errors.New("plugin broke the wire protocol")
+
+// resolveAnswer stores the results of resp, which answers items start.. of
+// b. It returns the root positions of items the plugin asked to retry
+// that may run again.
+func (p *Pool) resolveAnswer(b *batch, start int, resp *workerpb.Batch) (retry []int32) {
+	root, j := b.top(), b.job
+	errs, outs := resp.Errors, resp.Output
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return nil
+	}
+	if b.pos == nil && len(errs) == 0 && len(outs) == 0 {
+		// The common case, about a tenth of the host's CPU in a 1M-item
+		// map: a run of plain values into consecutive root positions.
+		res := root.results[start : start+len(resp.Ends)]
+		prev := uint32(0)
+		if j.src != nil {
+			// Map's results are freshly zeroed: store the one pointer,
+			// not the whole struct (each pointer store pays a write
+			// barrier while the GC runs, which is most of a big Map).
+			for i, end := range resp.Ends {
+				if end > prev {
+					res[i].Value = resp.Data[prev:end:end]
+				}
+				prev = end
+			}
+		} else {
+			for i, end := range resp.Ends {
+				if end > prev {
+					res[i] = Result{Value: resp.Data[prev:end:end]}
+				} else {
+					res[i] = Result{}
+				}
+				prev = end
+			}
+		}
+		root.markRange(start, start+len(res))
+		j.settle(root, len(res))
+		p.stats.answered(len(res), 0, 0)
+		return nil
+	}
+	prev, settled, failed, timeouts := uint32(0), 0, 0, 0
+	for i, end := range resp.Ends {
+		k := start + i // index within b
+		r := Result{}
+		if end > prev {
+			r.Value = resp.Data[prev:end:end]
+		}
+		prev = end
+		for len(outs) > 0 && int(outs[0].Index) < k {
+			outs = outs[1:]
+		}
+		if len(outs) > 0 && int(outs[0].Index) == k {
+			r.Output = outputLines(outs[0].Lines)
+		}
+		for len(errs) > 0 && int(errs[0].Index) < k {
+			errs = errs[1:]
+		}
+		pos := b.rootPos(k)
+		if len(errs) > 0 && int(errs[0].Index) == k {
+			e := errs[0]
+			if e.Kind == workerpb.ErrorKind_ERROR_KIND_RETRY && b.attempt < p.cfg.MaxAttempts {
+				retry = append(retry, int32(pos))
+				continue
+			}
+			r.Value = nil
+			r.Err = p.taskError(e, b.attempt)
+			failed++
+			if e.Kind == workerpb.ErrorKind_ERROR_KIND_TIMEOUT {
+				timeouts++
+			}
+		}
+		root.results[pos] = r
+		root.mark(pos)
+		settled++
+	}
+	if settled > 0 {
+		j.settle(root, settled)
+	}
+	p.stats.answered(settled-failed, failed, timeouts)
+	return retry
+}
+
+// taskError turns a plugin's per-item error into the pool's.
+func (p *Pool) taskError(e *workerpb.ItemError, attempt int) error {
+	switch e.Kind {
+	case workerpb.ErrorKind_ERROR_KIND_TIMEOUT:
+		return &TimeoutError{Plugin: p.cfg.Name, Timeout: p.cfg.TaskTimeout}
+	case workerpb.ErrorKind_ERROR_KIND_PANIC:
+		return &TaskError{Plugin: p.cfg.Name, Kind: KindPanic, Message: string(e.Message), Attempt: attempt}
+	case workerpb.ErrorKind_ERROR_KIND_DECODE:
+		return &TaskError{Plugin: p.cfg.Name, Kind: KindDecode, Message: string(e.Message), Attempt: attempt}
+	case workerpb.ErrorKind_ERROR_KIND_CANCELED:
+		return &TaskError{Plugin: p.cfg.Name, Kind: KindCanceled, Message: string(e.Message), Attempt: attempt}
+	}
+	return &TaskError{Plugin: p.cfg.Name, Kind: KindError, Message: string(e.Message), Attempt: attempt}
+}
+
+// outputLines converts an item's printed lines to the strings Result
+// carries. Go strings hold any bytes; printing them escaped is the
+// writer's business.
+func outputLines(lines [][]byte) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = string(l)
+	}
+	return out
+}
+
+// requeue queues root's items at pos, which asked to be retried, to run
+// again one run later, through the same grouping as items a crash left
+// unanswered (so a quarantined item stays alone).
+func (p *Pool) requeue(root *batch, pos []int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if root.job.stopped {
+		return
+	}
+	root.ensureCounters()
+	for _, i := range pos {
+		root.runs[i]++
+	}
+	p.queueAgain(root, pos)
+	p.stats.retried(len(pos))
+	p.cond.Broadcast()
+}
 
 // checkAnswer validates a plugin's answer against the wire contract
 // (worker.proto) on its own: its item boundaries run forwards within its

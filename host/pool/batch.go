@@ -22,7 +22,7 @@ type batch struct {
 	data    []byte
 	ends    []uint32
 	attempt int  // which run this is for every item in the batch (1 = first)
-	alone   bool // a quarantined item: sent only to a worker with nothing else in flight
+	single  bool // a quarantined item: sent only to a worker with nothing else in flight
 
 	// Root only. index and seq are fixed at cut; results and pending are
 	// guarded by job.mu; runs by Pool.mu.
@@ -32,8 +32,8 @@ type batch struct {
 	results []Result // one per item
 	pending int      // items not yet resolved
 	got     []uint64 // bit i: item i is resolved
-	runs    []uint8  // runs started beyond the first, per item; nil until a crash
-	crashes []uint8  // crashes survived while running, per item; nil until a crash
+	runs    []int32  // runs counted per item: ended without an answer, or asked for a retry; nil until one
+	alone   []bool   // quarantined items (crash.go); nil with runs
 
 	// Open Imap batches: items published by the feeder, and the claimed
 	// bit (see feed.go).

@@ -1,6 +1,8 @@
 package pool
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -48,9 +50,12 @@ type Config struct {
 	// with ErrTooLarge. Default 64 MiB.
 	MaxItemBytes int
 
-	// MaxAttempts is how many times a task may be started when workers
-	// crash under it (only for plugins that declare themselves idempotent)
-	// or when it asks to be retried. Default 3.
+	// MaxAttempts is how many times a task may be started. Every run
+	// counts: one its worker died under, one that finished but whose result
+	// died with its worker, one that asked to be retried (sdk.Retry).
+	// Tasks are run again after a crash only for plugins that declare
+	// themselves idempotent; tasks a dead worker had not started run again
+	// at no cost. Default 3.
 	MaxAttempts int
 	// TaskTimeout bounds each task, counted from when the worker starts it.
 	// Default 0: no limit. On expiry the task's context is cancelled; if it
@@ -59,9 +64,12 @@ type Config struct {
 	// KillGrace is how long a timed-out task may take to return after its
 	// context was cancelled. Default 1s.
 	KillGrace time.Duration
-	// MaxRestarts is how many worker restarts RestartWindow may hold; one
-	// more marks the pool degraded and every pending and new task fails fast
-	// with ErrDegraded. Default 10.
+	// MaxRestarts is how many worker restarts that look like a crash loop
+	// RestartWindow may hold: restarts after a failed start, or after a
+	// worker that died before completing a task. One more marks the pool
+	// degraded: items it holds resolve as not run (ErrNotRun, which matches
+	// ErrDegraded) and new calls fail fast. Restarts after workers that
+	// completed tasks do not count. Default 10.
 	MaxRestarts int
 	// RestartWindow is the window MaxRestarts counts over. Default 1m.
 	RestartWindow time.Duration
@@ -229,4 +237,19 @@ func ValidSHA256(s string) bool {
 		}
 	}
 	return true
+}
+
+// FileSHA256 returns the sha256 of the file at path as Config.SHA256 takes
+// it: 64 lower-case hex digits.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

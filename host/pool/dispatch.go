@@ -48,7 +48,7 @@ func (p *Pool) observe(n int, d time.Duration) {
 func (p *Pool) cut(w *worker) *batch {
 	if len(p.retry) > 0 {
 		b := p.retry[0]
-		if b.alone && len(w.inflight) > 0 {
+		if b.single && len(w.inflight) > 0 {
 			// A quarantined item runs on a worker with nothing else in
 			// flight (see retire). w takes nothing else meanwhile, or
 			// busy workers would never drain and it would wait forever.

@@ -12,18 +12,26 @@
 //
 // Items and results are opaque bytes to the pool (JSON, by the SDK's
 // convention); the pool never decodes them. Every item gets exactly one
-// Result: a value, or an error saying why it failed. A failure never loses
-// or reorders another item's result.
+// Result: a value, an error saying why it failed, or, if the pool degraded
+// before running it, ErrNotRun (counted apart: those items share one
+// cause). A failure never loses or reorders another item's result.
 //
 // The pool supervises its workers. A worker that crashes is replaced (with
-// exponential backoff); the tasks it had not finished are re-run elsewhere if
-// the plugin declares itself idempotent, up to MaxAttempts, and a task that
-// was running during two crashes runs alone from then on. A task that runs
-// past TaskTimeout is cancelled, and its worker killed if it does not stop.
-// More than MaxRestarts restarts within RestartWindow marks the pool
-// degraded: every pending and new task fails fast with ErrDegraded rather
-// than the pool respawning forever. Processes get Linux's parent-death
-// signal, so none outlives the host, even a host that was SIGKILLed.
+// exponential backoff), and the plugin's start ledger (sdk/proto) tells the
+// pool which task it died under: the tasks it had not started run again
+// elsewhere, at no cost; the task it was running, and tasks that finished
+// but whose results died with it, count a run and run again only if the
+// plugin declares itself idempotent, up to MaxAttempts runs; a task that
+// was running during a crash runs alone next time. crash.go holds the
+// whole policy. A task that runs past TaskTimeout is cancelled, and if it
+// ignores that its worker is killed after KillGrace: that task fails once
+// with a *TimeoutError, the rest run on. More than MaxRestarts restarts
+// within RestartWindow, each after a worker that failed to start or died
+// before completing a task, mark the pool degraded: pending and new items
+// resolve as not run rather than the pool respawning forever; workers that
+// die while making progress are replaced however often. Processes get
+// Linux's parent-death signal, so none outlives the host, even a host that
+// was SIGKILLed.
 //
 // Inside, each worker has a sender and a receiver goroutine owned by a
 // supervisor goroutine per slot; batches are cut when a worker has room for

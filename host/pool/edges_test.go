@@ -74,8 +74,8 @@ func TestErrorsEscapePluginBytes(t *testing.T) {
 	}{
 		{&pool.TaskError{Plugin: "p", Kind: pool.KindDecode, Message: "cannot decode \x1b[2J"}, `p: bad input: cannot decode \x1b[2J`},
 		{&pool.TaskError{Plugin: "p", Kind: pool.KindPanic, Message: "panic: \xff\n\tmain.go:1"}, "p: task panicked: \\xff\n\tmain.go:1"},
-		{&pool.CrashError{Plugin: "p", Slot: 1, Pid: 2, Exit: "exit status 2", Stderr: []string{"why\x07", "\x1b]0;title"}},
-			"p: worker 1 (pid 2) crashed: exit status 2; last stderr lines:\n  why\\x07\n  \\x1b]0;title"},
+		{&pool.CrashError{Plugin: "p", Slot: 1, Pid: 2, Exit: "exit status 2", Task: pool.TaskRunning, Attempts: 1, Stderr: []string{"why\x07", "\x1b]0;title"}},
+			"p: worker 1 (pid 2) died while running this task (exit status 2); not run again: the plugin does not declare itself idempotent; last stderr lines:\n  why\\x07\n  \\x1b]0;title"},
 		{&pool.StartError{Plugin: "p", Path: "/x", Err: pool.ErrInit, Stderr: []string{"\r\x00"}},
 			"p: cannot start /x: plugin init failed; last stderr lines:\n  \\r\\x00"},
 		{&pool.StartError{Plugin: "p", Path: "/x", Err: fmt.Errorf("%w: no \x1b[5mdatabase", pool.ErrInit)},

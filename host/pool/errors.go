@@ -36,20 +36,30 @@ var (
 	ErrInit = errors.New("plugin init failed")
 	// ErrStartTimeout: the plugin did not finish starting within StartTimeout.
 	ErrStartTimeout = errors.New("plugin start timed out")
-	// ErrDegraded: workers restarted more than MaxRestarts times within
-	// RestartWindow; the pool fails every task fast. A *DegradedError lists
-	// the recent causes.
+	// ErrDegraded: more than MaxRestarts workers within RestartWindow
+	// failed to start or died before completing a task; the pool stopped:
+	// items it did not run resolve to ErrNotRun, new calls fail fast. A
+	// *DegradedError lists the recent causes.
 	ErrDegraded = errors.New("pool degraded")
 	// ErrTask: the task itself failed (returned an error, panicked, or
 	// could not decode its input). A *TaskError says which.
 	ErrTask = errors.New("task failed")
-	// ErrCrashed: the worker running the task died and the task could not
-	// be re-run. A *CrashError names the process and how it ended.
+	// ErrCrashed: the worker holding the task died, the task ran (or, for
+	// a plugin without the start ledger, may have run), and it is not run
+	// again: the plugin is not idempotent, or the task ran MaxAttempts
+	// times. A *CrashError names the process, how it ended and what the
+	// task was doing.
 	ErrCrashed = errors.New("worker crashed")
 	// ErrTimeout: the task ran longer than TaskTimeout.
 	ErrTimeout = errors.New("task timed out")
 	// ErrTooLarge: the item is larger than MaxItemBytes.
 	ErrTooLarge = errors.New("item too large")
+	// ErrNotRun: the pool degraded before it ran the item, or before it
+	// could run it again after its worker died (which is safe: it never
+	// ran, or the plugin is idempotent). The item has no result. Every
+	// such item carries the same *NotRunError: callers with many items
+	// count them rather than report each. It also matches ErrDegraded.
+	ErrNotRun = errors.New("not run")
 )
 
 // TaskErrorKind says how a task failed.
@@ -104,24 +114,65 @@ func (e *TaskError) Error() string {
 
 func (e *TaskError) Is(target error) bool { return target == ErrTask }
 
-// CrashError reports a task lost with the worker that ran it, after
-// Attempts runs (or at once, for plugins that are not idempotent).
+// TaskState says what a task was doing when its worker died, as the
+// plugin's start ledger tells (worker.proto).
+type TaskState int
+
+// Task states. The zero value is the one that assumes the least.
+const (
+	TaskMayHaveRun TaskState = iota // the plugin keeps no start ledger: the task may have run
+	TaskNotStarted                  // the task had not started
+	TaskRunning                     // the task was running: the worker died under it
+	TaskFinished                    // the task had returned; its result was lost with the worker
+)
+
+func (s TaskState) String() string {
+	switch s {
+	case TaskMayHaveRun:
+		return "may have run"
+	case TaskNotStarted:
+		return "not started"
+	case TaskRunning:
+		return "running"
+	case TaskFinished:
+		return "finished"
+	}
+	return fmt.Sprintf("TaskState(%d)", int(s))
+}
+
+// CrashError reports a task whose worker died holding it, and which is not
+// run again: the plugin is not idempotent, or the task has run MaxAttempts
+// times.
 type CrashError struct {
-	Plugin   string
-	Slot     int
-	Pid      int
-	Exit     string   // how the process ended: "exit status 2", "signal: killed", "stream closed"
-	Attempts int      // runs of the task, each ended by a crash
-	Stderr   []string // the last lines the process wrote to stderr, as written; Error escapes them
+	Plugin string
+	Slot   int
+	Pid    int
+	Exit   string    // how the process ended: "exit status 2", "signal: killed", "killed: the pool degraded"
+	Task   TaskState // what the task was doing then
+	// Attempts is how many times the task ran, this time included: every
+	// run that started counts once, whatever ended it.
+	Attempts int
+	// Idempotent says the plugin declared itself idempotent, so the task
+	// ran again until Attempts reached MaxAttempts; otherwise it never runs
+	// twice.
+	Idempotent bool
+	Stderr     []string // the last lines the process wrote to stderr, as written; Error escapes them
 }
 
 func (e *CrashError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: worker %d (pid %d) crashed: %s", e.Plugin, e.Slot, e.Pid, e.Exit)
-	if e.Attempts > 1 {
-		fmt.Fprintf(&b, "; gave up after %d attempts", e.Attempts)
-	} else if e.Attempts == 1 {
-		b.WriteString("; not retried: the plugin does not declare itself idempotent")
+	switch e.Task {
+	case TaskRunning:
+		fmt.Fprintf(&b, "%s: worker %d (pid %d) died while running this task (%s)", e.Plugin, e.Slot, e.Pid, e.Exit)
+	case TaskFinished:
+		fmt.Fprintf(&b, "%s: worker %d (pid %d) died (%s) after this task ran and before its result came back: the result is lost", e.Plugin, e.Slot, e.Pid, e.Exit)
+	default:
+		fmt.Fprintf(&b, "%s: worker %d (pid %d) died (%s) holding this task, which may have run (the plugin keeps no start ledger)", e.Plugin, e.Slot, e.Pid, e.Exit)
+	}
+	if e.Idempotent {
+		fmt.Fprintf(&b, "; gave up after %d %s (max_attempts)", e.Attempts, plural(e.Attempts, "attempt", "attempts"))
+	} else {
+		b.WriteString("; not run again: the plugin does not declare itself idempotent")
 	}
 	writeStderr(&b, e.Stderr)
 	return b.String()
@@ -179,15 +230,18 @@ func (e *StartError) Is(target error) bool { return target == ErrStart }
 
 // DegradedError reports a pool that stopped restarting its workers.
 type DegradedError struct {
-	Plugin   string
+	Plugin string
+	// Restarts counts the restarts within Window that looked like a crash
+	// loop: after a failed start, or after a worker that died before
+	// completing a task. It is MaxRestarts + 1.
 	Restarts int
 	Window   time.Duration
-	Causes   []error // the most recent crash or start failures, oldest first
+	Causes   []error // the most recent of those failures, oldest first
 }
 
 func (e *DegradedError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: pool degraded: %d worker restarts within %s (max_restarts); not restarting again. Fix the plugin, then start a new pool. Recent causes:", e.Plugin, e.Restarts, e.Window)
+	fmt.Fprintf(&b, "%s: pool degraded: %d workers within %s failed to start or died before completing a task (max_restarts); not restarting again. Fix the plugin, then start a new pool. Recent causes:", e.Plugin, e.Restarts, e.Window)
 	for _, c := range e.Causes {
 		b.WriteString("\n  - ")
 		b.WriteString(strings.ReplaceAll(c.Error(), "\n", "\n    "))
@@ -196,6 +250,30 @@ func (e *DegradedError) Error() string {
 }
 
 func (e *DegradedError) Is(target error) bool { return target == ErrDegraded }
+
+// NotRunError is the result of an item the pool did not run (again)
+// because it degraded: see ErrNotRun. Cause is the *DegradedError.
+type NotRunError struct {
+	Plugin string
+	Cause  error
+}
+
+func (e *NotRunError) Error() string {
+	// Short: it is every unrun item's error; the cause is told once.
+	return e.Plugin + ": not run: the pool degraded (the degraded error says why)"
+}
+
+func (e *NotRunError) Is(target error) bool { return target == ErrNotRun }
+
+// Unwrap returns the *DegradedError.
+func (e *NotRunError) Unwrap() error { return e.Cause }
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
 
 // writeStderr appends a process's last stderr lines to an error message,
 // each escaped: they are the plugin's bytes, on their way to a terminal.

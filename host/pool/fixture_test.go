@@ -71,6 +71,15 @@ func count(name string) {
 	}
 }
 
+// ran counts a run of the task for item key, in POOLTEST_DIR/run-KEY.
+func ran(key any) { count(fmt.Sprint("run-", key)) }
+
+// runs reads how many times the task for item key ran (see ran).
+func runs(t testing.TB, cfg pool.Config, key any) int {
+	t.Helper()
+	return counted(t, cfg, fmt.Sprint("run-", key))
+}
+
 func serveFixture(name string) {
 	count("launches") // every process start, whether or not it gets to Init
 	p := sdk.Plugin{Name: name, Version: "1.2.3", Idempotent: true, Task: sdk.Func(double)}
@@ -80,6 +89,7 @@ func serveFixture(name string) {
 	case "notidempotent": // exits on POOLTEST_CRASH_ON, every time; counts tasks run twice
 		p.Idempotent = false
 		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) {
+			ran(n)
 			if !markerOnce("ran-" + strconv.Itoa(n)) {
 				count("twice")
 			}
@@ -90,6 +100,7 @@ func serveFixture(name string) {
 		})
 	case "crash": // crashes on POOLTEST_CRASH_ON, every time
 		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) {
+			ran(n)
 			if strconv.Itoa(n) == crashOn {
 				fmt.Fprintln(os.Stderr, "about to crash on", n)
 				go func() { panic(fmt.Sprintf("poison item %d", n)) }()
@@ -131,6 +142,7 @@ func serveFixture(name string) {
 			p.Idempotent = false
 		}
 		p.Task = sdk.Func(func(ctx context.Context, in string) (string, error) {
+			ran(in)
 			if !p.Idempotent && !markerOnce("ran-"+in) {
 				count("twice")
 			}
@@ -152,6 +164,29 @@ func serveFixture(name string) {
 				return 0, ctx.Err()
 			}
 		})
+	case "exitwhy": // says why on stderr, then exits, on POOLTEST_CRASH_ON
+		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) {
+			if strconv.Itoa(n) == crashOn {
+				fmt.Fprintln(os.Stderr, "why: item", n, "is poison")
+				os.Exit(2)
+			}
+			return 2 * n, nil
+		})
+	case "crashall": // exits on every task: a crash loop
+		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) {
+			ran(n)
+			os.Exit(5)
+			return 0, nil
+		})
+	case "noledger": // the double fixture as a third-party SDK without the start ledger would serve it
+		os.Setenv("PLUGINPOOL_LEDGER_FD", "")
+		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) {
+			ran(n)
+			if strconv.Itoa(n) == crashOn && markerOnce("crashed") {
+				os.Exit(9)
+			}
+			return 2 * n, nil
+		})
 	case "print":
 		p.Idempotent = false
 		p.Task = sdk.Sink(func(ctx context.Context, n int) error {
@@ -168,6 +203,10 @@ func serveFixture(name string) {
 	case "pid": // "2n:pid", to see which process ran what
 		p.Task = sdk.Func(func(ctx context.Context, n int) (string, error) {
 			return fmt.Sprintf("%d:%d", 2*n, os.Getpid()), nil
+		})
+	case "attempt": // "2n:attempt"
+		p.Task = sdk.Func(func(ctx context.Context, n int) (string, error) {
+			return fmt.Sprintf("%d:%d", 2*n, sdk.Attempt(ctx)), nil
 		})
 	case "ids":
 		p.Task = sdk.Func(func(ctx context.Context, n int) (string, error) {
@@ -320,6 +359,34 @@ func mapAll(t testing.TB, p *pool.Pool, items [][]byte) ([]pool.Result, error) {
 		t.Fatalf("Map returned %d results for %d items", len(rs), len(items))
 	}
 	return rs, err
+}
+
+// mapped is the outcome of a Map run by mapAsync.
+type mapped struct {
+	rs  []pool.Result
+	err error
+}
+
+// mapAsync runs p.Map over items on a goroutine of its own; the outcome
+// arrives on the channel.
+func mapAsync(p *pool.Pool, items [][]byte) <-chan mapped {
+	done := make(chan mapped, 1)
+	go func() {
+		rs, err := p.Map(context.Background(), items)
+		done <- mapped{rs, err}
+	}()
+	return done
+}
+
+// waitUntil polls cond until it holds, failing the test after hangBound.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(hangBound); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // lines is a concurrency-safe writer that records every Write.

@@ -25,6 +25,7 @@ type job struct {
 	window    int        // Imap: root batches cut but not yet consumed
 	maxWindow int        // Imap: bound on window: results held in memory
 	stopped   bool       // failed or abandoned: cut nothing more
+	degraded  bool       // stopped because the pool degraded: items on the wire are retire's to settle
 
 	// Output side, guarded by mu.
 	mu       sync.Mutex
@@ -140,16 +141,22 @@ func (j *job) settle(b *batch, n int) {
 	j.signal()
 }
 
-// stop ends the job with err: nothing more is cut, work in flight is
+// stopJob ends the job with err: nothing more is cut, work in flight is
 // cancelled, and every unresolved item resolves to err. Safe to call more
 // than once; the first error wins.
-func (p *Pool) stopJob(j *job, err error) {
+func (p *Pool) stopJob(j *job, err error) { p.endJob(j, err, false) }
+
+// endJob is stopJob, or, with degraded set, the end of a job whose pool
+// degraded: its items on the wire are left unresolved for their workers'
+// retire (the pool is killing those workers), which knows from the start
+// ledger whether they ran; the others resolve to err, a *NotRunError.
+func (p *Pool) endJob(j *job, err error, degraded bool) {
 	p.mu.Lock()
 	if j.stopped {
 		p.mu.Unlock()
 		return
 	}
-	j.stopped, j.fed = true, true
+	j.stopped, j.fed, j.degraded = true, true, degraded
 	p.dropJob(j)
 	// Sealed and open batches were never sent: they resolve below with the
 	// rest of the live roots.
@@ -172,13 +179,28 @@ func (p *Pool) stopJob(j *job, err error) {
 	}
 	clear(p.retry[len(keep):])
 	p.retry = keep
+	type place struct {
+		root *batch
+		pos  int
+	}
+	var wire map[place]bool // degraded: items left to retire
 	for _, w := range p.workers {
 		if w == nil {
 			continue // slot restarting: nothing on its wire
 		}
 		for _, b := range w.inflight {
-			if b.job == j {
+			if b.job != j {
+				continue
+			}
+			if !degraded {
 				w.cancels = append(w.cancels, b.seq)
+				continue
+			}
+			if wire == nil {
+				wire = make(map[place]bool)
+			}
+			for i := b.done; i < b.len(); i++ {
+				wire[place{b.top(), b.rootPos(i)}] = true
 			}
 		}
 	}
@@ -190,16 +212,24 @@ func (p *Pool) stopJob(j *job, err error) {
 	if j.err != nil {
 		return
 	}
+	n := 0
 	for _, b := range j.live {
 		for i := range b.results {
-			if !b.has(i) {
+			if !b.has(i) && !wire[place{b, i}] {
 				b.results[i] = Result{Err: err}
 				b.mark(i)
 				j.settle(b, 1)
+				n++
 			}
 		}
 	}
-	j.err = err
+	if degraded {
+		// retire settles the items on the wire: no j.err, which would
+		// drop what it resolves them to.
+		p.stats.addNotRun(n)
+	} else {
+		j.err = err
+	}
 	j.signal()
 }
 

@@ -83,21 +83,8 @@ func TestCloseDrains(t *testing.T) {
 	for i := range items {
 		items[i] = []byte("20") // 40 x 20 ms over two workers
 	}
-	type mapped struct {
-		rs  []pool.Result
-		err error
-	}
-	done := make(chan mapped, 1)
-	go func() {
-		rs, err := p.Map(context.Background(), items)
-		done <- mapped{rs, err}
-	}()
-	for deadline := time.Now().Add(hangBound); p.Stats().Succeeded == 0; { // the Map is under way
-		if time.Now().After(deadline) {
-			t.Fatal("the Map made no progress")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	done := mapAsync(p, items)
+	waitUntil(t, "the Map to make progress", func() bool { return p.Stats().Succeeded > 0 })
 	bounded(t, "Close", func() {
 		if err := p.Close(); err != nil {
 			t.Errorf("Close: %v", err)

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 )
@@ -41,7 +42,7 @@ func (p *Pool) Map(ctx context.Context, items [][]byte) ([]Result, error) {
 			p.stopJob(j, ctx.Err())
 		}
 	}
-	return results, firstError(results)
+	return results, FirstError(results)
 }
 
 // Apply runs one item and returns its result; err is the result's Err.
@@ -154,19 +155,40 @@ func (p *Pool) nextComplete(j *job, seq int) *batch {
 	}
 }
 
-// firstError summarizes failed results: nil if none failed.
-func firstError(results []Result) error {
-	failed, first := 0, -1
+// FirstError summarizes results as Map's error: nil if none failed, else
+// how many failed, wrapping the first failure. Items not run (ErrNotRun)
+// are counted apart: they share one cause, said once.
+func FirstError(results []Result) error {
+	failed, notRun, first, firstNotRun := 0, 0, -1, -1
 	for i := range results {
-		if results[i].Err != nil {
+		switch err := results[i].Err; {
+		case err == nil:
+		case errors.Is(err, ErrNotRun):
+			if firstNotRun < 0 {
+				firstNotRun = i
+			}
+			notRun++
+		default:
 			if first < 0 {
 				first = i
 			}
 			failed++
 		}
 	}
-	if failed == 0 {
+	n := len(results)
+	switch {
+	case failed == 0 && notRun == 0:
 		return nil
+	case notRun == 0:
+		return fmt.Errorf("%d of %d items failed; the first, item %d: %w", failed, n, first, results[first].Err)
 	}
-	return fmt.Errorf("%d of %d items failed; the first, item %d: %w", failed, len(results), first, results[first].Err)
+	cause := results[firstNotRun].Err
+	if ne, ok := errors.AsType[*NotRunError](cause); ok {
+		cause = ne.Cause // why, said once
+	}
+	if failed == 0 {
+		return fmt.Errorf("%d of %d items %w, from item %d: %w", notRun, n, ErrNotRun, firstNotRun, cause)
+	}
+	return fmt.Errorf("%d of %d items failed, the first, item %d: %w; %d %w, from item %d: %w",
+		failed, n, first, results[first].Err, notRun, ErrNotRun, firstNotRun, cause)
 }

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"slices"
 	"strings"
@@ -11,15 +12,30 @@ import (
 // tail keeps the last lines a process wrote to its stderr, for crash
 // reports. A Go panic's first line is kept even when the stack behind it
 // pushes it out of the window.
+//
+// Once the process serves (see serving), it also forwards the stray lines
+// among them (see stray) to forward: the Go SDK writes a plugin's
+// os.Stderr there, unbuffered, so that a line written just before the
+// process dies reaches the crash report. Before, they are for the start
+// error to quote.
 type tail struct {
 	mu      sync.Mutex
 	max     int
 	buf     []string
 	partial []byte
 	panic   string
+	forward *lineWriter
+	serving bool
 }
 
-func newTail(max int) *tail { return &tail{max: max} }
+func newTail(max int, forward *lineWriter) *tail { return &tail{max: max, forward: forward} }
+
+// serve starts the forwarding of stray lines.
+func (t *tail) serve() {
+	t.mu.Lock()
+	t.serving = true
+	t.mu.Unlock()
+}
 
 func (t *tail) Write(b []byte) (int, error) {
 	t.mu.Lock()
@@ -43,6 +59,9 @@ func (t *tail) Write(b []byte) (int, error) {
 		if t.panic == "" && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
 			t.panic = line
 		}
+		if t.serving && t.panic == "" && stray(line) {
+			t.forward.emit([]byte(line))
+		}
 		if len(t.buf) == t.max {
 			copy(t.buf, t.buf[1:])
 			t.buf = t.buf[:t.max-1]
@@ -50,6 +69,38 @@ func (t *tail) Write(b []byte) (int, error) {
 		t.buf = append(t.buf, line)
 	}
 	return n, nil
+}
+
+// stray reports whether a line of a plugin's stderr is something it
+// printed rather than a log record. go-plugin logs the others itself
+// (hclog's JSON lines, lines with a "[LEVEL]" prefix, and everything from
+// a panic on) and the rest only at debug level, which would hide them.
+func stray(line string) bool {
+	if strings.HasPrefix(line, "{") && json.Valid([]byte(line)) {
+		return false
+	}
+	for _, level := range []string{"[TRACE]", "[DEBUG]", "[INFO]", "[WARN]", "[ERROR]"} {
+		if strings.HasPrefix(line, level) {
+			return false
+		}
+	}
+	return true
+}
+
+// last returns the line that best says why the process ended: a Go
+// panic's first line, else the last line it wrote.
+func (t *tail) last() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.panic != "":
+		return t.panic
+	case len(t.partial) > 0:
+		return string(t.partial)
+	case len(t.buf) > 0:
+		return t.buf[len(t.buf)-1]
+	}
+	return ""
 }
 
 // lines returns the kept lines, oldest first.

@@ -21,6 +21,7 @@ type Pool struct {
 	cond    *sync.Cond // Broadcast on any change a sender, feeder or Close waits for
 	state   poolState
 	err     error             // why the pool stopped serving: ErrClosed or a *DegradedError
+	notRun  *NotRunError      // degraded: what items it will not run resolve to
 	workers []*worker         // the live generation of each slot; nil while restarting
 	jobs    []*job            // jobs with items left to cut, served in turn
 	rr      int               // round-robin cursor into jobs
@@ -161,19 +162,25 @@ func (p *Pool) shutdown(to poolState, err error) error {
 }
 
 // halt moves the pool to a final state (unless it is in one already), ends
-// every worker and fails every unfinished item. It does not wait: a
-// supervisor degrading the pool calls it. It returns the pool's final error.
+// every worker and fails every unfinished item: with err, or, when the
+// pool degraded, as not run (a *NotRunError), except the items on the
+// workers' wire, which their workers' retire settles: those may have run.
+// It does not wait: a supervisor degrading the pool calls it. It returns
+// the pool's final error.
 func (p *Pool) halt(to poolState, err error) error {
 	p.mu.Lock()
 	if p.state == poolRunning || p.state == poolClosing {
 		p.state = to
 		p.err = err
+		if to == poolDegraded {
+			p.notRun = &NotRunError{Plugin: p.cfg.Name, Cause: err}
+		}
 		close(p.stop)
 		if to != poolClosed {
 			p.kill()
 		}
 	}
-	final := p.err
+	final, notRun := p.err, p.notRun
 	jobs := make([]*job, 0, len(p.active))
 	for j := range p.active {
 		jobs = append(jobs, j)
@@ -186,7 +193,11 @@ func (p *Pool) halt(to poolState, err error) error {
 	p.cond.Broadcast()
 	p.mu.Unlock()
 	for _, j := range jobs {
-		p.stopJob(j, final)
+		if notRun != nil {
+			p.endJob(j, notRun, true)
+		} else {
+			p.stopJob(j, final)
+		}
 	}
 	return final
 }
@@ -195,6 +206,9 @@ func (p *Pool) halt(to poolState, err error) error {
 func (p *Pool) addJob(j *job) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.notRun != nil {
+		return p.notRun
+	}
 	if p.state != poolRunning {
 		return p.err
 	}

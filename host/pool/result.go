@@ -8,8 +8,9 @@ type Result struct {
 	// Output holds the lines the task printed through the SDK, in order.
 	Output []string
 	// Err says why the item failed, or is nil. It matches one of ErrTask,
-	// ErrCrashed, ErrTimeout, ErrTooLarge, ErrDegraded, ErrClosed or the
-	// context's error with errors.Is.
+	// ErrCrashed, ErrTimeout, ErrTooLarge, ErrNotRun (the pool degraded
+	// before running it; also ErrDegraded), ErrClosed or the context's
+	// error with errors.Is.
 	Err error
 }
 
@@ -19,4 +20,8 @@ type Info struct {
 	Version    string
 	Idempotent bool   // tasks are re-run after a crash only if true
 	SDK        string // the SDK that built it, e.g. "go/0.1.0"
+	// StartLedger says the plugin keeps the start ledger (worker.proto), so
+	// a crash costs only the task that was running; without it every
+	// unanswered task of a crashed worker counts as one that may have run.
+	StartLedger bool
 }

@@ -2,17 +2,19 @@ package pool
 
 import (
 	"errors"
-	"math/bits"
 	"sync"
 	"time"
+
+	"github.com/pluginpool/pluginpool/internal/hist"
 )
 
 // Stats is a snapshot of a pool's counters since Start.
 type Stats struct {
 	Plugin    string
 	Succeeded int64 // items that returned a result
-	Failed    int64 // items that resolved to an error
-	Retries   int64 // task runs repeated after a crash or a retry request
+	Failed    int64 // items that resolved to an error, NotRun excluded
+	NotRun    int64 // items the pool did not run because it degraded (ErrNotRun)
+	Retries   int64 // runs of tasks that had run before: after a crash that cost a run, or a retry request
 	Timeouts  int64 // tasks past TaskTimeout
 	Restarts  int64 // worker restarts (recycling excluded)
 	Workers   []WorkerStats
@@ -34,10 +36,10 @@ type WorkerStats struct {
 // counters are the pool's statistics; their own lock, so the hot path
 // never waits on the pool's.
 type counters struct {
-	mu                                      sync.Mutex
-	ok, failed, retries, timeouts, restarts int64
-	workers                                 []WorkerStats
-	hist                                    [64]int64 // per-task ns, by log2 bucket
+	mu                                              sync.Mutex
+	ok, failed, notRun, retries, timeouts, restarts int64
+	workers                                         []WorkerStats
+	hist                                            hist.Log2 // per-task time
 }
 
 func (c *counters) init(n int) {
@@ -68,7 +70,7 @@ func (c *counters) batch(slot, n int, d time.Duration) {
 	w.Tasks += int64(n)
 	w.Batches++
 	w.Busy += d
-	c.hist[bits.Len64(uint64(per))] += int64(n)
+	c.hist.Add(time.Duration(per), int64(n))
 	c.mu.Unlock()
 }
 
@@ -87,11 +89,21 @@ func (c *counters) retried(n int) {
 }
 
 func (c *counters) failedOne(err error) {
+	if errors.Is(err, ErrNotRun) {
+		c.addNotRun(1)
+		return
+	}
 	c.mu.Lock()
 	c.failed++
 	if errors.Is(err, ErrTimeout) {
 		c.timeouts++
 	}
+	c.mu.Unlock()
+}
+
+func (c *counters) addNotRun(n int) {
+	c.mu.Lock()
+	c.notRun += int64(n)
 	c.mu.Unlock()
 }
 
@@ -101,35 +113,10 @@ func (p *Pool) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := Stats{
-		Plugin: p.cfg.Name, Succeeded: c.ok, Failed: c.failed, Retries: c.retries,
+		Plugin: p.cfg.Name, Succeeded: c.ok, Failed: c.failed, NotRun: c.notRun, Retries: c.retries,
 		Timeouts: c.timeouts, Restarts: c.restarts,
 		Workers: append([]WorkerStats(nil), c.workers...),
 	}
-	s.P50, s.P95, s.P99 = percentile(&c.hist, 0.50), percentile(&c.hist, 0.95), percentile(&c.hist, 0.99)
+	s.P50, s.P95, s.P99 = c.hist.Quantile(0.50), c.hist.Quantile(0.95), c.hist.Quantile(0.99)
 	return s
-}
-
-// percentile estimates the q-th quantile from log2 buckets: bucket b holds
-// values in [2^(b-1), 2^b); the estimate is the bucket's geometric middle.
-func percentile(h *[64]int64, q float64) time.Duration {
-	var total int64
-	for _, n := range h {
-		total += n
-	}
-	if total == 0 {
-		return 0
-	}
-	rank := int64(q * float64(total))
-	var seen int64
-	for b, n := range h {
-		seen += n
-		if seen > rank {
-			if b == 0 {
-				return 0
-			}
-			lo := int64(1) << (b - 1)
-			return time.Duration(float64(lo) * 1.41421356)
-		}
-	}
-	return 0
 }

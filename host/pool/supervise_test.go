@@ -83,42 +83,6 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
-// A plugin that is not idempotent: a kill for a timeout never re-runs a
-// task that may have run. Items of the hung task's batch that may have
-// finished unreported fail; the rest of the work completes.
-func TestTimeoutNotIdempotent(t *testing.T) {
-	cfg := fixture(t, "hang", "POOLTEST_NOTIDEMPOTENT=1")
-	cfg.Workers, cfg.ChunkSize = 2, 4
-	cfg.TaskTimeout = 200 * time.Millisecond
-	cfg.KillGrace = 300 * time.Millisecond
-	p := start(t, cfg)
-	in := make([]string, 16)
-	for i := range in {
-		in[i] = "item" + strconv.Itoa(i)
-	}
-	in[6] = "hang" // third in the batch of items 4..7
-	rs, _ := mapAll(t, p, strs(in...))
-	for i, r := range rs {
-		switch {
-		case i == 6:
-			if !errors.Is(r.Err, pool.ErrTimeout) && !errors.Is(r.Err, pool.ErrCrashed) {
-				t.Errorf("hang: %v; want a timeout or crash error", r.Err)
-			}
-		case r.Err == nil:
-			if string(r.Value) != strconv.Quote(in[i]) {
-				t.Errorf("item %d: got %q", i, r.Value)
-			}
-		case i < 4 || i >= 8:
-			t.Errorf("item %d, outside the hung batch: %v", i, r.Err)
-		case !errors.Is(r.Err, pool.ErrCrashed) || !strings.Contains(r.Err.Error(), "task_timeout"):
-			t.Errorf("item %d, in the hung batch: %v; want a crash error naming the timeout", i, r.Err)
-		}
-	}
-	if n := counted(t, cfg, "twice"); n != 0 {
-		t.Errorf("%d tasks of a plugin that is not idempotent ran twice", n)
-	}
-}
-
 // Init fails on every start after the first: after the worker is killed
 // the pool restarts it MaxRestarts times, then degrades: calls fail fast
 // with a *DegradedError carrying the init error, and it stops respawning.

@@ -52,6 +52,7 @@ type worker struct {
 	ctx    context.Context // the stream's; cancelled when the worker ends
 	cancel context.CancelFunc
 	stderr *tail
+	ledger *ledgerFile // the start ledger, if the plugin keeps it; else nil
 	loops  sync.WaitGroup
 
 	// Guarded by Pool.mu.
@@ -61,22 +62,30 @@ type worker struct {
 	cancels   []uint64 // batches to cancel, sent by the sender
 	seq       uint64
 	headSince time.Time // when inflight[0] reached the head of the plugin's queue
-	progress  time.Time // last answer, or the head's start: the timeout clock
+	progress  time.Time // last answer, or the head's start: the timeout clock without a ledger
 	tasks     int       // tasks sent
-	answered  int       // batches fully answered
+	answered  int       // items answered
+	watch     watch     // the watchdog's view of the ledger
 }
 
-// Reasons a worker ends other than a crash.
-var (
-	errRecycle = errors.New("recycled after max_tasks_per_worker tasks")
-	errKilled  = errors.New("killed: task ran past task_timeout + kill_grace")
-)
+// errRecycle ends a worker that ran max_tasks_per_worker tasks.
+var errRecycle = errors.New("recycled after max_tasks_per_worker tasks")
+
+// killedError ends a worker the watchdog killed because a task ignored its
+// timeout.
+type killedError struct {
+	task uint64 // the task's id, from the start ledger; 0 without one
+}
+
+func (e *killedError) Error() string { return "killed: a task ran past task_timeout + kill_grace" }
 
 // launch starts a process for slot and brings it to serving: checksum,
 // handshake, Describe, Init, Run stream.
 func (p *Pool) launch(slot int) (*worker, error) {
 	cfg := &p.cfg
+	var ledger *ledgerFile
 	fail := func(err error, t *tail) (*worker, error) {
+		ledger.close()
 		se := &StartError{Plugin: cfg.Name, Path: cfg.Path, Slot: slot, Err: err}
 		if t != nil {
 			se.Stderr = t.lines()
@@ -96,9 +105,22 @@ func (p *Pool) launch(slot int) (*worker, error) {
 	cmd := exec.CommandContext(p.killCtx, path, args...)
 	cmd.Env = append(env[:len(env):len(env)], "PLUGINPOOL_LOG_LEVEL="+p.log.GetLevel().String())
 	setPdeathsig(cmd)
+	// The start ledger (crash.go). Without one, the plugin is told so and
+	// every unanswered item it dies with counts as maybe run.
+	ledger, err = newLedger()
+	if err != nil {
+		p.log.Debug("no start ledger", "error", err)
+		cmd.Env = append(cmd.Env, ledgerEnv+"=")
+	} else {
+		cmd.ExtraFiles = []*os.File{ledger.f}
+		cmd.Env = append(cmd.Env, ledgerEnv+"="+ledgerFD)
+	}
 
-	w := &worker{p: p, slot: slot, cmd: cmd, stderr: newTail(20)}
-	tag := func() string { return fmt.Sprintf("%s[%d] pid %d", cfg.Name, slot, w.pid) }
+	w := &worker{p: p, slot: slot, cmd: cmd}
+	// Called from go-plugin's goroutines, started after the process was:
+	// cmd.Process is set by then, w.pid maybe not yet.
+	tag := func() string { return fmt.Sprintf("%s[%d] pid %d", cfg.Name, slot, cmd.Process.Pid) }
+	w.stderr = newTail(20, newLineWriter(cfg.Stderr, tag, "stderr"))
 	w.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          plugin.PluginSet{sdk.PluginName: clientPlugin{}},
@@ -169,9 +191,15 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		w.kill()
 		return fail(err, w.stderr)
 	}
+	if desc.StartLedger {
+		w.ledger = ledger
+	} else {
+		ledger.close()
+	}
+	w.stderr.serve()
 	p.mu.Lock()
 	if p.info.Name == "" {
-		p.info = Info{Name: desc.Name, Version: desc.Version, Idempotent: desc.Idempotent, SDK: desc.Sdk}
+		p.info = Info{Name: desc.Name, Version: desc.Version, Idempotent: desc.Idempotent, SDK: desc.Sdk, StartLedger: w.ledger != nil}
 	}
 	p.mu.Unlock()
 	return w, nil

@@ -50,8 +50,12 @@ func serveGo(name string) {
 			}
 			return 2 * f, nil
 		})
-	case "crashonce": // exits the first time it sees SDKTEST_CRASH_ON
+	case "crashonce": // exits the first time it sees SDKTEST_CRASH_ON; counts tasks run twice
+		p.Idempotent = os.Getenv("SDKTEST_NOTIDEMPOTENT") == ""
 		p.Task = sdk.Func(func(_ context.Context, n int) (int, error) {
+			if !markerOnce("ran-" + strconv.Itoa(n)) {
+				count("twice")
+			}
 			if strconv.Itoa(n) == os.Getenv("SDKTEST_CRASH_ON") && markerOnce("crashed") {
 				os.Exit(9)
 			}

@@ -279,6 +279,40 @@ var cases = []struct {
 			r.Errorf("%d restarts; want 1", st.Restarts)
 		}
 	}},
+	{"start ledger", func(r *run) {
+		// A plugin that is not idempotent dies under item 7 of a batch of
+		// 20. With the start ledger the host knows which task was running:
+		// the tasks after it never started and run again at no cost; the
+		// one it died under fails. No task runs twice.
+		cfg, _, _ := r.config("crashonce", "SDKTEST_CRASH_ON=7", "SDKTEST_NOTIDEMPOTENT=1")
+		cfg.Workers = 1
+		cfg.ChunkSize = 20
+		p := r.start(cfg)
+		if !p.Info().StartLedger {
+			r.Fatalf("Info = %+v; want the start ledger kept", p.Info())
+		}
+		items := make([]string, 20)
+		for i := range items {
+			items[i] = strconv.Itoa(i)
+		}
+		rs := r.mapAll(p, items...)
+		if !errors.Is(rs[7].Err, pool.ErrCrashed) {
+			r.Errorf("item 7: %q, %v; want the crash", rs[7].Value, rs[7].Err)
+		}
+		for i := 8; i < len(rs); i++ {
+			r.value(rs, i, strconv.Itoa(2*i)) // never started: run again
+		}
+		for i := range 7 { // finished: kept, or failed if the answer died with it
+			if rs[i].Err == nil {
+				r.value(rs, i, strconv.Itoa(2*i))
+			} else if !errors.Is(rs[i].Err, pool.ErrCrashed) {
+				r.Errorf("item %d: %v; want its result or the crash", i, rs[i].Err)
+			}
+		}
+		if n := r.counted("twice"); n != 0 {
+			r.Errorf("%d tasks ran twice; a plugin that is not idempotent runs none twice", n)
+		}
+	}},
 	{"timeout honoured", func(r *run) {
 		cfg, _, _ := r.config("sleep")
 		cfg.TaskTimeout = 300 * time.Millisecond

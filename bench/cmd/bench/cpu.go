@@ -43,7 +43,63 @@ func sampleCPU() cpuSample {
 			s.ours += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		}
 	}
+	// Children still running (W8 and W9's server and workers, and their
+	// plugins) are ours too; getrusage counts them only once waited for.
+	s.ours += treeCPU(os.Getpid())
 	return s
+}
+
+// treeCPU is the CPU time of pid's live descendants, each with what its
+// own waited-for children used (/proc/PID/stat).
+func treeCPU(pid int) time.Duration {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	type stat struct {
+		ppid int
+		cpu  time.Duration
+	}
+	procs := map[int]stat{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command (which may hold spaces) in parentheses.
+		i := strings.LastIndexByte(string(data), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(data[i+1:]))
+		if len(f) < 15 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		var ticks int64
+		for _, k := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+			n, _ := strconv.ParseInt(f[k], 10, 64)
+			ticks += n
+		}
+		procs[p] = stat{ppid, time.Duration(ticks) * time.Second / 100}
+	}
+	var sum time.Duration
+	for _, st := range procs {
+		for a := st.ppid; a > 1; a = procs[a].ppid {
+			if a == pid {
+				sum += st.cpu
+				break
+			}
+			if _, ok := procs[a]; !ok {
+				break
+			}
+		}
+	}
+	return sum
 }
 
 // othersSince is the share of all CPUs that other processes used since

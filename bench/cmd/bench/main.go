@@ -73,7 +73,7 @@ func run() int {
 		for _, w := range strings.Split(*only, ",") {
 			w = strings.ToUpper(strings.TrimSpace(w))
 			if !validWorkload(w) {
-				fmt.Fprintf(os.Stderr, "bench: unknown workload %q in -only (have W1..W7)\n", w)
+				fmt.Fprintf(os.Stderr, "bench: unknown workload %q in -only (have W1..W9)\n", w)
 				return 2
 			}
 			o.only[w] = true
@@ -210,6 +210,7 @@ type bench struct {
 	cli, double   string // bin/pluginpool, bin/plugins/double ("" if missing)
 	missing       string // why cli or double is missing
 	floor, spin   string // built into tmp
+	sleep         string // built into tmp
 	python        string // the interpreter binary itself, "" if none
 	pyMissing     string // the cell text when python is missing
 	input1M       string // 1,000,000 lines, 0..999999
@@ -264,10 +265,11 @@ func setup(ctx context.Context, o options) (*bench, error) {
 	}
 	b.missing = strings.Join(missing, "; ")
 
-	status("building bench/floor and bench/plugins/spin into %s", b.tmp)
+	status("building bench/floor, bench/plugins/spin and bench/plugins/sleep into %s", b.tmp)
 	b.floor = filepath.Join(b.tmp, "floor")
 	b.spin = filepath.Join(b.tmp, "spin")
-	for _, t := range [][2]string{{b.floor, "./bench/floor"}, {b.spin, "./bench/plugins/spin"}} {
+	b.sleep = filepath.Join(b.tmp, "sleep")
+	for _, t := range [][2]string{{b.floor, "./bench/floor"}, {b.spin, "./bench/plugins/spin"}, {b.sleep, "./bench/plugins/sleep"}} {
 		if err := goBuild(ctx, b.root, t[0], t[1]); err != nil {
 			b.cleanup()
 			return nil, err

@@ -75,7 +75,7 @@ func printTable(w io.Writer, h Header, rows []Row) {
 	fmt.Fprintf(w, "pluginpool vs Python multiprocessing — %d cores (runtime.NumCPU), %s\n", h.Cores, h.CPU)
 	fmt.Fprintf(w, "%s; %s; took %s\n", h.Go, h.Python, h.Elapsed)
 	fmt.Fprintf(w, "load average %s; %s\n", h.Load, othersNote(h.Others))
-	fmt.Fprintln(w, "medians of several runs; ratio = pluginpool / Python; floor = the same job in one Go process, no IPC")
+	fmt.Fprintln(w, "medians of several runs; ratio = pluginpool / Python; floor = the same job in one Go process, no IPC (W8: on the local pool)")
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "workload\tpluginpool\tpython\tratio\tfloor\tvs floor\ttarget\tresult\t")

@@ -39,6 +39,8 @@ var workloads = []workload{
 	{"W5", "whole process `pluginpool map double 1 2 3 4 5`", w5, true},
 	{"W6", "peak RSS of the CLI streaming items stdin→stdout", w6, false},
 	{"W7", "1M-line JSONL file through the Python plugin examples/python/double.py", w7, true},
+	{"W8", "W1's job through the cluster (server + one worker), against the local pool", w8, true},
+	{"W9", "2,000 sleeping tasks through the cluster, 4 worker processes vs 1", w9, true},
 }
 
 func validWorkload(id string) bool {

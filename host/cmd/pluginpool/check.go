@@ -39,7 +39,8 @@ func newCheckCmd(g *globalOptions) *cobra.Command {
 		Short: "Start a plugin, describe it and run one sample task",
 		Long: `Check that PLUGIN works under the host: start one worker process, print
 what it says about itself (name, version, whether its tasks are idempotent,
-the SDK that built it), run one sample task and print its result.
+whether it keeps the start ledger, the SDK that built it), run one sample
+task and print its result.
 
 Without --input the sample is 1; if the plugin cannot decode that, "hello",
 then {}. The report goes to stdout. When something is wrong, check says what
@@ -111,9 +112,14 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 	field("name", "%s", info.Name)
 	field("version", "%s", info.Version)
 	if info.Idempotent {
-		field("idempotent", "yes: tasks of a crashed worker are run again")
+		field("idempotent", "yes: a task its worker died with runs again, up to max_attempts runs")
 	} else {
-		field("idempotent", "no: tasks of a crashed worker fail")
+		field("idempotent", "no: a task that ran when its worker died fails; ones not started run again")
+	}
+	if info.StartLedger {
+		field("ledger", "yes: a crash costs only the task that was running (worker.proto, start ledger)")
+	} else {
+		field("ledger", "no: every task a crashed worker held counts as run (worker.proto, start ledger)")
 	}
 	field("sdk", "%s", info.SDK)
 

@@ -138,6 +138,17 @@ func serveFixture(mode string) {
 			sdk.Logger(ctx).Info("fixture info", "item", n)
 			return n, nil
 		})
+	case "crashfrom": // exits on every item from 1000 on: a crash loop, once it gets there
+		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) {
+			if n >= 1000 {
+				fmt.Fprintln(os.Stderr, "crashing on", n)
+				// Long enough for the answers sent before to leave the
+				// process: the test counts exactly which items ran.
+				time.Sleep(50 * time.Millisecond)
+				os.Exit(4)
+			}
+			return 2 * n, nil
+		})
 	case "panicky":
 		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) {
 			panic(fmt.Sprintf("fixture panic on %d", n))

@@ -10,12 +10,14 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/jsonl"
 	"github.com/pluginpool/pluginpool/host/pool"
 	"github.com/pluginpool/pluginpool/internal/quote"
@@ -29,6 +31,7 @@ type mapOptions struct {
 	unordered bool
 	stats     bool
 	batching  bool // map, not apply: takes --progress and --metrics-addr
+	conn      clusterOptions
 }
 
 func (o *mapOptions) addFlags(cmd *cobra.Command, batching bool) {
@@ -44,13 +47,20 @@ func (o *mapOptions) addFlags(cmd *cobra.Command, batching bool) {
 		addProgressFlags(f, o.globalOptions)
 		addMetricsFlag(f, o.globalOptions)
 	}
+	o.conn.addJobFlags(f)
 }
 
 // config resolves the plugin and applies the flags.
 func (o *mapOptions) config(cmd *cobra.Command, name string) (pool.Config, error) {
 	cfg, err := o.poolConfig(name)
 	if err != nil {
-		return cfg, err
+		// On a cluster the workers know the plugin: this machine need
+		// not have it.
+		f, ferr := o.loadConfig()
+		if ferr != nil || !o.conn.wanted(f) || strings.ContainsRune(name, '/') || !config.ValidName(name) {
+			return cfg, err
+		}
+		cfg = o.finish(pool.Config{Name: name})
 	}
 	if cmd.Flags().Changed("workers") {
 		if o.workers < 1 || o.workers > pool.WorkersLimit {
@@ -81,8 +91,10 @@ taken as a string: 'map double 1 x 3' passes 1, "x" and 3.
 
 Lines a task prints come before its result. A failed item is reported on
 stderr with its line number (or argument) and reason; the others still
-complete, and the exit status is 1. See 'pluginpool --help' for the other
-exit statuses.
+complete, and the exit status is 1. If the plugin keeps crashing and its
+pool degrades, map says why once, counts the items that were not run (the
+input it never read included) from the first such line, and exits with
+status 3. See 'pluginpool --help' for the other exit statuses.
 
 PLUGIN is a name from the config file, whose [plugins.NAME] table sets its
 workers, timeouts and Init config, or a path to a plugin executable
@@ -93,13 +105,21 @@ virtualenv, python3 on PATH, /usr/bin/python3.
 
 While it runs, map shows a progress bar on stderr if stderr is a terminal
 (--progress, --no-progress), and serves Prometheus metrics with
---metrics-addr. --stats prints a summary at the end.`,
+--metrics-addr. --stats prints a summary at the end.
+
+With --cluster URL, or a [cluster] table in the config (--local overrides
+it), the items run on the workers of a pluginpool cluster instead
+('pluginpool worker' on each machine): same output, in input order. The
+workers run PLUGIN as their own pool.toml says; this machine's config only
+names it and may pin it (sha256, version). Workers whose plugin differs are
+named on stderr and serve none of it.`,
 		Example: `  pluginpool map double 1 2 3 4 5
   pluginpool map examples/python/double.py 1 2 3 4 5
   seq 1 100000 | pluginpool map double > doubled.jsonl
   pluginpool map -w 4 printer 1 2 3 4
   pluginpool map --stats --unordered ./bin/plugins/double < numbers.jsonl
-  pluginpool map --metrics-addr 127.0.0.1:9464 double < big.jsonl > out.jsonl`,
+  pluginpool map --metrics-addr 127.0.0.1:9464 double < big.jsonl > out.jsonl
+  PLUGINPOOL_TOKEN=... pluginpool map --cluster nats://10.0.0.1:4222 double < big.jsonl`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: completePlugin(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -201,10 +221,15 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 		where = func(i int) string { return fmt.Sprintf("line %d", reader.Line(i)) }
 	}
 
-	p, err := pool.Start(ctx, cfg)
+	if o.batching && cmd.Flags().Changed("workers") {
+		if f, _ := o.loadConfig(); o.conn.wanted(f) {
+			o.logger().Warn("-w/--workers has no effect on a cluster: each worker runs the plugin as its own pool.toml says")
+		}
+	}
+	p, err := o.startExecutor(ctx, &o.conn, name, cfg)
 	if err != nil {
 		abort()
-		return o.startError(ctx, err)
+		return o.clusterError(ctx, err)
 	}
 	metrics.Add(p)
 	began := time.Now()
@@ -217,8 +242,10 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 	}
 	var (
 		total, failed int
+		notRun        = notRunCount{first: -1}
 		writeErr      error
 	)
+	defer notRun.stop()
 	for i, r := range seq(ctx, items) {
 		// Checked per item, cancellation cost ~20 ns an item; failed items
 		// (all of them once ctx is done) are checked before they are reported.
@@ -229,6 +256,11 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 		total++
 		prog.Add(1)
 		if r.Err != nil {
+			if errors.Is(r.Err, pool.ErrNotRun) {
+				// The pool degraded: counted, and summed up once below.
+				notRun.add(i, reader, abort)
+				continue
+			}
 			failed++
 			o.report(where(i), r.Err, reader, i)
 		}
@@ -238,6 +270,21 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 			break
 		}
 	}
+	var (
+		closeErr error
+		stats    pool.Stats
+	)
+	if ctx.Err() == nil && writeErr == nil {
+		stats = p.Stats() // while the workers are there to show
+		closeErr = p.Close()
+	}
+	// Items the pool never took count as not run: total is what it took.
+	inputItems := len(args)
+	if errors.Is(closeErr, pool.ErrDegraded) && reader != nil {
+		notRun.add(-1, reader, abort) // bounds counting an input that stays open
+		inputItems = reader.Rest()
+	}
+	notRun.stop()
 	abort()
 	prog.Finish()
 	if writeErr == nil {
@@ -258,9 +305,26 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 		return o.fail(ExitFailed, "writing results: %v", writeErr)
 	}
 	if o.stats {
-		printStats(o.io.Err, p.Stats(), time.Since(began))
+		printStats(o.io.Err, stats, time.Since(began))
 	}
-	closeErr := p.Close()
+	if errors.Is(closeErr, pool.ErrDegraded) {
+		fmt.Fprintf(o.io.Err, "pluginpool: %v\n", closeErr)
+		missing := max(inputItems-(total-notRun.n), 0)
+		first := notRun.first
+		if first < 0 || inputItems > total && total < first {
+			first = total // the first item the pool never took
+		}
+		var also string
+		if failed > 0 {
+			also = fmt.Sprintf("; %d failed", failed)
+		}
+		if reader != nil && reader.Err() != nil {
+			err := reader.Err()
+			// Let go of (an idle pipe), or unreadable: a lower bound.
+			return o.fail(ExitStart, "at least %d items were not run, from %s, because the pool degraded (the input was not read to its end: %v)%s", missing, where(first), err, also)
+		}
+		return o.fail(ExitStart, "%d of %d items were not run, from %s, because the pool degraded%s", missing, inputItems, where(first), also)
+	}
 	if reader != nil {
 		if err := reader.Err(); err != nil {
 			return o.fail(ExitFailed, "reading stdin: %v", err)
@@ -278,6 +342,43 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 	}
 	return nil
 }
+
+// notRunCount counts the items a degraded pool did not run, for one
+// summary line instead of one per item: they share one cause.
+type notRunCount struct {
+	n        int
+	first    int // the lowest index counted; -1 before one
+	stopIdle func()
+}
+
+// add counts item i (i < 0: none, only arm the idle bound). From the first
+// one on, the input is let go of if it stays open with nothing to read
+// (tail -f): the pool will take no more, and the summary counts the rest.
+func (c *notRunCount) add(i int, r *jsonl.Reader, abort func()) {
+	if c.stopIdle == nil {
+		c.stopIdle = func() {}
+		if r != nil {
+			c.stopIdle = r.AbortWhenIdle(abort, inputIdle)
+		}
+	}
+	if i < 0 {
+		return
+	}
+	c.n++
+	if c.first < 0 || i < c.first {
+		c.first = i
+	}
+}
+
+func (c *notRunCount) stop() {
+	if c.stopIdle != nil {
+		c.stopIdle()
+	}
+}
+
+// inputIdle is how long the count of a degraded run's unread input waits
+// for more of it.
+const inputIdle = time.Second
 
 // report writes one failed item to stderr.
 func (o *mapOptions) report(where string, err error, r *jsonl.Reader, i int) {

@@ -35,6 +35,7 @@ type statsSource interface {
 // *metricsServer is valid and serves nothing.
 type metricsServer struct {
 	col  *poolCollector
+	reg  *prometheus.Registry
 	srv  *http.Server
 	ln   net.Listener
 	done chan struct{}
@@ -70,6 +71,7 @@ func startMetrics(g *globalOptions, extraLabels ...string) (*metricsServer, erro
 	})
 	m := &metricsServer{
 		col:  col,
+		reg:  reg,
 		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
 		ln:   ln,
 		done: make(chan struct{}),
@@ -100,6 +102,25 @@ func (m *metricsServer) Add(p statsSource, labelValues ...string) {
 	m.col.add(p, labelValues)
 }
 
+// AddSet adds pools that come and go, such as a worker's plugins: stats
+// is called at each scrape for their current statistics.
+func (m *metricsServer) AddSet(stats func() []pool.Stats) {
+	if m == nil {
+		return
+	}
+	m.col.mu.Lock()
+	defer m.col.mu.Unlock()
+	m.col.sets = append(m.col.sets, stats)
+}
+
+// Register adds a collector of other metrics.
+func (m *metricsServer) Register(c prometheus.Collector) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(c)
+}
+
 // Close stops the server, letting a scrape in progress finish for up to a
 // second. Safe to call on nil and more than once.
 func (m *metricsServer) Close() {
@@ -118,10 +139,16 @@ func (m *metricsServer) Close() {
 type poolCollector struct {
 	mu    sync.Mutex
 	pools []collectedPool
+	sets  []func() []pool.Stats
 
 	items, retries, timeouts, restarts, latency            *prometheus.Desc
 	workerTasks, workerBatches, workerRestarts, workerBusy *prometheus.Desc
 	workerUp                                               *prometheus.Desc
+}
+
+type snapshot struct {
+	stats  pool.Stats
+	labels []string
 }
 
 type collectedPool struct {
@@ -136,7 +163,7 @@ func newPoolCollector(extra ...string) *poolCollector {
 		return prometheus.NewDesc("pluginpool_"+name, help, labels, nil)
 	}
 	return &poolCollector{
-		items:          desc("items_total", "Items finished, by result: ok (a value) or failed (an error).", with("result")),
+		items:          desc("items_total", "Items finished, by result: ok (a value), failed (an error), or not_run (the pool degraded first).", with("result")),
 		retries:        desc("retries_total", "Task runs repeated after a worker crash or a retry request.", base),
 		timeouts:       desc("timeouts_total", "Tasks that ran past task_timeout.", base),
 		restarts:       desc("restarts_total", "Worker restarts after a crash or a kill (recycling excluded).", base),
@@ -169,10 +196,20 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	pools := append([]collectedPool(nil), c.pools...)
+	sets := append([]func() []pool.Stats(nil), c.sets...)
 	c.mu.Unlock()
+	var snaps []snapshot
 	for _, cp := range pools {
-		s := cp.src.Stats()
-		base := append([]string{s.Plugin}, cp.labels...)
+		snaps = append(snaps, snapshot{cp.src.Stats(), cp.labels})
+	}
+	for _, set := range sets {
+		for _, s := range set() {
+			snaps = append(snaps, snapshot{s, nil})
+		}
+	}
+	for _, sn := range snaps {
+		s := sn.stats
+		base := append([]string{s.Plugin}, sn.labels...)
 		with := func(l string) []string { return append(append([]string(nil), base...), l) }
 		counter := func(d *prometheus.Desc, v float64, labels []string) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
@@ -182,6 +219,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(c.items, float64(s.Succeeded), with("ok"))
 		counter(c.items, float64(s.Failed), with("failed"))
+		counter(c.items, float64(s.NotRun), with("not_run"))
 		counter(c.retries, float64(s.Retries), base)
 		counter(c.timeouts, float64(s.Timeouts), base)
 		counter(c.restarts, float64(s.Restarts), base)

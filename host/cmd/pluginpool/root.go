@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -68,6 +69,10 @@ type globalOptions struct {
 	io          IOStreams
 	ctx         context.Context // Main's: done after a signal
 	code        ExitCode        // set by the command that ran
+	// daemon marks a command that handles its own signals (server, worker:
+	// SIGTERM drains, SIGHUP reloads); Main then leaves them alone, and
+	// the command's status is its own, not 128+N.
+	daemon atomic.Bool
 }
 
 // Main runs the CLI with args (without the program name) and returns the
@@ -78,6 +83,12 @@ type globalOptions struct {
 func Main(ctx context.Context, args []string, io IOStreams) ExitCode {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	if io.OutIsTerminal {
+		// Data, but shown on a screen: a plugin's bytes must not move the
+		// cursor or retitle the window. Redirected, it is written as is.
+		io.Out = quote.NewWriter(io.Out)
+	}
+	g := &globalOptions{io: io, ctx: ctx, code: ExitOK}
 	sigs := make(chan os.Signal, 1)
 	// SIGPIPE is watched so that a write to a closed stdout returns EPIPE
 	// (handled as a quiet stop) instead of killing the process before it
@@ -89,7 +100,7 @@ func Main(ctx context.Context, args []string, io IOStreams) ExitCode {
 		for {
 			select {
 			case s := <-sigs:
-				if s == syscall.SIGPIPE {
+				if s == syscall.SIGPIPE || g.daemon.Load() {
 					continue
 				}
 				cancel(&signalError{s.(syscall.Signal)})
@@ -100,12 +111,6 @@ func Main(ctx context.Context, args []string, io IOStreams) ExitCode {
 		}
 	}()
 
-	if io.OutIsTerminal {
-		// Data, but shown on a screen: a plugin's bytes must not move the
-		// cursor or retitle the window. Redirected, it is written as is.
-		io.Out = quote.NewWriter(io.Out)
-	}
-	g := &globalOptions{io: io, ctx: ctx, code: ExitOK}
 	root := newRootCmd(ctx, g)
 	root.SetArgs(args)
 	root.SetIn(io.In)
@@ -160,16 +165,25 @@ Plugins and pipelines are described in pool.toml (see 'pluginpool validate'),
 read from the current directory unless -c names another file. Data goes to
 stdout; errors, logs, progress and statistics go to stderr.
 
+To spread one job over many machines, run 'pluginpool server' (NATS with
+JetStream) somewhere, 'pluginpool worker --connect URL' on each machine, and
+'map', 'apply' or 'run' with --cluster URL (or a [cluster] table in
+pool.toml): same output, same exit statuses. 'pluginpool workers' lists the
+machines serving.
+
 Exit status:
   0    every item succeeded
   1    some items failed (each is reported on stderr), or input unreadable
   2    bad command line or config
-  3    a plugin could not start, or its pool degraded
+  3    a plugin could not start, or its pool degraded; or the cluster
+       cannot be reached, or no worker there serves the plugin
   130  interrupted (SIGINT); 143 after SIGTERM, 129 after SIGHUP
   141  stdout was closed early (e.g. by | head)
 
 Environment:
   PLUGINPOOL_CPUPROFILE=DIR   plugins write CPU profiles to DIR
+  PLUGINPOOL_TOKEN=TOKEN      the cluster's token, for worker, workers, map,
+                              apply and run (and server, to set it)
 
 Shell completion (commands, flags, plugin and pipeline names):
   source <(pluginpool completion bash)    # see 'pluginpool completion --help'`,

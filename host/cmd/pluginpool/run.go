@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pluginpool/pluginpool/host/cluster"
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pipeline"
 	"github.com/pluginpool/pluginpool/host/pool"
@@ -29,6 +31,7 @@ type runOptions struct {
 	output    string
 	unordered bool
 	stats     bool
+	conn      clusterOptions
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -50,11 +53,20 @@ the stage, and goes no further; the others go on, and the exit status is 1.
 
 Output to a file is written to a temporary file in the same directory and
 renamed over the target only when the run completes (even with failed
-items: the file then holds every other result). An interrupted run leaves
-the target as it was.`,
+items: the file then holds every other result). An interrupted run, or one
+whose plugin pool degraded, leaves the target as it was.
+
+When a stage's plugin keeps crashing (its pool degrades), the run stops
+reading, reports why once, counts the items that were not run (those of
+the input it never read included) and exits with status 3.
+
+With --cluster URL, or a [cluster] table in the config (--local overrides
+it), every stage runs on the workers of a pluginpool cluster, each stage as
+a job of its own, all at once; the output is the same.`,
 		Example: `  pluginpool run                    # the default pipeline in ./pool.toml
   pluginpool run demo --output -    # results to stdout
-  seq 1 1000 | pluginpool run demo --input - --output doubled.txt`,
+  seq 1 1000 | pluginpool run demo --input - --output doubled.txt
+  pluginpool run demo --cluster nats://10.0.0.1:4222`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := ""
@@ -71,6 +83,7 @@ the target as it was.`,
 	f.BoolVar(&o.stats, "stats", false, "print each stage's statistics on stderr at the end")
 	addProgressFlags(f, g)
 	addMetricsFlag(f, g)
+	o.conn.addJobFlags(f)
 	// Pipeline names are completed by addCompletions (completion.go).
 	return cmd
 }
@@ -134,6 +147,13 @@ func (o *runOptions) spec(cmd *cobra.Command, f *config.File, pp *config.Pipelin
 	if o.unordered {
 		spec.Unordered = true
 	}
+	if o.conn.wanted(f) {
+		// Every stage on the cluster: the workers run each plugin as
+		// their own pool.toml says; this one names and pins them.
+		spec.Start = func(ctx context.Context, cfg pool.Config) (pool.Executor, error) {
+			return o.conn.start(ctx, f, cfg.Name, cfg)
+		}
+	}
 	return spec, nil
 }
 
@@ -157,7 +177,7 @@ func (o *runOptions) run(cmd *cobra.Command, name string) error {
 		return err
 	}
 	defer metrics.Close()
-	spec.Started = func(pools []*pool.Pool) {
+	spec.Started = func(pools []pool.Executor) {
 		for i, p := range pools {
 			metrics.Add(p, strconv.Itoa(i+1))
 		}
@@ -189,7 +209,10 @@ func (o *runOptions) run(cmd *cobra.Command, name string) error {
 			printStats(o.io.Err, st, d)
 		}
 	}
-	var degraded *pool.DegradedError
+	var (
+		degraded *pool.DegradedError
+		stopped  *pipeline.DegradedError
+	)
 	switch {
 	case ctx.Err() != nil:
 		// Interrupted: Main turns a signal into 128+N; any other
@@ -198,13 +221,28 @@ func (o *runOptions) run(cmd *cobra.Command, name string) error {
 		return errReported
 	case err == nil:
 		return nil
+	case errors.As(err, &stopped):
+		// One summary, not a line per item: they share one cause.
+		fmt.Fprintf(o.io.Err, "pluginpool: stage %d: %v\n", stopped.Stage+1, stopped.Err)
+		msg := fmt.Sprintf("%d of %d items were not run, from line %d, because stage %d (%s) degraded",
+			stopped.NotRun, stopped.Items, stopped.Line, stopped.Stage+1, stopped.Plugin)
+		if stopped.Partial {
+			msg = "at least " + msg + " (the input was not read to its end)"
+		}
+		if sum.Failed > 0 {
+			msg += fmt.Sprintf("; %d failed", sum.Failed)
+		}
+		if spec.OutputPath != "" {
+			msg += "; " + spec.OutputPath + " is left as it was"
+		}
+		return o.fail(ExitStart, "%s", msg)
 	case errors.Is(err, pipeline.ErrFailed):
 		code := ExitFailed
 		if errors.As(err, &degraded) {
 			code = ExitStart
 		}
 		return o.fail(code, "%d of %d items failed", sum.Failed, sum.Items)
-	case errors.Is(err, pool.ErrStart):
+	case errors.Is(err, pool.ErrStart), errors.Is(err, cluster.ErrConnect):
 		return o.startError(ctx, err)
 	case errors.Is(err, syscall.EPIPE):
 		// stdout was closed early (| head): stop quietly, as a

@@ -22,13 +22,17 @@ import (
 // buckets: good to a factor of √2. Busy is the share of d a worker had a
 // batch to work on. A pipeline calls it once per stage.
 func printStats(w io.Writer, s pool.Stats, d time.Duration) {
-	items := s.Succeeded + s.Failed
+	items := s.Succeeded + s.Failed + s.NotRun
 	rate := 0.0
 	if d > 0 {
-		rate = float64(items) / d.Seconds()
+		rate = float64(s.Succeeded+s.Failed) / d.Seconds()
 	}
-	fmt.Fprintf(w, "%s: %d items (%d ok, %d failed) in %s, %.0f items/s\n",
-		s.Plugin, items, s.Succeeded, s.Failed, roundDuration(d), rate)
+	notRun := ""
+	if s.NotRun > 0 {
+		notRun = fmt.Sprintf(", %d not run", s.NotRun)
+	}
+	fmt.Fprintf(w, "%s: %d items (%d ok, %d failed%s) in %s, %.0f items/s\n",
+		s.Plugin, items, s.Succeeded, s.Failed, notRun, roundDuration(d), rate)
 	fmt.Fprintf(w, "  retries %d, timeouts %d, worker restarts %d\n", s.Retries, s.Timeouts, s.Restarts)
 	fmt.Fprintf(w, "  task latency p50 %s, p95 %s, p99 %s\n", roundDuration(s.P50), roundDuration(s.P95), roundDuration(s.P99))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

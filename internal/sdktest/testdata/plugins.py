@@ -58,10 +58,12 @@ elif NAME == "errors":
 
 elif NAME == "crashonce":
     def crashonce(n: int) -> int:
+        if not marker_once("ran-%d" % n):
+            count("twice")
         if str(n) == os.environ.get("SDKTEST_CRASH_ON") and marker_once("crashed"):
             os._exit(9)
         return 2 * n
-    serve(crashonce)
+    serve(crashonce, idempotent=not os.environ.get("SDKTEST_NOTIDEMPOTENT"))
 
 elif NAME == "sleep":
     def sleep(s: str) -> str:

@@ -32,13 +32,24 @@ class Ledger:
 
 def open_ledger(environ=os.environ):
     """The ledger the host offered, or None (none offered, or it cannot be
-    kept here). Errors are returned as the second value, for the log."""
+    kept here: never a failure). Problems are returned as the second value,
+    for the log. Once mapped, the variable is unset and the descriptor
+    closed (worker.proto)."""
     v = environ.get("PLUGINPOOL_LEDGER_FD")
     if not v:
         return None, None
     if sys.byteorder != "little":
         return None, "start ledger not kept: this machine is big-endian"
     try:
-        return Ledger(int(v)), None
+        fd = int(v)
+        ledger = Ledger(fd)
     except (ValueError, OSError) as e:
         return None, "start ledger not kept: PLUGINPOOL_LEDGER_FD=%s: %s" % (v, e)
+    # The mapping keeps the file: let go of the variable and the descriptor,
+    # so that processes a task starts do not take them for their own.
+    environ.pop("PLUGINPOOL_LEDGER_FD", None)
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    return ledger, None

@@ -3,15 +3,17 @@
 - ``print()`` inside a task: captured, and sent back with the item's result
   as its output lines; the host writes them whole, in input order, just
   before the result, so output of different workers never interleaves.
-- Anything else written to stdout or stderr (``print()`` outside a task, a
-  C library writing to file descriptor 1, ``sys.stderr``): forwarded to the
-  host through go-plugin's GRPCStdio stream, which the host prints line by
-  line tagged with the worker. After the handshake, file descriptor 1 is a
-  pipe read here: go-plugin's host discards a plugin's real stdout once it
-  has read the handshake line.
-- File descriptor 2 stays the process's stderr: the host reads it for log
-  lines (see _log) and keeps its last lines for crash reports, so Python's
-  own fatal errors (faulthandler, an uncaught exception) are written there.
+- Anything else written to stdout (``print()`` outside a task, a C library
+  writing to file descriptor 1): forwarded to the host through go-plugin's
+  GRPCStdio stream, which the host prints line by line tagged with the
+  worker. After the handshake, file descriptor 1 is a pipe read here:
+  go-plugin's host discards a plugin's real stdout once it has read the
+  handshake line.
+- File descriptor 2 stays the process's stderr, and ``sys.stderr`` writes
+  to it unbuffered: the host reads it for log lines (see _log), keeps its
+  last lines for crash reports, and shows the other lines to the user,
+  tagged with the worker. Python's own fatal errors (faulthandler, an
+  uncaught exception) go there too.
 """
 
 import collections
@@ -117,18 +119,25 @@ class TaskStdout(_Text):
         return len(s)
 
 
-class StrayWriter(_Text):
-    """sys.stderr while the plugin serves: forwarded to the host, tagged.
-    Its descriptor is 2, the host's log channel."""
+class FdWriter(_Text):
+    """sys.stderr while the plugin serves: written to file descriptor 2 at
+    once, unbuffered. The host keeps the last lines for crash reports, and
+    shows the ones that are not log records to the user, tagged with the
+    worker; a line written just before the process dies still arrives."""
 
-    def __init__(self, stray, channel):
-        super().__init__(2)
-        self._stray = stray
-        self._channel = channel
+    def __init__(self, fd=2):
+        super().__init__(fd)
 
     def write(self, s):
         self._check(s)
-        self._stray.put(self._channel, encode_line(s))
+        data = encode_line(s)
+        while data:
+            try:
+                data = data[os.write(self._fd, data):]
+            except InterruptedError:
+                continue
+            except OSError:
+                break  # the host is gone
         return len(s)
 
 

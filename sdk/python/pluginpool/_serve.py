@@ -12,8 +12,8 @@ server listens, gRPC, no TLS certificate), then dials it. Served there:
 - plugin.GRPCController/Shutdown: the host calls it when it closes a
   worker, then waits up to 2 s for the process to exit before killing it.
   Without it every pool close takes 2 s.
-- plugin.GRPCStdio/StreamStdio: stray stdout and stderr, which the host
-  prints tagged with the worker (see _output).
+- plugin.GRPCStdio/StreamStdio: stray stdout, which the host prints
+  tagged with the worker (see _output).
 - grpc.health.v1.Health/Check for service "plugin", as go-plugin plugins
   do; pluginpool's host does not call it.
 
@@ -40,7 +40,7 @@ import traceback
 
 from . import _log
 from ._ledger import open_ledger
-from ._output import STDERR, STDOUT, Stray, StrayWriter, TaskStdout, forward_fd
+from ._output import STDOUT, FdWriter, Stray, TaskStdout, forward_fd
 from ._task import Task
 
 VERSION = "0.1.0"
@@ -163,7 +163,7 @@ class _Plugin:
         os.write(1, line.encode())
         forward_fd(1, self.stray, STDOUT)
         sys.stdout = self.stdout
-        sys.stderr = StrayWriter(self.stray, STDERR)
+        sys.stderr = FdWriter(2)
 
         self.shutdown.wait()
         # Give stray output queued for the host a moment to leave.

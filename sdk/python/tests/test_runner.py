@@ -328,6 +328,29 @@ class RunnerTest(unittest.TestCase):
             self.assertEqual(seen, [5 << 1 | 1, 6 << 1 | 1])
             self.assertEqual(word(), 6 << 1)
 
+    def test_open_ledger(self):
+        from pluginpool._ledger import open_ledger
+        self.assertEqual(open_ledger({}), (None, None))
+        self.assertEqual(open_ledger({"PLUGINPOOL_LEDGER_FD": ""}), (None, None))
+        ledger, problem = open_ledger({"PLUGINPOOL_LEDGER_FD": "not a number"})
+        self.assertIsNone(ledger)
+        self.assertIn("start ledger not kept", problem)
+        with tempfile.TemporaryFile() as f:
+            f.truncate(8)  # too small
+            ledger, problem = open_ledger({"PLUGINPOOL_LEDGER_FD": str(os.dup(f.fileno()))})
+            self.assertIsNone(ledger)
+            f.truncate(64)
+            fd = os.dup(f.fileno())
+            env = {"PLUGINPOOL_LEDGER_FD": str(fd)}
+            ledger, problem = open_ledger(env)
+            self.assertIsNone(problem)
+            self.assertNotIn("PLUGINPOOL_LEDGER_FD", env)  # let go of, once mapped
+            with self.assertRaises(OSError):
+                os.fstat(fd)  # closed: the mapping keeps the file
+            ledger.word.value = 7 << 1 | 1
+            f.seek(8)
+            self.assertEqual(struct.unpack("<Q", f.read(8))[0], 15)
+
     def test_raw(self):
         got = self.run_batches(lambda b: b"[" + b + b"]", [request(1, [b"1", b'"x"'])], raw=True)
         self.assertEqual(items_of(got[0]), [b"[1]", b'["x"]'])
