@@ -114,7 +114,7 @@ class Runner:
         self.task = task  # a _task.Task: fn(decode(raw)), then encode(result) -> str or None
         self.settings = settings
         self.chunks = stdout.chunks  # what print() wrote during the current item
-        self.word = ledger.word if ledger is not None else None
+        self.words = ledger.words if ledger is not None else None  # the start ledger: words[1] is the word
 
         self._lock = threading.Lock()
         self._cancelled = set()  # seqs the host cancelled
@@ -273,7 +273,7 @@ class Runner:
         int_in = task.int_input and not max_result
         int_repr = int.__repr__
         chunks = self.chunks
-        word = self.word
+        words = self.words
         lock = self._lock
         ctx = self._ctx
         item = self._item
@@ -315,9 +315,9 @@ class Runner:
                     errs.append((i, KIND_CANCELED, b"cancelled by the host"))
                     continue
 
-                if word is not None:
-                    tid = base + i if ids is None else ids[i]
-                    word.value = tid << 1 | 1
+                if words is not None:
+                    mark = (base + i if ids is None else ids[i]) << 1
+                    words[1] = mark | 1  # the start ledger: running
                 if timeout:
                     with lock:
                         o.running = i
@@ -334,8 +334,8 @@ class Runner:
                     # sys.exit() in a task ends the process, as os.Exit
                     # does in Go: the host sees a crash.
                     _exit(e.code)
-                if word is not None:
-                    word.value = tid << 1
+                if words is not None:
+                    words[1] = mark  # returned
                 if timeout:
                     with lock:
                         if self._open is not o:  # _tick sent the items before this one

@@ -347,7 +347,7 @@ class RunnerTest(unittest.TestCase):
             self.assertNotIn("PLUGINPOOL_LEDGER_FD", env)  # let go of, once mapped
             with self.assertRaises(OSError):
                 os.fstat(fd)  # closed: the mapping keeps the file
-            ledger.word.value = 7 << 1 | 1
+            ledger.words[1] = 7 << 1 | 1
             f.seek(8)
             self.assertEqual(struct.unpack("<Q", f.read(8))[0], 15)
 
