@@ -74,6 +74,7 @@ func (p *Pool) add(j *job, f *filling, it []byte) bool {
 	for {
 		if f.b == nil || f.used+len(it) > len(f.data) || f.n == len(f.ends) {
 			if !p.rotate(j, f, len(it)) {
+				p.strand(j, f, it)
 				return false
 			}
 		}
@@ -93,6 +94,19 @@ func (p *Pool) add(j *job, f *filling, it []byte) bool {
 			return true
 		}
 		f.b = nil // claimed meanwhile: the item goes into a fresh batch
+	}
+}
+
+// strand gives the item the feeder read but could not place, because the
+// job stopped meanwhile, a batch of its own resolved to the job's stop
+// error: every item read yields exactly one result. Imap yields it after
+// the feeder is done.
+func (p *Pool) strand(j *job, f *filling, it []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	j.stranded = &batch{job: j, index: f.next, results: []Result{{Err: j.stopErr}}}
+	if j.degraded {
+		p.stats.addNotRun(1)
 	}
 }
 

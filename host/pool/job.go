@@ -26,6 +26,8 @@ type job struct {
 	maxWindow int        // Imap: bound on window: results held in memory
 	stopped   bool       // failed or abandoned: cut nothing more
 	degraded  bool       // stopped because the pool degraded: items on the wire are retire's to settle
+	stopErr   error      // why the job stopped
+	stranded  *batch     // Imap: the item the feeder held when the job stopped (see strand)
 
 	// Output side, guarded by mu.
 	mu       sync.Mutex
@@ -85,7 +87,12 @@ func (j *job) recycle(b *batch) {
 	// Its items' buffers too, unless the job stopped: a batch resolved by
 	// stopJob may still be on its way to a worker. A batch answered in
 	// full is not: its request was encoded before any answer could come.
-	if !j.stopped && len(j.freeData) < 4 {
+	// Nor are its items dropped then: the worker's answer to the cancel is
+	// checked against the batch's length.
+	if j.stopped {
+		return
+	}
+	if len(j.freeData) < 4 {
 		j.freeData = append(j.freeData, b.data[:cap(b.data)])
 		j.freeEnds = append(j.freeEnds, b.ends[:cap(b.ends)])
 	}
@@ -156,7 +163,7 @@ func (p *Pool) endJob(j *job, err error, degraded bool) {
 		p.mu.Unlock()
 		return
 	}
-	j.stopped, j.fed, j.degraded = true, true, degraded
+	j.stopped, j.fed, j.degraded, j.stopErr = true, true, degraded, err
 	p.dropJob(j)
 	// Sealed and open batches were never sent: they resolve below with the
 	// rest of the live roots.
@@ -184,6 +191,11 @@ func (p *Pool) endJob(j *job, err error, degraded bool) {
 		pos  int
 	}
 	var wire map[place]bool // degraded: items left to retire
+	type cancel struct {
+		w   *worker
+		seq uint64
+	}
+	var cancels []cancel // sent once the items resolved to err (below)
 	for _, w := range p.workers {
 		if w == nil {
 			continue // slot restarting: nothing on its wire
@@ -193,7 +205,7 @@ func (p *Pool) endJob(j *job, err error, degraded bool) {
 				continue
 			}
 			if !degraded {
-				w.cancels = append(w.cancels, b.seq)
+				cancels = append(cancels, cancel{w, b.seq})
 				continue
 			}
 			if wire == nil {
@@ -208,8 +220,8 @@ func (p *Pool) endJob(j *job, err error, degraded bool) {
 	p.mu.Unlock()
 
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	if j.err != nil {
+		j.mu.Unlock()
 		return
 	}
 	n := 0
@@ -231,6 +243,22 @@ func (p *Pool) endJob(j *job, err error, degraded bool) {
 		j.err = err
 	}
 	j.signal()
+	j.mu.Unlock()
+
+	// Only now cancel what is on the wire: had the cancels gone out first,
+	// the plugin's answers to them (ERROR_KIND_CANCELED) could resolve
+	// items before they resolved to err, and a cancelled Map would report
+	// task errors instead of ctx's.
+	if len(cancels) > 0 {
+		p.mu.Lock()
+		for _, c := range cancels {
+			if c.w.state == workerRunning {
+				c.w.cancels = append(c.w.cancels, c.seq)
+			}
+		}
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	}
 }
 
 var errAbandoned = errors.New("iteration stopped early")

@@ -105,6 +105,15 @@ func (p *Pool) imap(ctx context.Context, items iter.Seq[[]byte], ordered bool) i
 		for seq := 0; ; seq++ {
 			b := p.nextComplete(j, seq)
 			if b == nil {
+				// A job stopped while its feeder held an item: the feeder
+				// gave it a result of its own (strand), the last one.
+				<-fed
+				p.mu.Lock()
+				b, j.stranded = j.stranded, nil
+				p.mu.Unlock()
+				if b != nil {
+					yield(b.index, b.results[0])
+				}
 				return
 			}
 			for i := range b.results {
