@@ -57,6 +57,16 @@ type Plugin struct {
 	Args []string
 	// Env is extra environment (env, a table of strings). Default none.
 	Env map[string]string
+	// InheritEnv: the plugin inherits the host's whole environment
+	// (inherit_env). Default true; when false it gets only PassEnv's
+	// variables from it, plus Env.
+	InheritEnv bool
+	// PassEnv names the host's variables a plugin gets when InheritEnv is
+	// false (pass_env, an array of names). Default none.
+	PassEnv []string
+	// TLS encrypts and mutually authenticates the connection to each
+	// plugin process with go-plugin's AutoMTLS (tls). Default false.
+	TLS bool
 	// SHA256 is the executable's expected digest in lower-case hex
 	// (sha256), or "" for no check.
 	SHA256 string
@@ -305,6 +315,9 @@ func (pl *Plugin) poolConfig(s Settings) pool.Config {
 		Name:              pl.Name,
 		Args:              slices.Clone(pl.Args),
 		Env:               env,
+		SkipHostEnv:       !pl.InheritEnv,
+		PassEnv:           slices.Clone(pl.PassEnv),
+		TLS:               pl.TLS,
 		PluginConfig:      cfg,
 		SHA256:            pl.SHA256,
 		Workers:           s.Workers,
@@ -318,6 +331,8 @@ func (pl *Plugin) poolConfig(s Settings) pool.Config {
 		RestartWindow:     s.RestartWindow,
 		MaxTasksPerWorker: s.MaxTasksPerWorker,
 		StartTimeout:      s.StartTimeout,
+		MaxResultBytes:    s.MaxResultBytes,
+		MaxMemory:         s.MaxMemory,
 	}
 }
 

@@ -30,6 +30,8 @@ type Settings struct {
 	RestartWindow     time.Duration // (restart_window) > 0. Default 1m.
 	MaxTasksPerWorker int           // (max_tasks_per_worker) recycle a worker after this many tasks; 0 = never. Default 0.
 	StartTimeout      time.Duration // (start_timeout) one worker's start-up, > 0. Default 10s.
+	MaxResultBytes    int           // (max_result_bytes) largest result, in bytes; 0 = max_item_bytes. Default 0.
+	MaxMemory         int64         // (max_memory) per worker, in bytes, enforced by the kernel; 0 = no limit. Default 0.
 }
 
 // DefaultSettings returns the settings used when pool.toml sets none: the
@@ -81,6 +83,8 @@ var settingKeys = []settingKey{
 	{"restart_window", kindDuration, 1, int64(pool.RestartWindowLimit), func(s *Settings) any { return &s.RestartWindow }},
 	{"max_tasks_per_worker", kindCount, 0, 0, func(s *Settings) any { return &s.MaxTasksPerWorker }},
 	{"start_timeout", kindDuration, 1, int64(pool.StartTimeoutLimit), func(s *Settings) any { return &s.StartTimeout }},
+	{"max_result_bytes", kindSize, 0, pool.MaxItemBytesLimit, func(s *Settings) any { return &s.MaxResultBytes }},
+	{"max_memory", kindSize, 0, pool.MaxMemoryLimit, func(s *Settings) any { return &s.MaxMemory }},
 }
 
 // settingNames lists the pool keys in schema order.
@@ -115,6 +119,8 @@ func (pt patch) apply(s *Settings) {
 		switch f := k.field(s).(type) {
 		case *int:
 			*f = int(v)
+		case *int64:
+			*f = v
 		case *time.Duration:
 			*f = time.Duration(v)
 		}

@@ -3,7 +3,6 @@ package pool
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 
@@ -24,37 +23,46 @@ import (
 // PYTHONPATH, so they need no `pip install` and always speak this host's
 // protocol.
 type command struct {
-	once sync.Once
-	path string
-	args []string
-	env  []string
-	err  error
+	once   sync.Once
+	python string // the interpreter of a .py plugin, else ""
+	sdk    string // the Python SDK for PYTHONPATH, else ""
+	err    error
 }
 
-func (c *command) resolve(ctx context.Context, cfg *Config, log hclog.Logger) (path string, args, env []string, err error) {
+// resolve returns the command that starts exe, the plugin (cfg.Path, or
+// the sandbox's verified copy of it), with cfg.Args, in env. The
+// interpreter is found and the SDK written once; the first call's ctx
+// bounds that.
+func (c *command) resolve(ctx context.Context, exe string, cfg *Config, env []string, log hclog.Logger) (path string, args, cmdEnv []string, err error) {
 	c.once.Do(func() {
-		c.path, c.args = cfg.Path, cfg.Args
-		c.env = append(os.Environ(), cfg.Env...)
 		script := python.IsScript(cfg.Path)
 		if !script && !python.UsesPython(cfg.Path) {
 			return
 		}
 		if script {
+			// The script's own directory, not the copy's: that is where
+			// its .venv is.
 			interp, err := python.Find(ctx, filepath.Dir(cfg.Path))
 			if err != nil {
 				c.err = fmt.Errorf("%w: %w", ErrInterpreter, err)
 				return
 			}
-			c.path = interp.Executable
-			c.args = append([]string{cfg.Path}, cfg.Args...)
+			c.python = interp.Executable
 			log.Debug("python plugin", "interpreter", interp.Path, "executable", interp.Executable, "version", interp.Version)
 		}
-		sdk, err := python.SDKPath()
-		if err != nil {
-			c.err = fmt.Errorf("%w: %w", ErrInterpreter, err)
-			return
+		if c.sdk, c.err = python.SDKPath(); c.err != nil {
+			c.err = fmt.Errorf("%w: %w", ErrInterpreter, c.err)
 		}
-		c.env = python.Env(c.env, sdk)
 	})
-	return c.path, c.args, c.env, c.err
+	if c.err != nil {
+		return "", nil, nil, c.err
+	}
+	path, args, cmdEnv = exe, cfg.Args, env
+	if c.python != "" {
+		path, args = c.python, append([]string{exe}, cfg.Args...)
+	}
+	if c.sdk != "" {
+		cmdEnv = python.Env(env, c.sdk)
+	}
+	return path, args, cmdEnv, nil
 }

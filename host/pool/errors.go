@@ -19,7 +19,8 @@ var (
 	ErrClosed = errors.New("pool is closed")
 	// ErrStart: a plugin process could not be started. A *StartError says
 	// which step failed; it also matches one of ErrNotFound, ErrChecksum,
-	// ErrInterpreter, ErrHandshake, ErrInit or ErrStartTimeout.
+	// ErrInterpreter, ErrHandshake, ErrInit, ErrStartTimeout or
+	// ErrMaxMemory.
 	ErrStart = errors.New("plugin failed to start")
 	// ErrNotFound: the plugin executable is missing or not executable.
 	ErrNotFound = errors.New("plugin executable not found")
@@ -50,9 +51,15 @@ var (
 	// times. A *CrashError names the process, how it ended and what the
 	// task was doing.
 	ErrCrashed = errors.New("worker crashed")
+	// ErrMaxMemory: the worker running the task exceeded MaxMemory and
+	// died (a *CrashError whose MaxMemory is set, which also matches
+	// ErrCrashed), or a plugin ran out of memory as it started (a
+	// *StartError): raise MaxMemory.
+	ErrMaxMemory = errors.New("worker exceeded max_memory")
 	// ErrTimeout: the task ran longer than TaskTimeout.
 	ErrTimeout = errors.New("task timed out")
-	// ErrTooLarge: the item is larger than MaxItemBytes.
+	// ErrTooLarge: the item is larger than MaxItemBytes, or its result
+	// larger than MaxResultBytes.
 	ErrTooLarge = errors.New("item too large")
 	// ErrNotRun: the pool degraded before it ran the item, or before it
 	// could run it again after its worker died (which is safe: it never
@@ -157,17 +164,25 @@ type CrashError struct {
 	// twice.
 	Idempotent bool
 	Stderr     []string // the last lines the process wrote to stderr, as written; Error escapes them
+	// MaxMemory is the limit the worker exceeded, when that is why it
+	// died (Config.MaxMemory); 0 otherwise.
+	MaxMemory int64
 }
 
 func (e *CrashError) Error() string {
 	var b strings.Builder
+	died, exit := "died", " ("+e.Exit+")"
+	if e.MaxMemory > 0 {
+		died = "exceeded max_memory " + FormatSize(e.MaxMemory) + exit
+		exit = ""
+	}
 	switch e.Task {
 	case TaskRunning:
-		fmt.Fprintf(&b, "%s: worker %d (pid %d) died while running this task (%s)", e.Plugin, e.Slot, e.Pid, e.Exit)
+		fmt.Fprintf(&b, "%s: worker %d (pid %d) %s while running this task%s", e.Plugin, e.Slot, e.Pid, died, exit)
 	case TaskFinished:
-		fmt.Fprintf(&b, "%s: worker %d (pid %d) died (%s) after this task ran and before its result came back: the result is lost", e.Plugin, e.Slot, e.Pid, e.Exit)
+		fmt.Fprintf(&b, "%s: worker %d (pid %d) %s%s after this task ran and before its result came back: the result is lost", e.Plugin, e.Slot, e.Pid, died, exit)
 	default:
-		fmt.Fprintf(&b, "%s: worker %d (pid %d) died (%s) holding this task, which may have run (the plugin keeps no start ledger)", e.Plugin, e.Slot, e.Pid, e.Exit)
+		fmt.Fprintf(&b, "%s: worker %d (pid %d) %s%s holding this task, which may have run (the plugin keeps no start ledger)", e.Plugin, e.Slot, e.Pid, died, exit)
 	}
 	if e.Idempotent {
 		fmt.Fprintf(&b, "; gave up after %d %s (max_attempts)", e.Attempts, plural(e.Attempts, "attempt", "attempts"))
@@ -178,7 +193,9 @@ func (e *CrashError) Error() string {
 	return b.String()
 }
 
-func (e *CrashError) Is(target error) bool { return target == ErrCrashed }
+func (e *CrashError) Is(target error) bool {
+	return target == ErrCrashed || (target == ErrMaxMemory && e.MaxMemory > 0)
+}
 
 // TimeoutError reports a task that ran longer than TaskTimeout.
 type TimeoutError struct {
@@ -197,12 +214,17 @@ func (e *TimeoutError) Error() string {
 
 func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
 
-// TooLargeError reports an item over MaxItemBytes.
+// TooLargeError reports an item over MaxItemBytes, or a result over
+// MaxResultBytes.
 type TooLargeError struct {
 	Size, Limit int
+	Result      bool // the plugin's result, not the item, was too large
 }
 
 func (e *TooLargeError) Error() string {
+	if e.Result {
+		return fmt.Sprintf("result is %d bytes, over the %d-byte limit (max_result_bytes)", e.Size, e.Limit)
+	}
 	return fmt.Sprintf("item is %d bytes, over the %d-byte limit (max_item_bytes)", e.Size, e.Limit)
 }
 
@@ -213,7 +235,7 @@ type StartError struct {
 	Plugin string
 	Path   string
 	Slot   int
-	Err    error    // matches ErrNotFound, ErrChecksum, ErrInterpreter, ErrHandshake, ErrInit or ErrStartTimeout when known
+	Err    error    // matches ErrNotFound, ErrChecksum, ErrInterpreter, ErrHandshake, ErrInit, ErrStartTimeout or ErrMaxMemory when known
 	Stderr []string // the last lines the process wrote to stderr, if it ran, as written; Error escapes them
 }
 

@@ -15,7 +15,8 @@ type Pool struct {
 	cfg     Config
 	log     hclog.Logger
 	info    Info
-	command command // how to start a plugin process
+	sb      *sandbox // private directory, verified executable, cgroup, watcher
+	command command  // how to start a plugin process: an interpreter for .py files
 
 	mu      sync.Mutex
 	cond    *sync.Cond // Broadcast on any change a sender, feeder or Close waits for
@@ -70,9 +71,15 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	log := cfg.Logger.Named(cfg.Name)
+	sb, err := newSandbox(&cfg, log)
+	if err != nil {
+		return nil, &StartError{Plugin: cfg.Name, Path: cfg.Path, Err: err}
+	}
 	p := &Pool{
 		cfg:     cfg,
-		log:     cfg.Logger.Named(cfg.Name),
+		log:     log,
+		sb:      sb,
 		workers: make([]*worker, cfg.Workers),
 		active:  make(map[*job]struct{}),
 		size:    1,
@@ -155,6 +162,8 @@ func (p *Pool) shutdown(to poolState, err error) error {
 	final := p.halt(to, err)
 	p.wg.Wait()
 	p.kill()
+	// Every worker has been reaped: the supervisors waited for them.
+	p.sb.close(p.log)
 	if errors.Is(final, ErrDegraded) {
 		return final
 	}

@@ -313,6 +313,26 @@ var cases = []struct {
 			r.Errorf("%d tasks ran twice; a plugin that is not idempotent runs none twice", n)
 		}
 	}},
+	{"tls", func(r *run) {
+		// go-plugin's AutoMTLS: the SDK serves TLS with a certificate of
+		// its own and requires the host's.
+		cfg, _, _ := r.config("double")
+		cfg.TLS = true
+		p := r.start(cfg)
+		r.value(r.mapAll(p, "21"), 0, "42")
+	}},
+	{"max result bytes", func(r *run) {
+		// A result over max_result_bytes fails its item in the SDK; the
+		// worker lives on and the others come back.
+		cfg, _, _ := r.config("repeat")
+		cfg.MaxResultBytes = 1000
+		p := r.start(cfg)
+		rs := r.mapAll(p, "10", "5000", "20")
+		r.value(rs, 0, `"xxxxxxxxxx"`)
+		r.taskError(rs, 1, kindError, "over the 1000-byte limit (max_result_bytes)")
+		r.value(rs, 2, `"`+strings.Repeat("x", 20)+`"`)
+		r.noRestarts(p, "a result too large")
+	}},
 	{"timeout honoured", func(r *run) {
 		cfg, _, _ := r.config("sleep")
 		cfg.TaskTimeout = 300 * time.Millisecond
