@@ -37,3 +37,16 @@ func TestInvalidValuesFail(t *testing.T) {
 		t.Errorf("%d restarts: an invalid value is the item's failure, not the worker's", st.Restarts)
 	}
 }
+
+// A plugin's stderr line that go-plugin would take for a log record with a
+// number for its message (or a null time) used to crash the host; now the
+// record is logged and the work goes on.
+func TestLogRecordsOfWrongTypes(t *testing.T) {
+	cfg := fixture(t, "badlog")
+	cfg.Workers = 1
+	p := start(t, cfg)
+	rs, err := mapAll(t, p, [][]byte{[]byte("1"), []byte("2")})
+	if err != nil || string(rs[0].Value) != "1" || string(rs[1].Value) != "2" {
+		t.Fatalf("Map: %+v, %v", rs, err)
+	}
+}
