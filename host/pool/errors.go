@@ -19,15 +19,20 @@ var (
 	ErrClosed = errors.New("pool is closed")
 	// ErrStart: a plugin process could not be started. A *StartError says
 	// which step failed; it also matches one of ErrNotFound, ErrChecksum,
-	// ErrHandshake, ErrInit, ErrStartTimeout or ErrMaxMemory.
+	// ErrInterpreter, ErrHandshake, ErrInit, ErrStartTimeout or
+	// ErrMaxMemory.
 	ErrStart = errors.New("plugin failed to start")
 	// ErrNotFound: the plugin executable is missing or not executable.
 	ErrNotFound = errors.New("plugin executable not found")
 	// ErrChecksum: the executable's sha256 differs from the configured one.
 	ErrChecksum = errors.New("plugin checksum mismatch")
 	// ErrHandshake: the executable did not complete the plugin handshake:
-	// it is not a pluginpool plugin, or it wrote to stdout before Serve.
+	// it is not a pluginpool plugin, or it wrote to stdout before serving
+	// (sdk.Serve, pluginpool.serve).
 	ErrHandshake = errors.New("not a pluginpool plugin")
+	// ErrInterpreter: a .py plugin found no Python that can import grpc
+	// and google.protobuf; the message lists the interpreters tried.
+	ErrInterpreter = errors.New("no interpreter for the plugin")
 	// ErrInit: the plugin's Init returned an error.
 	ErrInit = errors.New("plugin init failed")
 	// ErrStartTimeout: the plugin did not finish starting within StartTimeout.
@@ -234,7 +239,7 @@ type StartError struct {
 	Plugin string
 	Path   string
 	Slot   int
-	Err    error    // matches ErrNotFound, ErrChecksum, ErrHandshake, ErrInit, ErrStartTimeout or ErrMaxMemory when known
+	Err    error    // matches ErrNotFound, ErrChecksum, ErrInterpreter, ErrHandshake, ErrInit, ErrStartTimeout or ErrMaxMemory when known
 	Stderr []string // the last lines the process wrote to stderr, if it ran, as written; Error escapes them
 }
 

@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/pluginpool/pluginpool/internal/jsonv"
 	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
@@ -139,7 +140,7 @@ func decodeInt64(data []byte, p *int64) bool {
 }
 
 func decodeFloat(data []byte, p *float64) bool {
-	if !isNumber(data) {
+	if !jsonv.IsNumber(data) {
 		return false
 	}
 	f, err := strconv.ParseFloat(aliasString(data), 64)
@@ -151,7 +152,7 @@ func decodeFloat(data []byte, p *float64) bool {
 }
 
 func decodeNumber(data []byte, p *json.Number) bool {
-	if !isNumber(data) {
+	if !jsonv.IsNumber(data) {
 		return false
 	}
 	*p = json.Number(aliasString(data))
@@ -233,7 +234,7 @@ func Append[T any](out []byte, v *T) ([]byte, error) {
 	case *float64:
 		return appendFloat(out, *p)
 	case *json.Number:
-		if isNumber([]byte(*p)) {
+		if jsonv.IsNumber([]byte(*p)) {
 			return append(out, *p...), nil
 		}
 	case *string:
@@ -407,48 +408,6 @@ func parse8(w uint64) (uint64, bool) {
 	w = (w*10 + w>>8) & 0x00FF00FF00FF00FF      // pairs of digits
 	w = (w*100 + w>>16) & 0x0000FFFF0000FFFF    // fours
 	return (w*10000 + w>>32) & 0xFFFFFFFF, true // eight
-}
-
-// isNumber reports whether b is exactly one JSON number.
-func isNumber(b []byte) bool {
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		start := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == start {
-			return false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		start := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == start {
-			return false
-		}
-	}
-	return i == len(b)
 }
 
 // plainString decodes a JSON string that needs no unescaping.
