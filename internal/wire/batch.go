@@ -132,6 +132,13 @@ var errMalformed = errors.New("wire: malformed Batch")
 // buffer of its own that b.Data then aliases: nothing returns it to a
 // pool, so the values sliced from it (a host's results, a task's strings)
 // stay valid for as long as anything keeps them.
+//
+// What a peer controls is bounded by the message size gRPC enforces before
+// this runs (the host's MaxCallRecvMsgSize: MaxResultBytes + 1 MiB; the
+// plugin's is MaxInt32, the host being its parent): buf is that size, and
+// the decoded ends and ids at most 4 and 8 times it, as with the generated
+// code. Whether the ends fit the data and the batch is checked by the
+// reader (the host's answer checks, the SDK's checkRequest).
 func unmarshalBatch(data mem.BufferSlice, b *workerpb.Batch) error {
 	buf := make([]byte, data.Len())
 	data.CopyTo(buf)
