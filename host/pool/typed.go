@@ -95,8 +95,14 @@ func (c *Caller[In, Out]) WithOutput(w io.Writer) *Caller[In, Out] {
 // WithCodec returns a copy of c that encodes items with encode (which
 // appends v's encoding to buf and returns the extended buffer) and decodes
 // results with decode (which sets *v, a zero Out, from data). A nil
-// function keeps c's. The plugin must speak the same encoding: sdk.Raw
-// takes any bytes.
+// function keeps c's. An error from either fails that item alone with a
+// *CodecError, as the JSON codec's do.
+//
+// The plugin must speak the same encoding (sdk.Raw takes any bytes), but
+// the pool accepts only results that are one line of JSON each (any other
+// value fails its item with ErrTask, before decode sees it): use it for
+// another JSON shape of a type (an array for a struct, say) or a faster
+// hand-written JSON codec; carry binary data in JSON strings (base64).
 func (c *Caller[In, Out]) WithCodec(encode func(buf []byte, v *In) ([]byte, error), decode func(data []byte, v *Out) error) *Caller[In, Out] {
 	d := *c
 	if encode != nil {

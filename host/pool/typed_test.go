@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"iter"
 	"math"
 	"math/rand/v2"
@@ -291,5 +292,55 @@ func TestTypedMapDegraded(t *testing.T) {
 		if f.Index != i {
 			t.Fatalf("failure %d is item %d", i, f.Index)
 		}
+	}
+}
+
+// WithCodec: items go out in the caller's encoding and results come back
+// through its decoder; an encoding or decoding error fails its item
+// alone; a result that is not one line of JSON fails its item with
+// ErrTask, whatever the codec, as the pool checks every value.
+func TestTypedWithCodec(t *testing.T) {
+	p := start(t, fixture(t, "echo"))
+	type point struct{ X, Y int }
+	asArray := func(buf []byte, v *point) ([]byte, error) {
+		if v.X < 0 {
+			return nil, errors.New("negative X")
+		}
+		return fmt.Appendf(buf, "[%d,%d]", v.X, v.Y), nil
+	}
+	fromArray := func(data []byte, v *point) error {
+		var xy [2]int
+		if err := json.Unmarshal(data, &xy); err != nil {
+			return err
+		}
+		*v = point{xy[0], xy[1]}
+		return nil
+	}
+	c := pool.Typed[point, point](p).WithCodec(asArray, fromArray)
+	ctx := typedCtx(t)
+	ps, err := c.Map(ctx, []point{{1, 2}, {-1, 0}, {3, 4}})
+	if want := []point{{1, 2}, {}, {3, 4}}; !slices.Equal(ps, want) {
+		t.Errorf("values %v, want %v", ps, want)
+	}
+	ie, ok := errors.AsType[*pool.ItemsError](err)
+	if !ok || len(ie.Failed) != 1 || ie.Failed[0].Index != 1 || !errors.Is(ie.Failed[0].Err, pool.ErrCodec) {
+		t.Fatalf("Map: %v, want item 1 failed with ErrCodec", err)
+	}
+	if !strings.Contains(err.Error(), "negative X") {
+		t.Errorf("Map's error %q does not say why", err)
+	}
+	// A nil function keeps the other side's codec: JSON objects out.
+	obj := pool.Typed[point, point](p).WithCodec(nil, fromArray)
+	if _, err := obj.Apply(ctx, point{5, 6}); !errors.Is(err, pool.ErrCodec) {
+		t.Errorf("Apply with JSON items and array results: %v, want ErrCodec (the object does not decode as an array)", err)
+	}
+	// Not JSON: the pool fails the value before the decoder sees it.
+	called := false
+	plain := pool.Typed[point, point](p).WithCodec(
+		func(buf []byte, v *point) ([]byte, error) { return fmt.Appendf(buf, "%d %d", v.X, v.Y), nil },
+		func(data []byte, v *point) error { called = true; return nil })
+	_, err = plain.Apply(ctx, point{7, 8})
+	if !errors.Is(err, pool.ErrTask) || errors.Is(err, pool.ErrCodec) || called {
+		t.Errorf("a value that is not JSON: %v (decoder called: %v), want ErrTask from the pool's check", err, called)
 	}
 }
