@@ -104,7 +104,7 @@ type Config struct {
 	// few tens of milliseconds of observed work per batch.
 	ChunkSize int
 	// MaxItemBytes is the largest item accepted; a larger one fails alone
-	// with pool.ErrTooLarge. Items that do not fit in one NATS message (the
+	// with backend.ErrTooLarge. Items that do not fit in one NATS message (the
 	// server's max_payload) fail the same way. Default 64 MiB.
 	MaxItemBytes int
 	// MaxAttempts bounds the deliveries of a batch of an idempotent plugin

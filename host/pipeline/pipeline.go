@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/jsonl"
 	"github.com/pluginpool/pluginpool/host/pool"
@@ -90,11 +91,11 @@ type Spec struct {
 	// Started, if set, is called once every stage's pool has started,
 	// before any item is read, with the pools in stage order, e.g. to
 	// watch their Stats while the run goes on. It must not close them.
-	Started func(pools []pool.Executor)
+	Started func(pools []backend.Executor)
 	// Start, if set, starts each stage's executor instead of pool.Start:
 	// e.g. cluster.Start, to run the stages on a cluster's workers. Run
 	// closes what it returns.
-	Start func(ctx context.Context, cfg pool.Config) (pool.Executor, error)
+	Start func(ctx context.Context, cfg pool.Config) (backend.Executor, error)
 }
 
 // Summary counts what a run did: Succeeded + Failed + NotRun = Items.
@@ -177,7 +178,7 @@ func Run(ctx context.Context, spec Spec) (Summary, error) {
 
 	start := spec.Start
 	if start == nil {
-		start = func(ctx context.Context, cfg pool.Config) (pool.Executor, error) {
+		start = func(ctx context.Context, cfg pool.Config) (backend.Executor, error) {
 			p, err := pool.Start(ctx, cfg)
 			if err != nil {
 				return nil, err // not a nil *Pool in a non-nil Executor
@@ -303,10 +304,10 @@ func (s *Spec) check() error {
 
 // startAll starts every stage's pool at once. If one cannot start, the
 // others are stopped and the error names the stage.
-func startAll(ctx context.Context, cfgs []pool.Config, start func(context.Context, pool.Config) (pool.Executor, error)) ([]pool.Executor, error) {
+func startAll(ctx context.Context, cfgs []pool.Config, start func(context.Context, pool.Config) (backend.Executor, error)) ([]backend.Executor, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pools := make([]pool.Executor, len(cfgs))
+	pools := make([]backend.Executor, len(cfgs))
 	errs := make([]error, len(cfgs))
 	var wg sync.WaitGroup
 	for i, cfg := range cfgs {
@@ -336,7 +337,7 @@ func startAll(ctx context.Context, cfgs []pool.Config, start func(context.Contex
 	return pools, nil
 }
 
-func stats(pools []pool.Executor) []pool.Stats {
+func stats(pools []backend.Executor) []pool.Stats {
 	s := make([]pool.Stats, len(pools))
 	for i, p := range pools {
 		s[i] = p.Stats()
@@ -349,7 +350,7 @@ func slicesClone[T any](s []T) []T { return append([]T(nil), s...) }
 // run is one Run in progress.
 type run struct {
 	ctx       context.Context
-	pools     []pool.Executor
+	pools     []backend.Executor
 	unordered bool
 	reader    *jsonl.Reader
 	// links[s] holds the entries of the items in stage s, for s >= 1;
@@ -418,7 +419,7 @@ func (r *run) stopIdle() {
 // more of it.
 const inputIdle = time.Second
 
-func newRun(ctx context.Context, cancel context.CancelCauseFunc, spec Spec, pools []pool.Executor, in io.Reader, out io.Writer) *run {
+func newRun(ctx context.Context, cancel context.CancelCauseFunc, spec Spec, pools []backend.Executor, in io.Reader, out io.Writer) *run {
 	names := make([]string, len(pools))
 	for i, cfg := range spec.Stages {
 		names[i] = cfg.Name

@@ -10,6 +10,12 @@
 //	defer p.Close()
 //	results, err := p.Map(ctx, [][]byte{[]byte("1"), []byte("2"), []byte("3")})
 //
+// A *Pool is the local back-end of package backend: it implements
+// backend.Executor, and Result, Stats and the sentinel errors are
+// backend's, under the pool's names (pool.ErrTask is backend.ErrTask), so
+// code written against either works with both back-ends. Starter makes
+// the backend.StartFunc pipelines and the CLI start a pool with.
+//
 // Items and results are opaque bytes to the pool (JSON, by the SDK's
 // convention); the pool never decodes them. Every item gets exactly one
 // Result: a value, an error saying why it failed, or, if the pool degraded

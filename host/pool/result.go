@@ -1,18 +1,14 @@
 package pool
 
-// Result is the outcome of one item.
-type Result struct {
-	// Value is the task's encoded result. It is nil when the task failed
-	// or returned no value (a task run only for its output).
-	Value []byte
-	// Output holds the lines the task printed through the SDK, in order.
-	Output []string
-	// Err says why the item failed, or is nil. It matches one of ErrTask,
-	// ErrCrashed, ErrTimeout, ErrTooLarge, ErrNotRun (the pool degraded
-	// before running it; also ErrDegraded), ErrClosed or the context's
-	// error with errors.Is.
-	Err error
-}
+import "github.com/pluginpool/pluginpool/host/backend"
+
+// Result is the outcome of one item (backend.Result): its value and
+// printed lines, or why it failed.
+type Result = backend.Result
+
+// FirstError summarizes results as Map's error: nil if none failed, else
+// how many failed, wrapping the first failure (backend.FirstError).
+func FirstError(results []Result) error { return backend.FirstError(results) }
 
 // Info describes a running plugin, as it reported itself.
 type Info struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/cluster"
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pool"
@@ -88,7 +89,7 @@ func (c *clusterOptions) nats(f *config.File) cluster.NATS {
 // startExecutor starts where a job's items run: a local pool, or, when
 // the cluster is wanted, an executor on it for the plugin cfg names. name
 // is what the user typed: a configured plugin or a path.
-func (g *globalOptions) startExecutor(ctx context.Context, c *clusterOptions, name string, cfg pool.Config) (pool.Executor, error) {
+func (g *globalOptions) startExecutor(ctx context.Context, c *clusterOptions, name string, cfg pool.Config) (backend.Executor, error) {
 	f, err := g.loadConfig()
 	if err != nil {
 		return nil, err
@@ -105,7 +106,7 @@ func (g *globalOptions) startExecutor(ctx context.Context, c *clusterOptions, na
 
 // start starts an executor on the cluster for the plugin cfg, which the
 // user named name.
-func (c *clusterOptions) start(ctx context.Context, f *config.File, name string, cfg pool.Config) (pool.Executor, error) {
+func (c *clusterOptions) start(ctx context.Context, f *config.File, name string, cfg pool.Config) (backend.Executor, error) {
 	cc, err := c.jobConfig(f, name, cfg)
 	if err != nil {
 		return nil, err

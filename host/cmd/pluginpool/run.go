@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/cluster"
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pipeline"
@@ -150,7 +151,7 @@ func (o *runOptions) spec(cmd *cobra.Command, f *config.File, pp *config.Pipelin
 	if o.conn.wanted(f) {
 		// Every stage on the cluster: the workers run each plugin as
 		// their own pool.toml says; this one names and pins them.
-		spec.Start = func(ctx context.Context, cfg pool.Config) (pool.Executor, error) {
+		spec.Start = func(ctx context.Context, cfg pool.Config) (backend.Executor, error) {
 			return o.conn.start(ctx, f, cfg.Name, cfg)
 		}
 	}
@@ -177,7 +178,7 @@ func (o *runOptions) run(cmd *cobra.Command, name string) error {
 		return err
 	}
 	defer metrics.Close()
-	spec.Started = func(pools []pool.Executor) {
+	spec.Started = func(pools []backend.Executor) {
 		for i, p := range pools {
 			metrics.Add(p, strconv.Itoa(i+1))
 		}
