@@ -49,3 +49,16 @@ type Executor interface {
 // returns a nil Executor and an error matching ErrStart when the plugin
 // could not be started (or reached).
 type StartFunc func(ctx context.Context) (Executor, error)
+
+// Bind makes the StartFunc that starts a back-end's executor for cfg with
+// its typed start function (pool.Start, cluster.Start). On error the
+// StartFunc returns a nil Executor, never a nil *T in a non-nil interface.
+func Bind[C any, E Executor](start func(context.Context, C) (E, error), cfg C) StartFunc {
+	return func(ctx context.Context) (Executor, error) {
+		e, err := start(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return e, nil
+	}
+}

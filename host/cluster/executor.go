@@ -47,15 +47,7 @@ var _ backend.Executor = (*Executor)(nil)
 // Starter returns the backend.StartFunc that starts an executor for cfg:
 // a cluster's workers as the back-end of a pipeline stage or a CLI
 // command.
-func Starter(cfg Config) backend.StartFunc {
-	return func(ctx context.Context) (backend.Executor, error) {
-		e, err := Start(ctx, cfg)
-		if err != nil {
-			return nil, err // not a nil *Executor in a non-nil interface
-		}
-		return e, nil
-	}
-}
+func Starter(cfg Config) backend.StartFunc { return backend.Bind(Start, cfg) }
 
 // MaxItemBytes returns the largest item the executor takes
 // (Config.MaxItemBytes, default applied); a larger one fails alone with

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
 
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/pool"
 	"github.com/pluginpool/pluginpool/sdk"
 )
@@ -136,6 +137,15 @@ func stage(t testing.TB, name string, workers int, env ...string) pool.Config {
 		cfg.Env = append([]string{"GORACE=atexit_sleep_ms=0"}, env...)
 	}
 	return cfg
+}
+
+// stages starts each of cfgs on local processes.
+func stages(cfgs ...pool.Config) []backend.StartFunc {
+	s := make([]backend.StartFunc, len(cfgs))
+	for i, cfg := range cfgs {
+		s[i] = pool.Starter(cfg)
+	}
+	return s
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes.

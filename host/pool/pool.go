@@ -121,15 +121,7 @@ var _ backend.Executor = (*Pool)(nil)
 
 // Starter returns the backend.StartFunc that starts a pool for cfg: local
 // plugin processes as the back-end of a pipeline stage or a CLI command.
-func Starter(cfg Config) backend.StartFunc {
-	return func(ctx context.Context) (backend.Executor, error) {
-		p, err := Start(ctx, cfg)
-		if err != nil {
-			return nil, err // not a nil *Pool in a non-nil Executor
-		}
-		return p, nil
-	}
-}
+func Starter(cfg Config) backend.StartFunc { return backend.Bind(Start, cfg) }
 
 // MaxItemBytes returns the largest item the pool takes (Config.MaxItemBytes,
 // default applied); a larger one fails alone with ErrTooLarge.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pluginpool/pluginpool/host/pipeline"
 	"github.com/pluginpool/pluginpool/host/pool"
 	"github.com/pluginpool/pluginpool/internal/quote"
 )
@@ -75,7 +76,7 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 		return usageError{fmt.Errorf("--timeout must be > 0, got %s", o.timeout)}
 	}
 	if err := checkFile(cfg.Path); err != nil {
-		return o.fail(ExitStart, "check %s: %v", name, err)
+		return exitf(ExitStart, "check %s: %v", name, err)
 	}
 	// One worker; a crash is reported, not retried.
 	cfg.Workers, cfg.MaxAttempts = 1, 1
@@ -83,9 +84,9 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 	p, err := pool.Start(ctx, cfg)
 	if err != nil {
 		if ctx.Err() != nil {
-			return errReported
+			return ctx.Err()
 		}
-		return o.fail(ExitStart, "check %s: %s", name, explainStart(err))
+		return exitf(ExitStart, "check %s: %s", name, explainStart(err))
 	}
 	defer p.Terminate()
 	started := time.Since(began)
@@ -122,7 +123,7 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 		took time.Duration
 	)
 	for i, s := range samples {
-		item = argItem(s)
+		item = pipeline.ArgItem(s)
 		tctx, cancel := context.WithTimeout(ctx, o.timeout)
 		began := time.Now()
 		r, _ = p.Apply(tctx, item)
@@ -130,7 +131,7 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 		timedOut := tctx.Err() != nil && ctx.Err() == nil
 		cancel()
 		if ctx.Err() != nil {
-			return errReported
+			return ctx.Err()
 		}
 		if timedOut {
 			r.Err = fmt.Errorf("no result within --timeout %s", o.timeout)
@@ -143,7 +144,7 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 	}
 	if r.Err != nil {
 		field("task", "%s → failed", quote.Item(item))
-		return o.fail(ExitFailed, "check %s: %s", name, explainTask(r.Err, item, explicit))
+		return exitf(ExitFailed, "check %s: %s", name, explainTask(r.Err, item, explicit))
 	}
 	var got []string
 	if r.Value != nil {
@@ -156,7 +157,7 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 	}
 	field("task", "%s → %s in %s", quote.Item(item), strings.Join(got, "; "), roundDuration(took))
 	if err := p.Close(); err != nil {
-		return o.fail(ExitStart, "check %s: %v", name, err)
+		return exitf(ExitStart, "check %s: %v", name, err)
 	}
 	fmt.Fprintf(o.io.Out, "ok: %s works\n", name)
 	return nil

@@ -833,6 +833,29 @@ func TestPrintStats(t *testing.T) {
 	}
 }
 
+// On a cluster a worker is a daemon on some machine: named by id and
+// host, its restarts its own.
+func TestPrintStatsCluster(t *testing.T) {
+	var b strings.Builder
+	printStats(&b, pool.Stats{
+		Plugin: "double", Succeeded: 1000,
+		Workers: []pool.WorkerStats{
+			{Slot: 0, ID: "a-14569-L308pM", Host: "a", Pid: 14569, Tasks: 600, Batches: 7, Busy: time.Second},
+			{Slot: 1, ID: "b-2210-x8Qw1z", Pid: 0, Tasks: 400, Batches: 5, Busy: 500 * time.Millisecond},
+		},
+	}, 2*time.Second)
+	want := `double: 1000 items (1000 ok, 0 failed) in 2s, 500 items/s
+  retries 0, timeouts 0, worker restarts 0
+  task latency p50 0s, p95 0s, p99 0s
+  slot  worker          host  pid    tasks  batches  busy
+  0     a-14569-L308pM  a     14569  600    7        50%
+  1     b-2210-x8Qw1z   -     -      400    5        25%
+`
+	if b.String() != want {
+		t.Errorf("printStats:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
 // TestMetricsStages registers two pools of one plugin, as run does for a
 // pipeline's stages, and gathers their metrics apart by stage.
 func TestMetricsStages(t *testing.T) {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -10,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/cluster"
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pool"
@@ -86,38 +83,6 @@ func (c *clusterOptions) nats(f *config.File) cluster.NATS {
 	return n
 }
 
-// startExecutor starts where a job's items run: a local pool, or, when
-// the cluster is wanted, an executor on it for the plugin cfg names. name
-// is what the user typed: a configured plugin or a path.
-func (g *globalOptions) startExecutor(ctx context.Context, c *clusterOptions, name string, cfg pool.Config) (backend.Executor, error) {
-	f, err := g.loadConfig()
-	if err != nil {
-		return nil, err
-	}
-	if !c.wanted(f) {
-		p, err := pool.Start(ctx, cfg)
-		if err != nil {
-			return nil, err // not a nil *Pool in a non-nil Executor
-		}
-		return p, nil
-	}
-	return c.start(ctx, f, name, cfg)
-}
-
-// start starts an executor on the cluster for the plugin cfg, which the
-// user named name.
-func (c *clusterOptions) start(ctx context.Context, f *config.File, name string, cfg pool.Config) (backend.Executor, error) {
-	cc, err := c.jobConfig(f, name, cfg)
-	if err != nil {
-		return nil, err
-	}
-	e, err := cluster.Start(ctx, cc)
-	if err != nil {
-		return nil, err
-	}
-	return e, nil
-}
-
 // jobConfig is the cluster executor's config for the plugin cfg. A plugin
 // named by path is pinned to that file's sha256: the workers must run
 // exactly it (under its base name).
@@ -139,18 +104,6 @@ func (c *clusterOptions) jobConfig(f *config.File, name string, cfg pool.Config)
 		cc.SHA256 = sum
 	}
 	return cc, nil
-}
-
-// connectError reports a cluster that could not be reached: exit 3, like a
-// plugin that could not start.
-func (g *globalOptions) clusterError(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return errReported
-	}
-	if errors.Is(err, cluster.ErrInvalidConfig) {
-		return usageError{err}
-	}
-	return g.fail(ExitStart, "%v", err)
 }
 
 func init() {

@@ -87,8 +87,7 @@ func listPlugins(ctx context.Context, g *globalOptions, f *config.File) error {
 	}
 	tw.Flush()
 	if failed > 0 {
-		g.code = ExitStart
-		return errReported
+		return quiet(ExitStart) // the table says which and why
 	}
 	return nil
 }

@@ -126,9 +126,9 @@ func (o *workerOptions) run(cmd *cobra.Command) error {
 	w, err := cluster.StartWorker(ctx, cluster.WorkerConfig{NATS: o.conn.nats(f), Plugins: cfgs, Logger: log})
 	if err != nil {
 		if ctx.Err() != nil {
-			return errReported
+			return nil // stopped by Main's caller before it started: nothing to drain
 		}
-		return o.clusterError(ctx, err)
+		return err
 	}
 	metrics.AddSet(w.PluginStats)
 	metrics.Register(newWorkerCollector(w))
@@ -173,7 +173,7 @@ func (o *workerOptions) run(cmd *cobra.Command) error {
 				<-reloaded
 			}
 			if err != nil {
-				return o.fail(ExitFailed, "%v", err)
+				return exitf(ExitFailed, "%v", err)
 			}
 			return nil
 		}
@@ -231,7 +231,7 @@ of the list within 10s. --json prints the records as JSON instead.`,
 			defer cancel()
 			ws, err := cluster.ListWorkers(ctx, conn.nats(f))
 			if err != nil {
-				return g.clusterError(ctx, err)
+				return err
 			}
 			if asJSON {
 				enc := json.NewEncoder(g.io.Out)
