@@ -2,6 +2,10 @@ package pool
 
 import "github.com/pluginpool/pluginpool/host/backend"
 
+// Executor is backend.Executor: what a *Pool is, and a cluster's
+// executor too, for code that takes either.
+type Executor = backend.Executor
+
 // Result is the outcome of one item (backend.Result): its value and
 // printed lines, or why it failed.
 type Result = backend.Result
