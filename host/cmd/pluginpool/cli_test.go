@@ -847,9 +847,9 @@ func TestPrintStatsCluster(t *testing.T) {
 	want := `double: 1000 items (1000 ok, 0 failed) in 2s, 500 items/s
   retries 0, timeouts 0, worker restarts 0
   task latency p50 0s, p95 0s, p99 0s
-  slot  worker          host  pid    tasks  batches  busy
-  0     a-14569-L308pM  a     14569  600    7        50%
-  1     b-2210-x8Qw1z   -     -      400    5        25%
+  slot  pid    tasks  batches  restarts  busy  worker          host
+  0     14569  600    7        -         50%   a-14569-L308pM  a
+  1     -      400    5        -         25%   b-2210-x8Qw1z   -
 `
 	if b.String() != want {
 		t.Errorf("printStats:\n%s\nwant:\n%s", b.String(), want)

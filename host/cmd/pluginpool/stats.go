@@ -21,9 +21,9 @@ import (
 //	  0     41101  50112  14       0         93%
 //	  1     41102  49888  14       0         91%
 //
-// On a cluster each worker is a daemon on some machine, named by its id
-// and host, and its process restarts are its own: the table reads "slot
-// worker host pid tasks batches busy".
+// On a cluster each worker is a daemon on some machine, its pid that
+// daemon's: two more columns name it, worker (its id) and host, and its
+// process restarts are its own ("-").
 //
 // Latency is one task's time in a worker, estimated per batch from log2
 // buckets: good to a factor of √2. Busy is the share of d a worker had a
@@ -45,7 +45,7 @@ func printStats(w io.Writer, s backend.Stats, d time.Duration) {
 	remote := slices.ContainsFunc(s.Workers, func(ws backend.WorkerStats) bool { return ws.ID != "" })
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if remote {
-		fmt.Fprintln(tw, "  slot\tworker\thost\tpid\ttasks\tbatches\tbusy")
+		fmt.Fprintln(tw, "  slot\tpid\ttasks\tbatches\trestarts\tbusy\tworker\thost")
 	} else {
 		fmt.Fprintln(tw, "  slot\tpid\ttasks\tbatches\trestarts\tbusy")
 	}
@@ -58,15 +58,16 @@ func printStats(w io.Writer, s backend.Stats, d time.Duration) {
 		if ws.Pid != 0 {
 			pid = fmt.Sprint(ws.Pid)
 		}
-		if remote {
-			host := ws.Host
-			if host == "" {
-				host = "-"
-			}
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%d\t%d\t%.0f%%\n", ws.Slot, quote.Text(ws.ID), quote.Text(host), pid, ws.Tasks, ws.Batches, busy)
+		if !remote {
+			fmt.Fprintf(tw, "  %d\t%s\t%d\t%d\t%d\t%.0f%%\n", ws.Slot, pid, ws.Tasks, ws.Batches, ws.Restarts, busy)
 			continue
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%d\t%d\t%d\t%.0f%%\n", ws.Slot, pid, ws.Tasks, ws.Batches, ws.Restarts, busy)
+		host := ws.Host
+		if host == "" {
+			host = "-"
+		}
+		// A cluster's workers restart their processes unseen: "-".
+		fmt.Fprintf(tw, "  %d\t%s\t%d\t%d\t-\t%.0f%%\t%s\t%s\n", ws.Slot, pid, ws.Tasks, ws.Batches, busy, quote.Text(ws.ID), quote.Text(host))
 	}
 	tw.Flush()
 }
