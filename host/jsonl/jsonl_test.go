@@ -8,12 +8,12 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
 
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // read collects a Reader's items and their line numbers.
@@ -97,28 +97,10 @@ func TestWriter(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for the flusher goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // With FlushEvery, a result shows up without a Flush: a stalled stream
 // (tail -f) still shows what it has.
 func TestWriterFlushEvery(t *testing.T) {
-	var b lockedBuffer
+	var b testkit.Buffer
 	w := NewWriter(&b)
 	w.FlushEvery(5 * time.Millisecond)
 	w.Write(pool.Result{Value: []byte("42")})

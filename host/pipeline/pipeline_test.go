@@ -18,6 +18,7 @@ import (
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pipeline"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // outcome is what a run produced.
@@ -52,27 +53,7 @@ func input(lines ...string) io.Reader {
 	return strings.NewReader(strings.Join(lines, "\n") + "\n")
 }
 
-func numbers(from, to int) io.Reader {
-	var b strings.Builder
-	for i := from; i <= to; i++ {
-		fmt.Fprintln(&b, i)
-	}
-	return strings.NewReader(b.String())
-}
-
-// dirEntries lists the names in dir.
-func dirEntries(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
-}
+func numbers(from, to int) io.Reader { return strings.NewReader(testkit.Numbers(from, to)) }
 
 // The seed's demo: double → printer prints "Number: 2" ... "Number: 10",
 // in order.
@@ -170,7 +151,7 @@ func TestFailureInStage1Of3(t *testing.T) {
 	if want := "Number: 2\nNumber: 4\nNumber: 8\nNumber: 10\n"; string(got) != want {
 		t.Errorf("output file %q, want %q", got, want)
 	}
-	if names := dirEntries(t, dir); !slices.Equal(names, []string{"out.txt"}) {
+	if names := testkit.DirNames(t, dir); !slices.Equal(names, []string{"out.txt"}) {
 		t.Errorf("directory holds %v, want only out.txt", names)
 	}
 	if o.sum.Items != 5 || o.sum.Succeeded != 4 || o.sum.Failed != 1 {
@@ -341,7 +322,7 @@ func TestOutputFileReplaced(t *testing.T) {
 		OutputPath: path,
 		Progress: func(done, _ int) {
 			if done == 1 {
-				during = dirEntries(t, dir)
+				during = testkit.DirNames(t, dir)
 			}
 		},
 	})
@@ -358,7 +339,7 @@ func TestOutputFileReplaced(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Errorf("output file mode %v, %v; want 0640", fi.Mode(), err)
 	}
-	if names := dirEntries(t, dir); !slices.Equal(names, []string{"out.jsonl"}) {
+	if names := testkit.DirNames(t, dir); !slices.Equal(names, []string{"out.jsonl"}) {
 		t.Errorf("directory holds %v, want only out.jsonl", names)
 	}
 }
@@ -398,7 +379,7 @@ func TestDegradedStage(t *testing.T) {
 	if got, err := os.ReadFile(path); err != nil || string(got) != "old\n" {
 		t.Errorf("output file %q, %v; want it left as it was", got, err)
 	}
-	if names := dirEntries(t, dir); !slices.Equal(names, []string{"out.jsonl"}) {
+	if names := testkit.DirNames(t, dir); !slices.Equal(names, []string{"out.jsonl"}) {
 		t.Errorf("directory holds %v, want only out.jsonl", names)
 	}
 }
@@ -485,7 +466,7 @@ func TestCancelLeavesNoOutput(t *testing.T) {
 					t.Errorf("old output file now holds %q", got)
 				}
 			}
-			if names := dirEntries(t, dir); !slices.Equal(names, want) {
+			if names := testkit.DirNames(t, dir); !slices.Equal(names, want) {
 				t.Errorf("directory holds %v, want %v", names, want)
 			}
 		})
@@ -507,7 +488,7 @@ func TestStartFailure(t *testing.T) {
 	if !errors.Is(o.err, pool.ErrStart) || !errors.Is(o.err, pool.ErrNotFound) || !strings.HasPrefix(o.err.Error(), "stage 2: missing: ") {
 		t.Errorf("err = %v, want stage 2's pool.ErrNotFound", o.err)
 	}
-	if names := dirEntries(t, dir); len(names) != 0 {
+	if names := testkit.DirNames(t, dir); len(names) != 0 {
 		t.Errorf("directory holds %v, want nothing", names)
 	}
 }
@@ -521,7 +502,7 @@ func TestWriteError(t *testing.T) {
 	o := run(t, pipeline.Spec{
 		Stages: stages(stage(t, "double", 2), stage(t, "double", 2)),
 		Input:  numbers(1, n),
-		Output: &errWriter{n: 1000, err: errFull},
+		Output: &testkit.FailingWriter{N: 1000, Err: errFull},
 	})
 	if !errors.Is(o.err, errFull) {
 		t.Fatalf("err = %v, want %v", o.err, errFull)
@@ -544,7 +525,7 @@ func TestReadError(t *testing.T) {
 	if o.err == nil || o.err.Error() != "reading the tape: device gone" {
 		t.Errorf("err = %v", o.err)
 	}
-	if names := dirEntries(t, dir); len(names) != 0 {
+	if names := testkit.DirNames(t, dir); len(names) != 0 {
 		t.Errorf("directory holds %v, want nothing", names)
 	}
 }

@@ -2,10 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,18 +11,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
-	"go.uber.org/goleak"
 
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 	"github.com/pluginpool/pluginpool/sdk"
 )
 
@@ -41,30 +37,18 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(sdk.Handshake.MagicCookieKey) == sdk.Handshake.MagicCookieValue {
-		serveFixture(os.Getenv(fixtureEnv))
-		os.Exit(1) // Serve never returns
-	}
+	testkit.ServeFixture(fixtureEnv, serveFixture)
 	os.Exit(setupAndRun(m))
 }
 
 func setupAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "pluginpool-cli-test-")
+	dir, err := testkit.Build(testkit.Double, testkit.Printer, testkit.CLI)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
 	binDir = dir
-	// One go build for the three: it builds them in parallel.
-	build := exec.Command(goTool(), "build", "-o", dir+string(filepath.Separator),
-		"github.com/pluginpool/pluginpool/plugins/double",
-		"github.com/pluginpool/pluginpool/plugins/printer",
-		"github.com/pluginpool/pluginpool/host/cmd/pluginpool")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the plugins and the CLI: %v\n%s", err, out)
-		return 1
-	}
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -76,14 +60,7 @@ func setupAndRun(m *testing.M) int {
 		return 1
 	}
 	// Main and every pool it starts must be gone when it returns.
-	if code := m.Run(); code != 0 {
-		return code
-	}
-	if err := goleak.Find(); err != nil {
-		fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-		return 1
-	}
-	return 0
+	return testkit.Run(m)
 }
 
 func testConfig(dir, self string) string {
@@ -119,15 +96,6 @@ path = "script.sh"
 `) + fixture("logger", "logger") + fixture("panicky", "panicky")
 }
 
-func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
-		return p
-	}
-	return "go"
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
 // serveFixture serves a fixture plugin in this process.
 func serveFixture(mode string) {
 	p := sdk.Plugin{Name: mode, Version: "0.0.1", Idempotent: true}
@@ -162,25 +130,6 @@ func serveFixture(mode string) {
 	sdk.Serve(p)
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a pool's
-// loggers and output forwarders.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // cli runs Main with the test config and stdin, returning stdout, stderr
 // and the exit status.
 func cli(t *testing.T, stdin io.Reader, args ...string) (string, string, ExitCode) {
@@ -188,7 +137,7 @@ func cli(t *testing.T, stdin io.Reader, args ...string) (string, string, ExitCod
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
-	var out, errb syncBuffer
+	var out, errb testkit.Buffer
 	code := Main(context.Background(), append([]string{"-c", cfgPath}, args...), IOStreams{In: stdin, Out: &out, Err: &errb})
 	return out.String(), errb.String(), code
 }
@@ -469,7 +418,7 @@ func TestNewPlugin(t *testing.T) {
 	// The next steps it prints: tidy, test, build, check.
 	goCmd := func(args ...string) {
 		t.Helper()
-		cmd := exec.Command(goTool(), args...)
+		cmd := exec.Command(testkit.GoTool(), args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -497,7 +446,7 @@ func TestNewPlugin(t *testing.T) {
 // counters appear and grow.
 func TestMetrics(t *testing.T) {
 	inR, inW := io.Pipe()
-	var out, errb syncBuffer
+	var out, errb testkit.Buffer
 	done := make(chan ExitCode, 1)
 	go func() {
 		done <- Main(context.Background(),
@@ -506,7 +455,7 @@ func TestMetrics(t *testing.T) {
 	}()
 	var url string
 	urlRE := regexp.MustCompile(`serving Prometheus metrics: url=(\S+)`)
-	waitFor(t, "the metrics URL in the log", func() bool {
+	testkit.Eventually(t, time.Minute, "the metrics URL in the log", func() bool {
 		m := urlRE.FindStringSubmatch(errb.String())
 		if m != nil {
 			url = m[1]
@@ -547,7 +496,7 @@ func TestMetrics(t *testing.T) {
 
 	feed(1, 1000)
 	var text string
-	waitFor(t, "1000 items in the metrics", func() bool { text = scrape(); return ok(text) >= 1000 })
+	testkit.Eventually(t, time.Minute, "1000 items in the metrics", func() bool { text = scrape(); return ok(text) >= 1000 })
 	for _, want := range []string{
 		`pluginpool_items_total{plugin="double",result="failed"} 0`,
 		`pluginpool_retries_total{plugin="double"} 0`,
@@ -566,7 +515,7 @@ func TestMetrics(t *testing.T) {
 	}
 	first := ok(text)
 	feed(1001, 3000)
-	waitFor(t, "3000 items in the metrics", func() bool { text = scrape(); return ok(text) >= 3000 })
+	testkit.Eventually(t, time.Minute, "3000 items in the metrics", func() bool { text = scrape(); return ok(text) >= 3000 })
 	if n := ok(text); n <= first {
 		t.Errorf("items_total did not grow: %d then %d", first, n)
 	}
@@ -588,17 +537,6 @@ func TestMetrics(t *testing.T) {
 	}
 	if _, err := client.Get(url); err == nil {
 		t.Errorf("the metrics server still answers after the command ended")
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -633,21 +571,8 @@ func (pt procTest) command(args ...string) *exec.Cmd {
 	return cmd
 }
 
-// plugins returns the pids of running processes of the test's double.
-func (pt procTest) plugins() []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == pt.double {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+// plugins returns the pids of live processes of the test's double.
+func (pt procTest) plugins() []int { return testkit.Processes(testkit.Running(pt.double)) }
 
 // noneLeft fails the test if a plugin process outlives the CLI.
 func (pt procTest) noneLeft(t *testing.T) {
@@ -663,20 +588,6 @@ func (pt procTest) noneLeft(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func exitCode(err error) int {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ee.ExitCode()
-	}
-	if err != nil {
-		return -1
-	}
-	return 0
 }
 
 // feedForever writes numbered lines to w until a write fails.
@@ -701,7 +612,7 @@ func TestStdoutClosed(t *testing.T) {
 	cmd := pt.command("map", "double")
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	var errb syncBuffer
+	var errb testkit.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -712,7 +623,7 @@ func TestStdoutClosed(t *testing.T) {
 	if line != "2\n" {
 		t.Errorf("first line %q (%v), want \"2\\n\"", line, err)
 	}
-	code := exitCode(cmd.Wait())
+	code := testkit.ExitStatus(cmd.Wait())
 	t.Logf("exit %d", code)
 	if code != 141 && code != 0 {
 		t.Errorf("exit %d, want 141 (SIGPIPE) or 0", code)
@@ -728,17 +639,17 @@ func TestInterrupt(t *testing.T) {
 	pt := newProcTest(t)
 	cmd := pt.command("map", "double")
 	stdin, _ := cmd.StdinPipe()
-	var out, errb syncBuffer
+	var out, errb testkit.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer stdin.Close()
 	io.WriteString(stdin, "1\n2\n3\n") // and more never comes
-	waitFor(t, "two plugin processes", func() bool { return len(pt.plugins()) == 2 })
+	testkit.Eventually(t, time.Minute, "two plugin processes", func() bool { return len(pt.plugins()) == 2 })
 	time.Sleep(50 * time.Millisecond) // let the items through
 	cmd.Process.Signal(os.Interrupt)
-	if code := exitCode(cmd.Wait()); code != 130 {
+	if code := testkit.ExitStatus(cmd.Wait()); code != 130 {
 		t.Errorf("exit %d, want 130; stderr %q", code, errb.String())
 	}
 	pt.noneLeft(t)
@@ -764,7 +675,7 @@ func TestProgressBar(t *testing.T) {
 		}
 		cmd := pt.command(args...)
 		stdin, _ := cmd.StdinPipe()
-		var out syncBuffer
+		var out testkit.Buffer
 		cmd.Stdout = &out
 		var stderr func() string
 		if tc.tty {
@@ -773,7 +684,7 @@ func TestProgressBar(t *testing.T) {
 				t.Skipf("no pseudo-terminal: %v", err)
 			}
 			cmd.Stderr = tty
-			var got syncBuffer
+			var got testkit.Buffer
 			copied := make(chan struct{})
 			go func() {
 				io.Copy(&got, ptmx) // ends with EIO once the CLI exits
@@ -782,7 +693,7 @@ func TestProgressBar(t *testing.T) {
 			defer ptmx.Close()
 			stderr = func() string { tty.Close(); <-copied; return got.String() }
 		} else {
-			var got syncBuffer
+			var got testkit.Buffer
 			cmd.Stderr = &got
 			stderr = got.String
 		}
@@ -798,8 +709,8 @@ func TestProgressBar(t *testing.T) {
 		text := stderr()
 		// "double (5, 25 items/s) [0s]", or "0 items/hr" before any item.
 		hasBar := regexp.MustCompile(`double \(\d+, \d+ items/`).MatchString(text)
-		if exitCode(err) != 0 || out.String() != "2\n4\n6\n8\n10\n" || hasBar != tc.bar {
-			t.Errorf("tty %v %s: exit %d, stdout %q, stderr %q; want a bar: %v", tc.tty, tc.flag, exitCode(err), out.String(), text, tc.bar)
+		if testkit.ExitStatus(err) != 0 || out.String() != "2\n4\n6\n8\n10\n" || hasBar != tc.bar {
+			t.Errorf("tty %v %s: exit %d, stdout %q, stderr %q; want a bar: %v", tc.tty, tc.flag, testkit.ExitStatus(err), out.String(), text, tc.bar)
 		}
 	}
 	pt.noneLeft(t)
@@ -893,7 +804,7 @@ func TestMetricsStages(t *testing.T) {
 // TestProgressWriter: with a bar on, a write to stderr wipes the bar first
 // and comes out whole; Finish wipes the bar and restores stderr.
 func TestProgressWriter(t *testing.T) {
-	var errb syncBuffer
+	var errb testkit.Buffer
 	g := &globalOptions{io: IOStreams{Err: &errb, ErrIsTerminal: true}}
 	t.Setenv("TERM", "xterm")
 	p := newProgress(g, "double", 10)
@@ -901,7 +812,7 @@ func TestProgressWriter(t *testing.T) {
 		t.Fatal("no bar with stderr a terminal")
 	}
 	p.Add(4)
-	waitFor(t, "a bar", func() bool { return strings.Contains(errb.String(), "(4/10, ") })
+	testkit.Eventually(t, time.Minute, "a bar", func() bool { return strings.Contains(errb.String(), "(4/10, ") })
 	fmt.Fprintf(g.io.Err, "pluginpool: line 3: bad\n")
 	p.Finish()
 	if g.io.Err != &errb {
