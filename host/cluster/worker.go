@@ -19,6 +19,7 @@ import (
 
 	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/host/settings"
 )
 
 // WorkerConfig describes a worker daemon. Plugins is required.
@@ -160,17 +161,10 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 var keyRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // workerDefaults fills in what a worker needs to know of a plugin's
-// config before starting it.
+// config before starting it: its settings' defaults (settings.Pool;
+// pool.Start reports a value out of bounds) and the worker's logger.
 func workerDefaults(c pool.Config, log hclog.Logger) pool.Config {
-	if c.Workers == 0 {
-		c.Workers = runtime.NumCPU()
-	}
-	if c.InFlight == 0 {
-		c.InFlight = pool.DefaultInFlight
-	}
-	if c.RestartWindow == 0 {
-		c.RestartWindow = pool.DefaultRestartWindow
-	}
+	settings.Apply(&c, settings.Pool)
 	if c.Logger == nil {
 		c.Logger = log
 	}

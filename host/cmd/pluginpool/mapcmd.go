@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"runtime"
 
 	"github.com/spf13/cobra"
@@ -9,13 +8,13 @@ import (
 	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/pipeline"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/host/settings"
 )
 
 // mapOptions are the flags of map and apply.
 type mapOptions struct {
 	*globalOptions
-	workers   int
-	chunkSize int
+	settings  *settingFlags // -w/--workers; map: --chunk-size
 	unordered bool
 	stats     bool
 	batching  bool // map, not apply: takes --progress and --metrics-addr
@@ -25,9 +24,12 @@ type mapOptions struct {
 func (o *mapOptions) addFlags(cmd *cobra.Command, batching bool) {
 	f := cmd.Flags()
 	o.batching = batching
-	f.IntVarP(&o.workers, "workers", "w", 0, "plugin processes to start (default: the plugin's workers in the\nconfig, else one per core)")
+	keys := []string{"workers"}
 	if batching {
-		f.IntVar(&o.chunkSize, "chunk-size", 0, "items per batch (default: adaptive, a few ms of work per batch)")
+		keys = append(keys, "chunk_size")
+	}
+	o.settings = addSettingFlags(f, settings.Pool, keys, nil)
+	if batching {
 		f.BoolVar(&o.unordered, "unordered", false, "write results as they complete, not in input order")
 	}
 	f.BoolVar(&o.stats, "stats", false, "print statistics to stderr at the end: items ok and failed, items/s,\nretries, timeouts, task latency p50/p95/p99, and per worker its tasks,\nrestarts and busy time")
@@ -44,19 +46,7 @@ func (o *mapOptions) config(cmd *cobra.Command, s site, name string) (pool.Confi
 	if err != nil {
 		return cfg, err
 	}
-	if cmd.Flags().Changed("workers") {
-		if o.workers < 1 || o.workers > pool.WorkersLimit {
-			return cfg, usageError{fmt.Errorf("--workers must be between 1 and %d, got %d", pool.WorkersLimit, o.workers)}
-		}
-		cfg.Workers = o.workers
-	}
-	if cmd.Flags().Changed("chunk-size") {
-		if o.chunkSize < 1 || o.chunkSize > pool.ChunkSizeLimit {
-			return cfg, usageError{fmt.Errorf("--chunk-size must be between 1 and %d, got %d", pool.ChunkSizeLimit, o.chunkSize)}
-		}
-		cfg.ChunkSize = o.chunkSize
-	}
-	return cfg, nil
+	return cfg, o.settings.apply(&cfg)
 }
 
 func newMapCmd(g *globalOptions) *cobra.Command {
@@ -124,7 +114,6 @@ A failed task is reported on stderr and the exit status is 1.`,
 		ValidArgsFunction: completePlugin(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("workers") {
-				o.workers = 1
 				cmd.Flags().Set("workers", "1")
 			}
 			return o.runMap(cmd, args[0], args[1:])
@@ -156,10 +145,8 @@ func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) erro
 	} else {
 		spec.Input, spec.InputName = o.io.In, "stdin"
 	}
-	if o.batching && cmd.Flags().Changed("workers") {
-		if why := s.ignored("workers"); why != "" {
-			o.logger().Warn("-w/--workers " + why)
-		}
+	if o.batching {
+		o.settings.warnIgnored(s, o.logger())
 	}
 	spec.Stages = []backend.StartFunc{s.starter(name, cfg)}
 	j := &job{globalOptions: o.globalOptions, single: true, name: name, total: total, stats: o.stats, bar: o.batching}

@@ -8,6 +8,7 @@ import (
 	"github.com/pluginpool/pluginpool/host/cluster"
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/host/settings"
 )
 
 // A site is where map, apply and run run their items: plugin processes on
@@ -85,12 +86,11 @@ func (s *clusterSite) starter(name string, cfg pool.Config) backend.StartFunc {
 	}
 }
 
-// ignored: a job carries the plugin's name, pins, chunk_size,
-// max_item_bytes, max_attempts and start_timeout (cluster.FromPool); the
-// rest of its settings are the workers'.
+// ignored: a job carries the plugin's name and pins, and the pool keys
+// cluster.Config has (cluster.FromPool); the rest of its settings are the
+// workers'.
 func (*clusterSite) ignored(key string) string {
-	switch key {
-	case "chunk_size", "max_item_bytes", "max_attempts", "start_timeout":
+	if k := settings.Lookup(settings.Pool, key); k == nil || settings.Has(&cluster.Config{}, k) {
 		return ""
 	}
 	return "has no effect on a cluster: each worker runs the plugin as its own pool.toml says"
