@@ -103,49 +103,59 @@ func BenchmarkImap1M(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(runs*n), "ns/item")
 }
 
-// BenchmarkApply is one sequential Apply round trip (workload W3). It also
-// reports the median and 99th percentile of the calls it made.
+// BenchmarkApply is one sequential Apply round trip (workload W3), with and
+// without TLS (go-plugin's AutoMTLS, pool.Config.TLS). It also reports the
+// median and 99th percentile of the calls it made.
 func BenchmarkApply(b *testing.B) {
-	p := startPool(b, pool.Config{Path: doublePath(b), Workers: 2})
-	ctx := context.Background()
-	for i := range 500 { // warm up
-		if _, err := p.Apply(ctx, strconv.AppendInt(nil, int64(i), 10)); err != nil {
-			b.Fatal(err)
-		}
+	for _, tls := range []bool{false, true} {
+		b.Run("tls="+strconv.FormatBool(tls), func(b *testing.B) {
+			p := startPool(b, pool.Config{Path: doublePath(b), Workers: 2, TLS: tls})
+			ctx := context.Background()
+			for i := range 500 { // warm up
+				if _, err := p.Apply(ctx, strconv.AppendInt(nil, int64(i), 10)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var lat []time.Duration
+			var buf []byte
+			i := 0
+			for b.Loop() {
+				buf = strconv.AppendInt(buf[:0], int64(i), 10)
+				t0 := time.Now()
+				r, err := p.Apply(ctx, buf)
+				lat = append(lat, time.Since(t0))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if string(r.Value) != strconv.Itoa(2*i) {
+					b.Fatalf("Apply(%d) = %q", i, r.Value)
+				}
+				i++
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+			b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Nanoseconds()), "p99-ns")
+		})
 	}
-	var lat []time.Duration
-	var buf []byte
-	i := 0
-	for b.Loop() {
-		buf = strconv.AppendInt(buf[:0], int64(i), 10)
-		t0 := time.Now()
-		r, err := p.Apply(ctx, buf)
-		lat = append(lat, time.Since(t0))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if string(r.Value) != strconv.Itoa(2*i) {
-			b.Fatalf("Apply(%d) = %q", i, r.Value)
-		}
-		i++
-	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
-	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Nanoseconds()), "p99-ns")
 }
 
 // BenchmarkStart is pool.Start of two double workers followed by Close:
-// the fixed cost in every `pluginpool map` (workload W5).
+// the fixed cost in every `pluginpool map` (workload W5), with and without
+// TLS, whose certificates each process makes as it starts.
 func BenchmarkStart(b *testing.B) {
 	path := doublePath(b)
 	ctx := context.Background()
-	for b.Loop() {
-		p, err := pool.Start(ctx, pool.Config{Path: path, Workers: 2})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := p.Close(); err != nil {
-			b.Fatal(err)
-		}
+	for _, tls := range []bool{false, true} {
+		b.Run("tls="+strconv.FormatBool(tls), func(b *testing.B) {
+			for b.Loop() {
+				p, err := pool.Start(ctx, pool.Config{Path: path, Workers: 2, TLS: tls})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := p.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// detachStdin points fd 0 at /dev/null. go-plugin hands a plugin the host's
-// stdin, and the host's CLI reads its input from there: a plugin that read
-// it would steal items.
+// detachStdin points fd 0 at /dev/null. pluginpool's host starts plugins
+// with stdin on /dev/null already; go-plugin's own runner hands them the
+// host's stdin, where a CLI reads its input: a plugin that read it would
+// steal items.
 func detachStdin() {
 	f, err := os.Open(os.DevNull)
 	if err != nil {

@@ -85,6 +85,7 @@ type runner struct {
 
 	resp   workerpb.Batch // reused: Send serializes before it returns
 	out    []byte
+	size   int     // bytes of resp so far: data, error messages, printed lines
 	ledger *uint64 // s.ledger, one load nearer
 
 	// With a task timeout, guard says who owns resp and out while a task
@@ -183,7 +184,7 @@ func (r *runner) runBatch(b *workerpb.Batch) error {
 	var tc *taskCtx
 	resp := &r.resp
 	*resp = workerpb.Batch{Seq: b.Seq, Ends: resp.Ends[:0]}
-	r.out = r.out[:0]
+	r.out, r.size = r.out[:0], 0
 	r.flushDue.Store(false)
 	attempt := int(max(b.Attempt, 1))
 	n := len(b.Ends)
@@ -216,8 +217,9 @@ func (r *runner) runBatch(b *workerpb.Batch) error {
 			err = context.Canceled
 		} else if err = r.streamErr(); err == nil {
 			if tc.timeout > 0 {
-				r.out, err = r.runGuarded(tc, i, in)
-				mark = len(r.out) // runGuarded dropped what a failed task appended
+				// The item's bytes start at mark, which moves if watch
+				// stole the answers before it.
+				r.out, mark, err = r.runGuarded(tc, i, in)
 			} else {
 				// The start ledger's two marks (ledger.go) around the task.
 				markStart(r.ledger, id)
@@ -226,9 +228,32 @@ func (r *runner) runBatch(b *workerpb.Batch) error {
 			}
 		}
 		idx := uint32(i)
+		if max := r.s.maxResult; err == nil && max > 0 {
+			if size := len(r.out) - mark + linesSize(tc.lines); size > max {
+				err = &tooLargeError{size: size, limit: max, lines: len(tc.lines) > 0}
+				tc.lines = nil
+			}
+		}
+		var msg []byte
 		if err != nil {
 			r.out = r.out[:mark]
-			resp.Errors = append(resp.Errors, &workerpb.ItemError{Index: idx, Kind: errorKind(tc, err), Message: []byte(err.Error())})
+			msg = errorMessage(err)
+		}
+		// No response over maxResult: answer the items before this one
+		// first if together they would be.
+		size := len(r.out) - mark + len(msg) + linesSize(tc.lines)
+		if r.s.maxResult > 0 && r.size > 0 && r.size+size > r.s.maxResult {
+			full := r.out
+			r.out = full[:mark]
+			if err := r.send(); err != nil {
+				return err
+			}
+			*resp = workerpb.Batch{Seq: b.Seq, First: idx, Ends: resp.Ends[:0]}
+			r.out, r.size = full[:copy(full, full[mark:])], 0
+		}
+		r.size += size
+		if err != nil {
+			resp.Errors = append(resp.Errors, &workerpb.ItemError{Index: idx, Kind: errorKind(tc, err), Message: msg})
 		}
 		resp.Ends = append(resp.Ends, uint32(len(r.out)))
 		if len(tc.lines) > 0 {
@@ -240,11 +265,45 @@ func (r *runner) runBatch(b *workerpb.Batch) error {
 				return err
 			}
 			*resp = workerpb.Batch{Seq: b.Seq, First: uint32(i + 1), Ends: resp.Ends[:0]}
-			r.out = r.out[:0]
+			r.out, r.size = r.out[:0], 0
 			r.flushDue.Store(false)
 		}
 	}
 	return r.send()
+}
+
+// tooLargeError fails an item whose answer is over max_result_bytes.
+type tooLargeError struct {
+	size, limit int
+	lines       bool // printed lines count in size
+}
+
+func (e *tooLargeError) Error() string {
+	what := "result is"
+	if e.lines {
+		what = "result and printed lines are"
+	}
+	return fmt.Sprintf("%s %d bytes, over the %d-byte limit (max_result_bytes): return less, or raise max_result_bytes", what, e.size, e.limit)
+}
+
+// maxErrorBytes bounds one task's error message on the wire.
+const maxErrorBytes = 64 << 10
+
+// errorMessage is err's message, cut to maxErrorBytes.
+func errorMessage(err error) []byte {
+	msg := err.Error()
+	if len(msg) > maxErrorBytes {
+		msg = fmt.Sprintf("%s... (%d more bytes cut)", msg[:maxErrorBytes], len(msg)-maxErrorBytes)
+	}
+	return []byte(msg)
+}
+
+func linesSize(lines [][]byte) int {
+	n := 0
+	for _, l := range lines {
+		n += len(l)
+	}
+	return n
 }
 
 // streamErr is the stream context's error, checked per item without the
@@ -274,15 +333,16 @@ func (r *runner) send() error {
 // a task timeout: like the plain path in runBatch (the start ledger's
 // marks around the task; nothing appended if it failed), but meanwhile
 // watch may send the answers of the items before i (see steal); then they
-// are dropped from the front of the buffer. The handover costs two atomic
+// are dropped from the front of the buffer. It returns where the item's
+// bytes start in out. The handover costs two atomic
 // operations per task, which is why plugins without a task timeout
 // (trivial tasks, W1 and W2 of make bench) do without it.
-func (r *runner) runGuarded(tc *taskCtx, i int, in []byte) ([]byte, error) {
-	mark := len(r.out)
+func (r *runner) runGuarded(tc *taskCtx, i int, in []byte) (out []byte, mark int, err error) {
+	mark = len(r.out)
 	markStart(r.ledger, tc.id)
 	r.index = i
 	r.guard.Store(guardTask)
-	out, err := r.call(tc, in, r.out)
+	out, err = r.call(tc, in, r.out)
 	markDone(r.ledger, tc.id)
 	if !r.guard.CompareAndSwap(guardTask, guardRunner) {
 		for r.guard.Load() != guardReturned {
@@ -290,12 +350,12 @@ func (r *runner) runGuarded(tc *taskCtx, i int, in []byte) ([]byte, error) {
 		}
 		r.guard.Store(guardRunner)
 		out = out[:copy(out, out[mark:])]
-		mark = 0
+		mark, r.size = 0, 0 // resp was sent and emptied
 	}
 	if err != nil {
 		out = out[:mark]
 	}
-	return out, err
+	return out, mark, err
 }
 
 // steal sends the answers of the items that finished before the running

@@ -525,6 +525,72 @@ func TestDescribeAndInit(t *testing.T) {
 	}
 }
 
+// With max_result_bytes, an item whose result (with its printed lines) is
+// larger fails alone as a task error, and no response holds more than the
+// limit unless one item alone does: the host refuses larger messages. A
+// huge error message is cut. The same with a task timeout, where tasks
+// run guarded (runGuarded).
+func TestMaxResultBytes(t *testing.T) {
+	t.Run("no timeout", func(t *testing.T) { testMaxResultBytes(t, 0) })
+	t.Run("timeout", func(t *testing.T) { testMaxResultBytes(t, 60_000) })
+}
+
+func testMaxResultBytes(t *testing.T, timeoutMs uint64) {
+	const limit = 1000
+	task := Raw(func(ctx context.Context, in []byte) ([]byte, error) {
+		switch s := string(in); {
+		case s == `"fail"`:
+			return nil, errors.New(strings.Repeat("e", 100<<10))
+		case strings.HasPrefix(s, `"print`):
+			Println(ctx, strings.Repeat("p", 600))
+			Println(ctx, strings.Repeat("p", 600))
+			return []byte("1"), nil
+		default:
+			var n int
+			fmt.Sscan(s, &n)
+			return []byte(strings.Repeat("7", n)), nil
+		}
+	})
+	h := startRun(t, task, &workerpb.InitRequest{MaxResultBytes: limit, FlushIntervalMs: 60_000, TaskTimeoutMs: timeoutMs})
+	items := []string{"400", "400", "400", "1000", "1001", "10", `"print"`, `"fail"`, "300"}
+	h.send(batch(1, 1, items...))
+	a := h.collect(1, len(items))
+	for i, want := range []int{400, 400, 400, 1000, -1, 10, -1, -1, 300} {
+		if want < 0 {
+			continue
+		}
+		if len(a.values[i]) != want {
+			t.Errorf("item %d: %d bytes, want %d", i, len(a.values[i]), want)
+		}
+	}
+	a.wantKind(t, 4, workerpb.ErrorKind_ERROR_KIND_TASK, "result is 1001 bytes, over the 1000-byte limit (max_result_bytes)")
+	a.wantKind(t, 6, workerpb.ErrorKind_ERROR_KIND_TASK, "result and printed lines are 1201 bytes")
+	a.wantKind(t, 7, workerpb.ErrorKind_ERROR_KIND_TASK, "more bytes cut")
+	if len(a.lines[6]) != 0 {
+		t.Errorf("the failed item's printed lines were sent: %d", len(a.lines[6]))
+	}
+	for _, r := range a.responses {
+		size := len(r.Data)
+		for _, e := range r.Errors {
+			size += len(e.Message)
+		}
+		for _, o := range r.Output {
+			for _, l := range o.Lines {
+				size += len(l)
+			}
+		}
+		if size > limit && len(r.Ends) > 1 {
+			t.Errorf("a response of %d items holds %d bytes, over max_result_bytes %d", len(r.Ends), size, limit)
+		}
+		if len(r.Errors) == 1 && len(r.Errors[0].Message) > maxErrorBytes+100 {
+			t.Errorf("an error message of %d bytes was sent", len(r.Errors[0].Message))
+		}
+	}
+	if len(a.responses) < 5 {
+		t.Errorf("%d responses for items that fit %d at most per response", len(a.responses), 2)
+	}
+}
+
 // The start ledger: a task sees its own id marked running; after the batch
 // the word says the last task finished. Describe says the plugin keeps it.
 func TestRunLedger(t *testing.T) {

@@ -143,6 +143,10 @@ type server struct {
 	slot    uint32
 	timeout time.Duration
 	flush   time.Duration
+	// maxResult bounds one item's answer (its result, error message and
+	// printed lines) and, where items are smaller, each response: the
+	// host refuses larger messages. 0: no limit (a host that did not say).
+	maxResult int
 }
 
 func (s *server) Describe(context.Context, *workerpb.DescribeRequest) (*workerpb.DescribeResponse, error) {
@@ -168,6 +172,7 @@ func (s *server) Describe(context.Context, *workerpb.DescribeRequest) (*workerpb
 func (s *server) Init(ctx context.Context, req *workerpb.InitRequest) (resp *workerpb.InitResponse, err error) {
 	s.slot = req.Slot
 	s.timeout = time.Duration(req.TaskTimeoutMs) * time.Millisecond
+	s.maxResult = int(min(req.MaxResultBytes, math.MaxInt32))
 	s.flush = time.Duration(req.FlushIntervalMs) * time.Millisecond
 	if s.flush <= 0 {
 		s.flush = defaultFlush

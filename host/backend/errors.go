@@ -17,8 +17,9 @@ var (
 	ErrClosed = errors.New("pool is closed")
 	// ErrStart: the plugin could not be started: a local process failed
 	// to start (a *pool.StartError says which step; it also matches one
-	// of ErrNotFound, ErrChecksum, ErrHandshake, ErrInit or
-	// ErrStartTimeout), or no worker of a cluster serves it.
+	// of ErrNotFound, ErrChecksum, ErrHandshake, ErrInit,
+	// ErrStartTimeout or pool.ErrMaxMemory), or no worker of a cluster
+	// serves it.
 	ErrStart = errors.New("plugin failed to start")
 	// ErrNotFound: the plugin executable is missing or not executable.
 	ErrNotFound = errors.New("plugin executable not found")
@@ -48,7 +49,8 @@ var (
 	// ErrTimeout: the task ran longer than its timeout.
 	ErrTimeout = errors.New("task timed out")
 	// ErrTooLarge: the item is larger than the executor takes
-	// (MaxItemBytes). A *TooLargeError says by how much.
+	// (MaxItemBytes), or its result larger than the plugin may return
+	// (max_result_bytes). A *TooLargeError says by how much.
 	ErrTooLarge = errors.New("item too large")
 	// ErrNotRun: the executor degraded before it ran the item, or before
 	// it could run it again after its worker died (which is safe: it
@@ -112,12 +114,17 @@ func (e *TaskError) Error() string {
 // Is reports whether target is ErrTask.
 func (e *TaskError) Is(target error) bool { return target == ErrTask }
 
-// TooLargeError reports an item over MaxItemBytes.
+// TooLargeError reports an item over MaxItemBytes, or a result over
+// MaxResultBytes.
 type TooLargeError struct {
 	Size, Limit int
+	Result      bool // the plugin's result, not the item, was too large
 }
 
 func (e *TooLargeError) Error() string {
+	if e.Result {
+		return fmt.Sprintf("result is %d bytes, over the %d-byte limit (max_result_bytes)", e.Size, e.Limit)
+	}
 	return fmt.Sprintf("item is %d bytes, over the %d-byte limit (max_item_bytes)", e.Size, e.Limit)
 }
 

@@ -58,6 +58,16 @@ type Plugin struct {
 	Args []string
 	// Env is extra environment (env, a table of strings). Default none.
 	Env map[string]string
+	// InheritEnv: the plugin inherits the host's whole environment
+	// (inherit_env). Default true; when false it gets only PassEnv's
+	// variables from it, plus Env.
+	InheritEnv bool
+	// PassEnv names the host's variables a plugin gets when InheritEnv is
+	// false (pass_env, an array of names). Default none.
+	PassEnv []string
+	// TLS encrypts and mutually authenticates the connection to each
+	// plugin process with go-plugin's AutoMTLS (tls). Default false.
+	TLS bool
 	// SHA256 is the executable's expected digest in lower-case hex
 	// (sha256), or "" for no check.
 	SHA256 string
@@ -308,6 +318,9 @@ func (pl *Plugin) poolConfig(s pool.Config) pool.Config {
 	c.Name = pl.Name
 	c.Args = slices.Clone(pl.Args)
 	c.Env = env
+	c.SkipHostEnv = !pl.InheritEnv
+	c.PassEnv = slices.Clone(pl.PassEnv)
+	c.TLS = pl.TLS
 	c.PluginConfig = cfg
 	c.SHA256 = pl.SHA256
 	return c

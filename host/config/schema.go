@@ -20,7 +20,7 @@ import (
 // Keys of each table, for unknown-key suggestions.
 var (
 	topKeys      = []string{"pool", "plugins", "pipelines", "cluster"}
-	pluginKeys   = append([]string{"path", "args", "env", "sha256", "version", "config"}, settingNames...)
+	pluginKeys   = append([]string{"path", "args", "env", "inherit_env", "pass_env", "sha256", "tls", "version", "config"}, settingNames...)
 	pipelineKeys = []string{"stages", "input", "input_format", "output", "ordered", "default"}
 	stageKeys    = append([]string{"plugin"}, settingNames...)
 )
@@ -158,7 +158,7 @@ func (p *parser) settings(path []string, tbl map[string]any) patch {
 // table has problems, so stages naming it are not reported as unknown too.
 func (p *parser) plugin(f *File, name string, v any) *Plugin {
 	path := []string{"plugins", name}
-	pl := &Plugin{Name: name, Settings: f.Pool, Config: json.RawMessage("{}"), Line: p.lines.get(path)}
+	pl := &Plugin{Name: name, Settings: f.Pool, Config: json.RawMessage("{}"), InheritEnv: true, Line: p.lines.get(path)}
 	if !nameRE.MatchString(name) {
 		p.errorf(p.at(path...), "bad plugin name %q: use lower-case letters, digits, '_' and '-', starting with a letter or digit", name)
 	}
@@ -184,6 +184,21 @@ func (p *parser) plugin(f *File, name string, v any) *Plugin {
 			pl.Args = p.strList(at, val)
 		case "env":
 			pl.Env = p.env([]string{"plugins", name, k}, val)
+		case "inherit_env":
+			if b, ok := p.boolean(at, val); ok {
+				pl.InheritEnv = b
+			}
+		case "pass_env":
+			pl.PassEnv = p.strList(at, val)
+			for _, v := range pl.PassEnv {
+				if v == "" || strings.ContainsAny(v, "=\x00") {
+					p.errorf(at, "%q is not an environment variable name", v)
+				}
+			}
+		case "tls":
+			if b, ok := p.boolean(at, val); ok {
+				pl.TLS = b
+			}
 		case "sha256":
 			if s, ok := p.str(at, val); ok {
 				s = strings.ToLower(strings.TrimSpace(s))
@@ -220,6 +235,11 @@ func (p *parser) plugin(f *File, name string, v any) *Plugin {
 	}
 	if _, ok := tbl["path"]; !ok {
 		p.errorf(p.at(path...), "path is required: the plugin executable, e.g. path = \"bin/plugins/%s\"", name)
+	}
+	// Only when inherit_env is left out or true: a mistyped one has its
+	// own error.
+	if v, set := tbl["inherit_env"]; tbl["pass_env"] != nil && (!set || v == true) {
+		p.errorf(p.at("plugins", name, "pass_env"), "has no effect: the plugin inherits the whole environment unless inherit_env = false")
 	}
 	pt.apply(&pl.Settings)
 	return pl

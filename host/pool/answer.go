@@ -108,7 +108,9 @@ func (p *Pool) resolveAnswer(b *batch, start int, resp *workerpb.Batch) (retry [
 	if j.err != nil {
 		return nil
 	}
-	if b.pos == nil && len(errs) == 0 && len(outs) == 0 {
+	// Only a response over MaxResultBytes can hold a result over it: the
+	// SDK keeps them under, so only a rogue plugin takes the slow path.
+	if b.pos == nil && len(errs) == 0 && len(outs) == 0 && len(resp.Data) <= p.cfg.MaxResultBytes {
 		// The common case, about a tenth of the host's CPU in a 1M-item
 		// map: a run of plain values into consecutive root positions.
 		res := root.results[start : start+len(resp.Ends)]
@@ -156,7 +158,10 @@ func (p *Pool) resolveAnswer(b *batch, start int, resp *workerpb.Batch) (retry [
 			errs = errs[1:]
 		}
 		pos := b.rootPos(k)
-		if len(errs) > 0 && int(errs[0].Index) == k {
+		if len(r.Value) > p.cfg.MaxResultBytes {
+			r = Result{Err: &TooLargeError{Size: len(r.Value), Limit: p.cfg.MaxResultBytes, Result: true}}
+			failed++
+		} else if len(errs) > 0 && int(errs[0].Index) == k {
 			e := errs[0]
 			if e.Kind == workerpb.ErrorKind_ERROR_KIND_RETRY && b.attempt < p.cfg.MaxAttempts {
 				retry = append(retry, int32(pos))

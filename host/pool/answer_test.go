@@ -83,7 +83,7 @@ func FuzzAnswer(f *testing.F) {
 			return
 		}
 
-		p := &Pool{cfg: Config{Name: "fuzz", MaxAttempts: 3}}
+		p := &Pool{cfg: Config{Name: "fuzz", MaxAttempts: 3, MaxResultBytes: DefaultMaxItemBytes}}
 		p.stats.init(1)
 		j := newJob(context.Background())
 		items := make([][]byte, size)

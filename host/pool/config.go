@@ -28,15 +28,34 @@ type Config struct {
 	Name string
 	// Args are extra command-line arguments for the plugin.
 	Args []string
-	// Env is extra environment for the plugin, as "KEY=value". The plugin
-	// also inherits the host's environment.
+	// Env is extra environment for the plugin, as "KEY=value", on top of
+	// what it inherits from the host (see SkipHostEnv).
 	Env []string
+	// SkipHostEnv, if true, gives the plugin none of the host's
+	// environment but the variables PassEnv names, so secrets in it (cloud
+	// keys, tokens) stay in the host. Default false: the plugin inherits
+	// all of it, as a multiprocessing worker does.
+	SkipHostEnv bool
+	// PassEnv names the host's environment variables a plugin gets when
+	// SkipHostEnv is set, e.g. "PATH", "HOME", "LANG"; unset ones are
+	// skipped. Ignored otherwise.
+	PassEnv []string
 	// PluginConfig is passed to the plugin's Init as a JSON object.
 	// Default "{}".
 	PluginConfig []byte
-	// SHA256, if set, is the hex digest the executable must have. It is
-	// checked before every start; a mismatch fails that start.
+	// SHA256, if set, is the hex digest the executable must have. Start
+	// checks it while copying the executable into the pool's private
+	// directory, and every worker (restarts too) runs that copy, so a file
+	// changed on disk afterwards never runs in this pool. A mismatch fails
+	// Start with ErrChecksum.
 	SHA256 string
+	// TLS, if true, has go-plugin's AutoMTLS encrypt and mutually
+	// authenticate each plugin connection with certificates made per
+	// process. Default false: the connection is a unix socket in a
+	// directory only the host's user can enter, which TLS would guard
+	// again, at the cost of start-up time (README, "Security model").
+	// The plugin's SDK must support it (the Go SDK does).
+	TLS bool
 
 	// Workers is the number of plugin processes. Default: one per core
 	// (runtime.NumCPU).
@@ -51,6 +70,19 @@ type Config struct {
 	// MaxItemBytes is the largest item accepted; a larger one fails alone
 	// with ErrTooLarge. Default 64 MiB.
 	MaxItemBytes int
+	// MaxResultBytes is the largest result a plugin may return for one
+	// item. The plugin is told, and fails a larger result as a task error;
+	// one that arrives anyway fails its item with ErrTooLarge, and a
+	// response message over it (plus 1 MiB) breaks the worker's stream.
+	// Default: MaxItemBytes.
+	MaxResultBytes int
+	// MaxMemory bounds each worker's memory, in bytes, enforced by the
+	// kernel: cgroup v2 memory.max on the worker's cgroup (its whole
+	// process tree) where the host's cgroup delegates the memory
+	// controller, else RLIMIT_DATA on each of its processes. A worker that
+	// exceeds it dies, and its task is handled as after any crash, with a
+	// *CrashError matching ErrMaxMemory. Linux only. Default 0: no limit.
+	MaxMemory int64
 
 	// MaxAttempts is how many times a task may be started. Every run
 	// counts: one its worker died under, one that finished but whose result
@@ -118,6 +150,7 @@ const (
 	KillGraceLimit     = settings.KillGraceLimit
 	RestartWindowLimit = settings.RestartWindowLimit
 	StartTimeoutLimit  = settings.StartTimeoutLimit
+	MaxMemoryLimit     = settings.MaxMemoryLimit
 )
 
 // withDefaults returns a copy of c with defaults applied, or every problem
@@ -148,6 +181,17 @@ func (c Config) withDefaults() (Config, error) {
 	for _, err := range settings.Apply(&c, settings.Pool) {
 		bad(err)
 	}
+	// max_result_bytes' 0 means max_item_bytes.
+	if c.MaxResultBytes == 0 {
+		c.MaxResultBytes = c.MaxItemBytes
+	}
+	c.PassEnv = append([]string(nil), c.PassEnv...)
+	switch {
+	case c.MaxMemory > 0 && !groupsSupported:
+		bad(errors.New("MaxMemory is supported on Linux only"))
+	case c.MaxMemory > 0 && c.MaxMemory < MinMaxMemory:
+		bad(fmt.Errorf("MaxMemory must be at least %s (a runtime needs that much to start), got %s", FormatSize(MinMaxMemory), FormatSize(c.MaxMemory)))
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "pluginpool", Level: hclog.Warn, Output: os.Stderr})
 	}
@@ -156,6 +200,14 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, errors.Join(errs...)
 }
+
+// MinMaxMemory is the smallest MaxMemory: below it neither the Go nor the
+// Python runtime starts.
+const MinMaxMemory = 16 << 20
+
+// FormatSize writes a number of bytes the way pool.toml takes it: "512MiB",
+// "1GiB", or plain bytes when no binary unit divides it.
+func FormatSize(n int64) string { return settings.FormatSize(n) }
 
 // ValidSHA256 reports whether s is a sha256 digest as Config.SHA256 takes
 // it: 64 lower-case hex digits.

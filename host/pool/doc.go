@@ -35,9 +35,16 @@
 // within RestartWindow, each after a worker that failed to start or died
 // before completing a task, mark the pool degraded: pending and new items
 // resolve as not run rather than the pool respawning forever; workers that
-// die while making progress are replaced however often. Processes get
-// Linux's parent-death signal, so none outlives the host, even a host that
-// was SIGKILLed.
+// die while making progress are replaced however often.
+//
+// The pool owns its processes (README, "Security model"): on Linux each
+// worker leads a process group of its own, in a cgroup of its own where
+// the machine delegates one, with stdin from /dev/null and the kernel's
+// parent-death signal; whenever a worker ends, its whole tree is killed,
+// and a watcher process per pool does the same if the host is SIGKILLed.
+// Sockets live in a directory only the host's user can enter; with SHA256
+// set, workers run a private copy of exactly the bytes that were checked;
+// MaxMemory and MaxResultBytes bound what a worker may take.
 //
 // Inside, each worker has a sender and a receiver goroutine owned by a
 // supervisor goroutine per slot; batches are cut when a worker has room for

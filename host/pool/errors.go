@@ -35,13 +35,20 @@ var (
 	ErrNotRun       = backend.ErrNotRun
 )
 
+// ErrMaxMemory: the worker running the task exceeded MaxMemory and died
+// (a *CrashError whose MaxMemory is set, which also matches ErrCrashed),
+// or a plugin ran out of memory as it started (a *StartError, which also
+// matches ErrStart): raise MaxMemory.
+var ErrMaxMemory = errors.New("worker exceeded max_memory")
+
 // The item-level errors every back-end shares (package backend).
 type (
 	// TaskError is a failure the plugin reported for one task.
 	TaskError = backend.TaskError
 	// TaskErrorKind says how a task failed.
 	TaskErrorKind = backend.TaskErrorKind
-	// TooLargeError reports an item over MaxItemBytes.
+	// TooLargeError reports an item over MaxItemBytes, or a result over
+	// MaxResultBytes.
 	TooLargeError = backend.TooLargeError
 	// NotRunError is the result of an item the pool did not run because
 	// it degraded; its Cause is the *DegradedError.
@@ -99,17 +106,25 @@ type CrashError struct {
 	// twice.
 	Idempotent bool
 	Stderr     []string // the last lines the process wrote to stderr, as written; Error escapes them
+	// MaxMemory is the limit the worker exceeded, when that is why it
+	// died (Config.MaxMemory); 0 otherwise.
+	MaxMemory int64
 }
 
 func (e *CrashError) Error() string {
 	var b strings.Builder
+	died, exit := "died", " ("+e.Exit+")"
+	if e.MaxMemory > 0 {
+		died = "exceeded max_memory " + FormatSize(e.MaxMemory) + exit
+		exit = ""
+	}
 	switch e.Task {
 	case TaskRunning:
-		fmt.Fprintf(&b, "%s: worker %d (pid %d) died while running this task (%s)", e.Plugin, e.Slot, e.Pid, e.Exit)
+		fmt.Fprintf(&b, "%s: worker %d (pid %d) %s while running this task%s", e.Plugin, e.Slot, e.Pid, died, exit)
 	case TaskFinished:
-		fmt.Fprintf(&b, "%s: worker %d (pid %d) died (%s) after this task ran and before its result came back: the result is lost", e.Plugin, e.Slot, e.Pid, e.Exit)
+		fmt.Fprintf(&b, "%s: worker %d (pid %d) %s%s after this task ran and before its result came back: the result is lost", e.Plugin, e.Slot, e.Pid, died, exit)
 	default:
-		fmt.Fprintf(&b, "%s: worker %d (pid %d) died (%s) holding this task, which may have run (the plugin keeps no start ledger)", e.Plugin, e.Slot, e.Pid, e.Exit)
+		fmt.Fprintf(&b, "%s: worker %d (pid %d) %s%s holding this task, which may have run (the plugin keeps no start ledger)", e.Plugin, e.Slot, e.Pid, died, exit)
 	}
 	if e.Idempotent {
 		fmt.Fprintf(&b, "; gave up after %d %s (max_attempts)", e.Attempts, plural(e.Attempts, "attempt", "attempts"))
@@ -120,7 +135,9 @@ func (e *CrashError) Error() string {
 	return b.String()
 }
 
-func (e *CrashError) Is(target error) bool { return target == ErrCrashed }
+func (e *CrashError) Is(target error) bool {
+	return target == ErrCrashed || (target == ErrMaxMemory && e.MaxMemory > 0)
+}
 
 // TimeoutError reports a task that ran longer than TaskTimeout.
 type TimeoutError struct {
@@ -144,7 +161,7 @@ type StartError struct {
 	Plugin string
 	Path   string
 	Slot   int
-	Err    error    // matches ErrNotFound, ErrChecksum, ErrHandshake, ErrInit or ErrStartTimeout when known
+	Err    error    // matches ErrNotFound, ErrChecksum, ErrHandshake, ErrInit, ErrStartTimeout or ErrMaxMemory when known
 	Stderr []string // the last lines the process wrote to stderr, if it ran, as written; Error escapes them
 }
 

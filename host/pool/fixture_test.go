@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -19,10 +21,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
 
 	"github.com/pluginpool/pluginpool/host/pool"
 	"github.com/pluginpool/pluginpool/sdk"
+	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
 )
 
 // The tests start real plugin processes by re-executing this test binary:
@@ -38,6 +43,9 @@ func TestMain(m *testing.M) {
 	}
 	if os.Getenv("POOLTEST_HOST") != "" {
 		os.Exit(runHost())
+	}
+	if path := os.Getenv(connectEnv); path != "" {
+		os.Exit(runConnect(path))
 	}
 	// Every test closes or terminates its pools; after the last one no
 	// goroutine of the pool, go-plugin or gRPC may be left.
@@ -235,6 +243,9 @@ func serveFixture(name string) {
 		fmt.Println("hello from a plugin that prints too early")
 	case "slowstart":
 		time.Sleep(time.Hour)
+	case "tcp": // announces a TCP address, as go-plugin's Python example does
+		fmt.Println("1|1|tcp|127.0.0.1:1|grpc")
+		time.Sleep(time.Hour)
 	case "badbytes": // fails or prints badBytes for "fail" and "print"; echoes the rest
 		p.Task = sdk.Raw(badBytesTask)
 	case "echo":
@@ -245,17 +256,160 @@ func serveFixture(name string) {
 		var keep [][]byte
 		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) {
 			for {
-				keep = append(keep, make([]byte, 1<<20))
-				for i := range keep[len(keep)-1] {
-					keep[len(keep)-1][i] = 1
+				b := make([]byte, 1<<20)
+				for i := 0; i < len(b); i += 4096 { // touch every page
+					b[i] = 1
 				}
+				keep = append(keep, b)
 			}
 		})
+	case "stdin": // reads its stdin before Serve, as a careless plugin would; reports what it got
+		n, _ := io.Copy(io.Discard, os.Stdin)
+		fd0, _ := os.Readlink("/proc/self/fd/0")
+		p.Task = sdk.Func(func(ctx context.Context, _ int) (string, error) { return fmt.Sprintf("%d %s", n, fd0), nil })
+	case "env": // the value of the variable an item names
+		p.Task = sdk.Func(func(ctx context.Context, key string) (string, error) {
+			v, ok := os.LookupEnv(key)
+			if !ok {
+				return "<unset>", nil
+			}
+			return v, nil
+		})
+	case "exe": // where this process runs from, and its argv[0]
+		p.Task = sdk.Func(func(ctx context.Context, _ int) (string, error) {
+			exe, err := os.Readlink("/proc/self/exe")
+			return exe + " " + os.Args[0], err
+		})
+	case "spawn": // starts children (see spawnChildren); "spawnhang" then hangs, "spawnexit" exits
+		p.Task = sdk.Func(func(ctx context.Context, in string) (string, error) {
+			if in == "spawnheld" { // a child in a session of its own holds our stderr; we exit
+				c := exec.Command("sleep", "3600")
+				c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+				c.Stderr = os.NewFile(2, "stderr") // the host's pipe: Serve swapped os.Stderr, not fd 2
+				if err := c.Start(); err != nil {
+					return "", err
+				}
+				record("held", c.Process.Pid)
+				os.Exit(0)
+			}
+			pids, err := spawnChildren()
+			switch in {
+			case "spawnhang":
+				time.Sleep(time.Hour)
+			case "spawnexit":
+				os.Exit(0)
+			}
+			return pids, err
+		})
+	case "big": // a JSON string of n bytes; "print n", "raw n": n bytes of stray stdout without a newline
+		p.Task = sdk.Raw(func(ctx context.Context, in []byte) ([]byte, error) {
+			if n, ok := strings.CutPrefix(string(in), `"print `); ok {
+				os.Stdout.Write(bytes.Repeat([]byte("y"), atoi(strings.TrimSuffix(n, `"`))))
+				return []byte("0"), nil
+			}
+			if n, ok := strings.CutPrefix(string(in), `"raw `); ok {
+				// fd 1 itself, as a plugin without the SDK writes (Serve
+				// swapped os.Stdout for a pipe to gRPC, not fd 1).
+				fd1 := os.NewFile(1, "stdout")
+				fd1.Write(bytes.Repeat([]byte("z"), atoi(strings.TrimSuffix(n, `"`))))
+				fd1.Write([]byte("\nraw line\n"))
+				return []byte("0"), nil
+			}
+			n := atoi(string(in))
+			return append(append([]byte{'"'}, bytes.Repeat([]byte("x"), n-2)...), '"'), nil
+		})
+	case "alloc": // touches n MiB and keeps it; returns n
+		var keep [][]byte
+		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) {
+			for range n {
+				keep = append(keep, bytes.Repeat([]byte{1}, 1<<20))
+			}
+			return n, nil
+		})
+	case "rogue": // serves the wire protocol without the SDK, ignoring max_result_bytes
+		plugin.Serve(&plugin.ServeConfig{
+			HandshakeConfig: sdk.Handshake,
+			Plugins:         plugin.PluginSet{sdk.PluginName: roguePlugin{}},
+			GRPCServer:      plugin.DefaultGRPCServer,
+		})
+		os.Exit(0)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown fixture", name)
 		os.Exit(2)
 	}
 	sdk.Serve(p)
+}
+
+// roguePlugin serves a Worker that answers item n with a result of n bytes,
+// whatever max_result_bytes says: a plugin that breaks the contract.
+type roguePlugin struct{ plugin.NetRPCUnsupportedPlugin }
+
+func (roguePlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	workerpb.RegisterWorkerServer(s, rogueWorker{})
+	return nil
+}
+
+func (roguePlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errors.New("the rogue fixture is a server")
+}
+
+type rogueWorker struct {
+	workerpb.UnimplementedWorkerServer
+}
+
+func (rogueWorker) Describe(context.Context, *workerpb.DescribeRequest) (*workerpb.DescribeResponse, error) {
+	return &workerpb.DescribeResponse{Name: "rogue", Version: "0"}, nil
+}
+
+func (rogueWorker) Init(context.Context, *workerpb.InitRequest) (*workerpb.InitResponse, error) {
+	return &workerpb.InitResponse{}, nil
+}
+
+func (rogueWorker) Run(s workerpb.Worker_RunServer) error {
+	for {
+		b, err := s.Recv()
+		if err != nil {
+			return nil
+		}
+		resp := &workerpb.Batch{Seq: b.Seq}
+		prev := uint32(0)
+		for _, end := range b.Ends {
+			resp.Data = append(resp.Data, bytes.Repeat([]byte("7"), atoi(string(b.Data[prev:end])))...)
+			resp.Ends = append(resp.Ends, uint32(len(resp.Data)))
+			prev = end
+		}
+		if err := s.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+// spawnChildren starts two sleeping children, one in the plugin's process
+// group and one in a session of its own (which only a cgroup holds), and
+// appends "group PID" and "session PID" lines to POOLTEST_DIR/children. It
+// returns their pids.
+func spawnChildren() (string, error) {
+	var pids []string
+	for _, kind := range []string{"group", "session"} {
+		c := exec.Command("sleep", "3600")
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: kind == "session"}
+		if err := c.Start(); err != nil {
+			return "", err
+		}
+		record(kind, c.Process.Pid)
+		pids = append(pids, strconv.Itoa(c.Process.Pid))
+	}
+	return strings.Join(pids, " "), nil
+}
+
+// record appends "KIND PID" to POOLTEST_DIR/children (one write of a short
+// line: appends do not interleave).
+func record(kind string, pid int) {
+	f, err := os.OpenFile(filepath.Join(os.Getenv("POOLTEST_DIR"), "children"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err == nil {
+		fmt.Fprintf(f, "%s %d\n", kind, pid)
+		f.Close()
+	}
 }
 
 // fixture returns a Config that runs the named fixture plugin with its own

@@ -121,13 +121,20 @@ func (t *tail) lines() []string {
 // lineWriter forwards what a plugin writes to its own stdout or stderr to
 // w, one whole line at a time, each tagged with the worker. Lines of
 // different workers never interleave mid-line: every line is one Write
-// under one lock shared by every lineWriter in the process.
+// under one lock shared by every lineWriter in the process. A line longer
+// than maxLine is forwarded in pieces of maxLine bytes, each a line of its
+// own: what the host holds for a plugin's output is bounded, however much
+// it writes without a newline.
 type lineWriter struct {
 	w       io.Writer
 	tag     func() string
 	stream  string
 	partial []byte
+	cut     bool // pieces of the current line were forwarded already
 }
+
+// maxLine bounds one forwarded line of a plugin's stray output.
+const maxLine = 64 << 10
 
 var outputMu sync.Mutex
 
@@ -139,16 +146,36 @@ func (l *lineWriter) Write(b []byte) (int, error) {
 	n := len(b)
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
+		seg := b
+		if i >= 0 {
+			seg = b[:i]
+		}
+		for len(l.partial)+len(seg) > maxLine {
+			k := maxLine - len(l.partial)
+			l.emit(append(l.partial, seg[:k]...))
+			l.partial, l.cut = l.partial[:0], true
+			seg = seg[k:]
+		}
+		l.partial = append(l.partial, seg...)
 		if i < 0 {
-			l.partial = append(l.partial, b...)
 			break
 		}
-		line := append(l.partial, b[:i]...)
-		l.partial = l.partial[:0]
+		if len(l.partial) > 0 || !l.cut {
+			l.emit(l.partial)
+		}
+		l.partial, l.cut = l.partial[:0], false
 		b = b[i+1:]
-		l.emit(line)
 	}
 	return n, nil
+}
+
+// flush forwards what is left of a last line without a newline. Write and
+// flush are called from one goroutine at a time.
+func (l *lineWriter) flush() {
+	if len(l.partial) > 0 {
+		l.emit(l.partial)
+	}
+	l.partial, l.cut = l.partial[:0], false
 }
 
 func (l *lineWriter) emit(line []byte) {

@@ -17,6 +17,7 @@ type Pool struct {
 	cfg  Config
 	log  hclog.Logger
 	info Info
+	sb   *sandbox // private directory, verified executable, cgroup, watcher
 
 	mu      sync.Mutex
 	cond    *sync.Cond // Broadcast on any change a sender, feeder or Close waits for
@@ -71,9 +72,15 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	log := cfg.Logger.Named(cfg.Name)
+	sb, err := newSandbox(&cfg, log)
+	if err != nil {
+		return nil, &StartError{Plugin: cfg.Name, Path: cfg.Path, Err: err}
+	}
 	p := &Pool{
 		cfg:     cfg,
-		log:     cfg.Logger.Named(cfg.Name),
+		log:     log,
+		sb:      sb,
 		workers: make([]*worker, cfg.Workers),
 		active:  make(map[*job]struct{}),
 		size:    1,
@@ -166,6 +173,8 @@ func (p *Pool) shutdown(to poolState, err error) error {
 	final := p.halt(to, err)
 	p.wg.Wait()
 	p.kill()
+	// Every worker has been reaped: the supervisors waited for them.
+	p.sb.close(p.log)
 	if errors.Is(final, ErrDegraded) {
 		return final
 	}

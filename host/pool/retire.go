@@ -31,6 +31,7 @@ func (p *Pool) retire(w *worker) (reason error, progress bool) {
 	switch {
 	case errors.Is(reason, errStream) || errors.Is(reason, errProtocol):
 		d.cause = endCrashed
+		w.memory = w.overMemory()
 		// The restart's warning says it again, better (restartCause).
 		p.log.Debug("worker crashed", "slot", w.slot, "pid", w.pid, "exit", w.exitStatus(), "reason", reason)
 	case errors.As(reason, &ke):
@@ -148,6 +149,11 @@ func (p *Pool) resolveLocked(root *batch, pos int, r Result) {
 func (w *worker) crashError(cause endCause, f fate) error {
 	exit := w.exitStatus()
 	switch cause {
+	case endCrashed:
+		if errors.Is(w.reason, errProtocol) {
+			// The host killed it, for what it sent: say that, not "killed".
+			exit = w.reason.Error()
+		}
 	case endHung:
 		exit = "killed: a task ran past task_timeout + kill_grace"
 	case endStopped:
@@ -156,10 +162,14 @@ func (w *worker) crashError(cause endCause, f fate) error {
 			exit = "killed: the pool degraded"
 		}
 	}
-	return &CrashError{
+	ce := &CrashError{
 		Plugin: w.p.cfg.Name, Slot: w.slot, Pid: w.pid, Exit: exit, Task: f.state,
 		Attempts: f.runs, Idempotent: w.p.info.Idempotent, Stderr: w.stderr.lines(),
 	}
+	if w.memory {
+		ce.MaxMemory = w.p.cfg.MaxMemory
+	}
+	return ce
 }
 
 // ensureCounters allocates root's per-item crash counters. Called with

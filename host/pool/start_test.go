@@ -59,6 +59,7 @@ func TestStartFailures(t *testing.T) {
 		{name: "init fails", fixture: "initfail", want: pool.ErrInit, msg: []string{"database unreachable"}},
 		{name: "checksum", fixture: "double", want: pool.ErrChecksum, msg: []string{sum, strings.Repeat("0", 64)},
 			edit: func(t *testing.T, cfg *pool.Config) { cfg.SHA256 = strings.Repeat("0", 64) }},
+		{name: "tcp", fixture: "tcp", want: pool.ErrHandshake, msg: []string{"listens on tcp 127.0.0.1:1", "PLUGIN_UNIX_SOCKET_DIR"}},
 		{name: "start timeout", fixture: "slowstart", want: pool.ErrStartTimeout, msg: []string{"start_timeout"},
 			edit: func(t *testing.T, cfg *pool.Config) { cfg.StartTimeout = 500 * time.Millisecond }},
 	}

@@ -160,6 +160,9 @@ func (w *worker) restartCause(reason error) error {
 	}
 	// The broken stream says nothing the exit status does not.
 	msg := fmt.Sprintf("worker %d (pid %d) died: %s", w.slot, w.pid, w.exitStatus())
+	if w.memory {
+		msg = fmt.Sprintf("worker %d (pid %d) exceeded max_memory %s (%s)", w.slot, w.pid, FormatSize(w.p.cfg.MaxMemory), w.exitStatus())
+	}
 	if l := w.stderr.last(); l != "" {
 		msg += "; its last stderr line: " + quote.Item([]byte(l)) // the plugin's bytes, on one line
 	}

@@ -2,20 +2,21 @@ package pool
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/experimental"
@@ -45,7 +46,8 @@ type worker struct {
 	slot   int
 	pid    int
 	client *plugin.Client
-	cmd    *exec.Cmd
+	cmd    *exec.Cmd // what to run: launch builds it, proc runs it
+	proc   *proc     // the process, once go-plugin asked for it
 	rpc    workerpb.WorkerClient
 	stream workerpb.Worker_RunClient
 	ctx    context.Context // the stream's; cancelled when the worker ends
@@ -57,6 +59,7 @@ type worker struct {
 	// Guarded by Pool.mu.
 	state     workerState
 	reason    error    // why it ended
+	memory    bool     // it died for exceeding MaxMemory
 	inflight  []*batch // on the wire, oldest first
 	cancels   []uint64 // batches to cancel, sent by the sender
 	seq       uint64
@@ -78,10 +81,11 @@ type killedError struct {
 
 func (e *killedError) Error() string { return "killed: a task ran past task_timeout + kill_grace" }
 
-// launch starts a process for slot and brings it to serving: checksum,
-// handshake, Describe, Init, Run stream.
+// launch starts a process for slot and brings it to serving: handshake,
+// Describe, Init, Run stream.
 func (p *Pool) launch(slot int) (*worker, error) {
 	cfg := &p.cfg
+	var w *worker
 	var ledger *ledgerFile
 	fail := func(err error, t *tail) (*worker, error) {
 		ledger.close()
@@ -89,20 +93,33 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		if t != nil {
 			se.Stderr = t.lines()
 		}
+		// Measured: a Go plugin with gRPC needs ~128 MiB of RLIMIT_DATA to
+		// start, the race detector's runtime ~400; under 32 MiB a Go test
+		// binary died of a segmentation fault without a word.
+		limit := FormatSize(cfg.MaxMemory)
+		switch {
+		case p.sb.memory == memoryCgroup && w != nil && w.proc != nil && w.proc.oomKilled():
+			se.Err = fmt.Errorf("%w as it started: max_memory %s (cgroup memory.max) is too small to start in", ErrMaxMemory, limit)
+		case p.sb.memory != memoryRlimit || !errors.Is(err, ErrHandshake):
+		case slices.ContainsFunc(se.Stderr, outOfMemory):
+			se.Err = fmt.Errorf("%w as it started: max_memory %s, enforced here as RLIMIT_DATA (which counts each thread's 8 MiB stack), is too small to start in; try 256MiB or more", ErrMaxMemory, limit)
+		default:
+			se.Err = fmt.Errorf("%w; max_memory %s is enforced here as RLIMIT_DATA, which counts each thread's 8 MiB stack: if that is too small to start in, try 256MiB or more", err, limit)
+		}
 		return nil, se
 	}
-	if err := checkExecutable(cfg.Path, cfg.SHA256); err != nil {
-		return fail(err, nil)
+	// A verified copy was checked when the pool started; the path itself
+	// is checked at every start, so a plugin removed meanwhile is named.
+	if p.sb.exe == cfg.Path {
+		if err := checkExecutable(cfg.Path); err != nil {
+			return fail(err, nil)
+		}
 	}
-	// The process dies with the pool's kill context: a Terminate, or a
-	// Start given up on, ends starts in progress too (go-plugin's start
-	// takes no context).
-	cmd := exec.CommandContext(p.killCtx, cfg.Path, cfg.Args...)
-	cmd.Env = append(os.Environ(), cfg.Env...)
-	cmd.Env = append(cmd.Env, "PLUGINPOOL_LOG_LEVEL="+p.log.GetLevel().String())
-	setPdeathsig(cmd)
+	cmd := exec.Command(p.sb.exe, cfg.Args...)
+	cmd.Env = pluginEnv(cfg, p.log.GetLevel())
 	// The start ledger (crash.go). Without one, the plugin is told so and
-	// every unanswered item it dies with counts as maybe run.
+	// every unanswered item it dies with counts as maybe run. proc runs
+	// cmd's ExtraFiles and environment as they are.
 	ledger, err := newLedger()
 	if err != nil {
 		p.log.Debug("no start ledger", "error", err)
@@ -112,16 +129,25 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		cmd.Env = append(cmd.Env, ledgerEnv+"="+ledgerFD)
 	}
 
-	w := &worker{p: p, slot: slot, cmd: cmd}
-	// Called from go-plugin's goroutines, started after the process was:
-	// cmd.Process is set by then, w.pid maybe not yet.
-	tag := func() string { return fmt.Sprintf("%s[%d] pid %d", cfg.Name, slot, cmd.Process.Pid) }
+	w = &worker{p: p, slot: slot, cmd: cmd}
+	// The pid of w.proc: set before any output can arrive, unlike w.pid.
+	tag := func() string { return fmt.Sprintf("%s[%d] pid %d", cfg.Name, slot, w.proc.pid) }
 	w.stderr = newTail(20, newLineWriter(cfg.Stderr, tag, "stderr"))
 	w.client = plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		Plugins:          plugin.PluginSet{sdk.PluginName: clientPlugin{}},
-		Cmd:              cmd,
-		SkipHostEnv:      true, // cmd.Env already holds it
+		HandshakeConfig: sdk.Handshake,
+		Plugins:         plugin.PluginSet{sdk.PluginName: clientPlugin{}},
+		// go-plugin gives a RunnerFunc's plugin a socket directory of its
+		// own inside TempDir (the pool's private one) and the command's
+		// environment; the proc runs cmd with it.
+		RunnerFunc: func(_ hclog.Logger, gp *exec.Cmd, socketDir string) (runner.Runner, error) {
+			cmd.Env = append(cmd.Env, gp.Env...)
+			w.proc = &proc{template: cmd, ctx: p.killCtx, sb: p.sb, socketDir: socketDir, maxMemory: cfg.MaxMemory,
+				log: p.log.With("slot", slot), output: newLineWriter(cfg.Stderr, tag, "stdout")}
+			return w.proc, nil
+		},
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: p.sb.dir},
+		AutoMTLS:         cfg.TLS,
+		SkipHostEnv:      true, // cmd.Env already holds what the plugin may see
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     cfg.StartTimeout,
 		Logger:           &pluginLogger{Logger: p.log.ResetNamed("go-plugin"), plugin: p.log, w: w},
@@ -131,7 +157,7 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		GRPCDialOptions: []grpc.DialOption{
 			grpc.WithInitialWindowSize(windowSize),
 			grpc.WithInitialConnWindowSize(windowSize),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage(cfg)), grpc.MaxCallSendMsgSize(math.MaxInt32),
 				grpc.ForceCodecV2(wire.Codec)),
 			experimental.WithBufferPool(wire.Pool),
 			grpc.WithReadBufferSize(bufferSize),
@@ -139,13 +165,13 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		},
 	})
 	rpcClient, err := w.client.Client()
-	if cmd.Process != nil {
-		w.pid = cmd.Process.Pid
+	if w.proc != nil {
+		w.pid = w.proc.pid
 	}
 	if err != nil {
 		w.client.Kill()
 		w.drained()
-		return fail(handshakeError(err, cmd), w.stderr)
+		return fail(handshakeError(err, w.proc.state()), w.stderr)
 	}
 	raw, err := rpcClient.Dispense(sdk.PluginName)
 	if err != nil {
@@ -162,6 +188,9 @@ func (p *Pool) launch(slot int) (*worker, error) {
 			Config:        cfg.PluginConfig,
 			Slot:          uint32(slot),
 			TaskTimeoutMs: uint64(cfg.TaskTimeout / time.Millisecond),
+			// The plugin fails an item whose result is larger; the host
+			// checks again (maxMessage, resolveAnswer).
+			MaxResultBytes: uint64(cfg.MaxResultBytes),
 			// The watchdog's clock assumes this interval: send it rather
 			// than rely on the plugin's default.
 			FlushIntervalMs: uint64(flushInterval / time.Millisecond),
@@ -209,38 +238,40 @@ const windowSize = 4 << 20
 // is ~100 KiB; the 32 KiB default takes several syscalls per batch.
 const bufferSize = 256 << 10
 
-// checkExecutable verifies path exists, is executable and, when want is
-// set, has that sha256.
-func checkExecutable(path, want string) error {
-	st, err := os.Stat(path)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%w: %v (run `make build`, or fix the plugin's path)", ErrNotFound, err)
-	case st.IsDir():
-		return fmt.Errorf("%w: %s is a directory", ErrNotFound, path)
-	case st.Mode()&0o111 == 0:
-		return fmt.Errorf("%w: %s is not executable (chmod +x it)", ErrNotFound, path)
+// pluginEnv is the plugin's environment before go-plugin's: the host's
+// (all of it, or only PassEnv's variables when SkipHostEnv), then Env,
+// then the SDK's log level.
+func pluginEnv(cfg *Config, level hclog.Level) []string {
+	var env []string
+	if cfg.SkipHostEnv {
+		for _, k := range cfg.PassEnv {
+			if v, ok := os.LookupEnv(k); ok {
+				env = append(env, k+"="+v)
+			}
+		}
+	} else {
+		env = os.Environ()
 	}
-	if want == "" {
-		return nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrNotFound, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("%w: reading %s: %v", ErrChecksum, path, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return fmt.Errorf("%w: %s has sha256 %s, pool.toml wants %s (rebuilt the plugin? update sha256)", ErrChecksum, path, got, want)
-	}
-	return nil
+	env = append(env, cfg.Env...)
+	return append(env, "PLUGINPOOL_LOG_LEVEL="+level.String())
 }
 
-// handshakeError explains go-plugin's start errors.
-func handshakeError(err error, cmd *exec.Cmd) error {
+// maxMessage is the largest message the host accepts from a plugin: one
+// result of MaxResultBytes, with room for the rest of its batch. The SDK
+// answers in several messages rather than exceed it (worker.proto,
+// max_result_bytes); a plugin that sends more breaks its stream.
+func maxMessage(cfg *Config) int {
+	return int(min(int64(cfg.MaxResultBytes)+messageSlack, math.MaxInt32))
+}
+
+// messageSlack is what a response may hold beyond its results: item
+// boundaries, error messages and printed lines, which the SDK counts
+// against the same budget, and protobuf framing.
+const messageSlack = 1 << 20
+
+// handshakeError explains go-plugin's start errors; ps is how the process
+// ended, if it did.
+func handshakeError(err error, ps *os.ProcessState) error {
 	msg := err.Error()
 	first, _, _ := strings.Cut(msg, "\n")
 	unrecognized, printed := strings.CutPrefix(first, "Unrecognized remote plugin message:")
@@ -254,8 +285,8 @@ func handshakeError(err error, cmd *exec.Cmd) error {
 		strings.Contains(msg, "Failed to read any lines from plugin's stdout"),
 		printed && strings.TrimSpace(unrecognized) == "":
 		exit := "it exited"
-		if cmd.ProcessState != nil {
-			exit = "it exited (" + cmd.ProcessState.String() + ")"
+		if ps != nil {
+			exit = "it exited (" + ps.String() + ")"
 		}
 		return fmt.Errorf("%w: %s before the handshake; is it built with the pluginpool SDK (sdk.Serve)?", ErrHandshake, exit)
 	case printed:
@@ -287,8 +318,15 @@ type pluginLogger struct {
 	w      *worker
 }
 
-func (l *pluginLogger) Named(string) hclog.Logger {
-	return l.plugin.With("slot", l.w.slot, "pid", l.w.cmd.Process.Pid)
+// Named is the plugin's sub-logger only for the name go-plugin gives its
+// stderr (the executable's base name, client.go logStderr): go-plugin also
+// names a "stdio" logger for its own chatter, such as the warning that a
+// plugin killed during its handshake had no stdio service.
+func (l *pluginLogger) Named(name string) hclog.Logger {
+	if l.w.proc == nil || name != filepath.Base(l.w.proc.Name()) {
+		return l
+	}
+	return l.plugin.With("slot", l.w.slot, "pid", l.w.proc.pid)
 }
 
 func (l *pluginLogger) Log(_ hclog.Level, msg string, args ...any) { l.Logger.Debug(msg, args...) }
@@ -319,8 +357,8 @@ func (w *worker) kill() {
 	if w.cancel != nil {
 		w.cancel()
 	}
-	if w.cmd.Process != nil {
-		_ = w.cmd.Process.Kill()
+	if w.proc != nil {
+		w.proc.kill()
 	}
 	w.client.Kill()
 }
@@ -337,10 +375,38 @@ func (w *worker) drained() {
 
 // exitStatus says how the process ended, once it has.
 func (w *worker) exitStatus() string {
-	if ps := w.cmd.ProcessState; ps != nil {
+	if ps := w.proc.state(); ps != nil {
 		return ps.String()
 	}
 	return "stream closed"
+}
+
+// overMemory reports whether the worker died for exceeding MaxMemory:
+// the kernel's OOM killer struck its cgroup or, under RLIMIT_DATA (which
+// does not kill: allocations fail), its runtime said it ran out of memory
+// as it died. Call it once the process has been reaped.
+func (w *worker) overMemory() bool {
+	switch w.p.sb.memory {
+	case memoryCgroup:
+		return w.proc.oomKilled()
+	case memoryRlimit:
+		return slices.ContainsFunc(w.stderr.lines(), outOfMemory)
+	}
+	return false
+}
+
+// outOfMemory reports whether a stderr line is a runtime dying for want of
+// memory: Go's fatal errors (out of memory, or of memory for its own
+// structures at start), the race detector's, Python's uncaught
+// MemoryError, C++'s std::bad_alloc.
+func outOfMemory(line string) bool {
+	if fatal, ok := strings.CutPrefix(line, "fatal error: "); ok {
+		return strings.Contains(fatal, "out of memory") || strings.Contains(fatal, "cannot allocate memory") ||
+			strings.Contains(fatal, "failed to reserve")
+	}
+	return strings.Contains(line, "ThreadSanitizer failed to allocate") ||
+		line == "MemoryError" || strings.HasPrefix(line, "MemoryError:") ||
+		strings.Contains(line, "std::bad_alloc")
 }
 
 // end stops the worker for reason; the first reason wins.
@@ -400,8 +466,12 @@ func streamError(err error) error {
 	if err == io.EOF {
 		return fmt.Errorf("%w: the plugin ended the stream", errStream)
 	}
-	if s, ok := status.FromError(err); ok && s.Code() == codes.Canceled {
+	s, _ := status.FromError(err)
+	switch s.Code() {
+	case codes.Canceled:
 		return context.Canceled
+	case codes.ResourceExhausted:
+		return fmt.Errorf("%w: %s: a response over max_result_bytes + 1 MiB (the SDK splits its answers to stay under it)", errProtocol, s.Message())
 	}
 	return fmt.Errorf("%w: %v", errStream, err)
 }

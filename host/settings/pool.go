@@ -53,6 +53,8 @@ const (
 	// StartTimeoutLimit bounds start_timeout: a plugin that needs more
 	// than an hour to start is broken.
 	StartTimeoutLimit = time.Hour
+	// MaxMemoryLimit bounds max_memory: 1 TiB per worker.
+	MaxMemoryLimit = 1 << 40
 )
 
 // Durations of the pool keys are shown in errors like this.
@@ -91,4 +93,8 @@ var Pool = []Key{
 		Doc: "replace a worker after this many tasks"},
 	{Name: "start_timeout", Field: "StartTimeout", Kind: Duration, Default: int64(DefaultStartTimeout), Min: 1, Max: int64(StartTimeoutLimit), Example: poolExample,
 		Doc: "launch, handshake and Init of one worker"},
+	{Name: "max_result_bytes", Field: "MaxResultBytes", Kind: Size, Max: MaxItemBytesLimit, Zero: "max_item_bytes",
+		Doc: "largest result (with its printed lines) a task may return"},
+	{Name: "max_memory", Field: "MaxMemory", Kind: Size, Max: MaxMemoryLimit, Zero: "no limit",
+		Doc: "per worker, enforced by the kernel (cgroup v2 memory.max where delegated, else RLIMIT_DATA)"},
 }

@@ -5,6 +5,17 @@
 // serves the Worker service below. Nothing here is Go-specific: a plugin in any
 // language that speaks go-plugin's handshake and serves this service works.
 //
+// The process: stdin is /dev/null; the plugin leads a process group of its
+// own (and a cgroup, where the host has one), and every process it starts
+// is killed when it ends. It listens on a unix socket it creates inside the
+// directory named by PLUGIN_UNIX_SOCKET_DIR (private to the host's user;
+// go-plugin's Go server does this itself), and announces it on stdout as
+// go-plugin's handshake line; the host refuses any other address (a TCP
+// port is open to every local user). With pool.toml's tls = true, the host also sets
+// PLUGIN_CLIENT_CERT (go-plugin's AutoMTLS): the plugin must then serve TLS
+// with a certificate of its own, sent in the handshake line, and require
+// that client certificate.
+//
 // Performance note: items travel as one bytes blob per batch plus packed item
 // boundaries, never as one message per item. A prototype measured per-item
 // messages at ~400 ms for 1M ints (37% of host CPU in proto.Unmarshal) against
@@ -235,9 +246,15 @@ type InitRequest struct {
 	// finished whenever this much time has passed since its last answer for
 	// that batch (on the next item that finishes). The host always sends it.
 	FlushIntervalMs uint64 `protobuf:"varint,4,opt,name=flush_interval_ms,json=flushIntervalMs,proto3" json:"flush_interval_ms,omitempty"`
-	// max_result_bytes bounds one task's encoded result: a larger result
-	// fails its item (ERROR_KIND_TASK) in the plugin, and the host fails it
-	// too if one arrives. 0 means no limit beyond the message size.
+	// max_result_bytes bounds one task's answer: its encoded result plus the
+	// lines it printed. A larger answer fails its item (ERROR_KIND_TASK, its
+	// lines dropped) in the plugin, and the host fails a larger result too if
+	// one arrives. It also bounds each response batch: the plugin answers the
+	// items before one that would take a response's data, error messages and
+	// printed lines together past it in a response of their own (a single
+	// item's response may reach it), and cuts an error message to 64 KiB.
+	// The host refuses a message larger than max_result_bytes + 1 MiB and
+	// ends the worker. 0 means no limit beyond the message size.
 	MaxResultBytes uint64 `protobuf:"varint,5,opt,name=max_result_bytes,json=maxResultBytes,proto3" json:"max_result_bytes,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

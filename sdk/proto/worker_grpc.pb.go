@@ -5,6 +5,17 @@
 // serves the Worker service below. Nothing here is Go-specific: a plugin in any
 // language that speaks go-plugin's handshake and serves this service works.
 //
+// The process: stdin is /dev/null; the plugin leads a process group of its
+// own (and a cgroup, where the host has one), and every process it starts
+// is killed when it ends. It listens on a unix socket it creates inside the
+// directory named by PLUGIN_UNIX_SOCKET_DIR (private to the host's user;
+// go-plugin's Go server does this itself), and announces it on stdout as
+// go-plugin's handshake line; the host refuses any other address (a TCP
+// port is open to every local user). With pool.toml's tls = true, the host also sets
+// PLUGIN_CLIENT_CERT (go-plugin's AutoMTLS): the plugin must then serve TLS
+// with a certificate of its own, sent in the handshake line, and require
+// that client certificate.
+//
 // Performance note: items travel as one bytes blob per batch plus packed item
 // boundaries, never as one message per item. A prototype measured per-item
 // messages at ~400 ms for 1M ints (37% of host CPU in proto.Unmarshal) against

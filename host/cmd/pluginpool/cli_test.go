@@ -121,6 +121,9 @@ func serveFixture(mode string) {
 		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) {
 			panic(fmt.Sprintf("fixture panic on %d", n))
 		})
+	case "stdinthief": // reads stdin before Serve, as a careless plugin (or one without the SDK) would
+		io.Copy(io.Discard, os.Stdin)
+		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) { return n, nil })
 	case "badbytes", "int":
 		p.Task = edgeFixture(mode) // edges_test.go
 	default:
@@ -603,6 +606,45 @@ func feedForever(w io.WriteCloser) {
 			}
 			b = b[:0]
 		}
+	}
+}
+
+// A plugin that reads stdin gets nothing of the CLI's input: every piped
+// line is mapped (issue 8: the host's stdin reached plugins, and `map`
+// processed 34,619 of 1,000,000 lines).
+func TestStdinNotStolen(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(t.TempDir(), "pool.toml")
+	toml := fmt.Sprintf("[plugins.stdinthief]\npath = %q\nworkers = 2\nenv = { %s = \"stdinthief\", GORACE = \"atexit_sleep_ms=0\" }\n", self, fixtureEnv)
+	if err := os.WriteFile(config, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const n = 100_000
+	var in strings.Builder
+	for i := range n {
+		fmt.Fprintln(&in, i)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "pluginpool"), "-c", config, "map", "stdinthief")
+	cmd.Stdin = strings.NewReader(in.String())
+	var out, errb testkit.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if code := testkit.ExitStatus(cmd.Run()); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if out.String() != in.String() {
+		t.Errorf("%d of %d lines mapped", strings.Count(out.String(), "\n"), n)
+	}
+}
+
+// --help says that --metrics-addr without a host listens on every
+// interface.
+func TestMetricsAddrHelp(t *testing.T) {
+	out, _, _ := cli(t, nil, "map", "--help")
+	if !strings.Contains(out, "every interface") || !strings.Contains(out, "127.0.0.1:9090") {
+		t.Errorf("map --help does not warn that a bare :PORT listens on every interface:\n%s", out)
 	}
 }
 

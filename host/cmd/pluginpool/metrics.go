@@ -21,7 +21,7 @@ import (
 // addMetricsFlag registers --metrics-addr on fs. Commands that call
 // startMetrics add it.
 func addMetricsFlag(fs *pflag.FlagSet, g *globalOptions) {
-	fs.StringVar(&g.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics while running\n(e.g. 127.0.0.1:9464; port 0 picks one, logged at --log-level info)")
+	fs.StringVar(&g.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics while running\n(e.g. 127.0.0.1:9090; port 0 picks one, logged at --log-level info).\nWithout a HOST (:9090) it listens on every interface, open to\nother machines: give 127.0.0.1:9090 to keep it local")
 }
 
 // statsSource is what the metrics read at scrape time: a *pool.Pool.
