@@ -10,6 +10,7 @@ import (
 
 	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // A task that fails, panics or cannot decode its input fails alone; the
@@ -28,7 +29,7 @@ func TestTaskErrors(t *testing.T) {
 		120: `"retry"`,
 		400: `"retryforever"`,
 	}
-	items := ints(1000)
+	items := testkit.Ints(1000)
 	for i, s := range special {
 		items[i] = []byte(s)
 	}
@@ -83,11 +84,11 @@ func TestTaskErrors(t *testing.T) {
 	}
 
 	// The pool goes on serving.
-	rs, err = mapAll(t, p, ints(100))
+	rs, err = mapAll(t, p, testkit.Ints(100))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkDoubled(t, rs)
+	testkit.CheckDoubled(t, rs)
 }
 
 // Every error the pool returns matches its sentinel with errors.Is, and
