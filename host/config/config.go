@@ -1,7 +1,10 @@
 // Package config owns pool.toml: its schema, loading it, and validating it
 // with every problem reported at its line and key. It turns the file into
 // pool.Config values (PoolConfig, StageConfig) and pipeline descriptions
-// (Pipeline, DefaultPipeline); it starts nothing itself.
+// (Pipeline, DefaultPipeline); it starts nothing itself. The tunables
+// ([pool] and per-plugin and per-stage overrides, [cluster]'s ack_wait and
+// the like) are host/settings' table: config reads and checks them with
+// it, and owns the rest (plugins, pipelines, where a cluster is).
 //
 // Load and Parse check the schema only: types, unknown keys, ranges,
 // durations, sizes, names and references between tables. They never touch
