@@ -49,5 +49,16 @@
 // Inside, each worker has a sender and a receiver goroutine owned by a
 // supervisor goroutine per slot; batches are cut when a worker has room for
 // one, sized from the observed per-item time (a few milliseconds of work),
-// and at most InFlight batches ride each stream.
+// and at most InFlight batches ride each stream. The files follow those
+// concerns:
+//
+//	pool.go        Start, Close, Terminate: the pool's states
+//	map.go         Map, Apply, Imap, ImapUnordered; job.go, feed.go, batch.go their items
+//	dispatch.go    what a worker is sent next (nextRequest, cut, batch sizing)
+//	answer.go      what comes back: checked, delivered, resolved
+//	supervisor.go  a slot's life: start, serve, restart with backoff, degrade
+//	worker.go      one worker generation: launch (handshake, Describe, Init), its two loops, its end
+//	proc.go        the plugin process: started, watched and reaped with its tree (sandbox.go, cgroup_*.go, watcher.go)
+//	retire.go      a dead worker's items, settled by crash.go's pure policy (table tests)
+//	watchdog.go    task_timeout
 package pool
