@@ -3,7 +3,7 @@
 #   make run     build everything and run the seed demo from pool.toml
 #   make test    build what the tests need, then go test -race ./...
 #   make bench   pluginpool vs Python multiprocessing, side by side
-#   make proto   regenerate sdk/proto and host/cluster/clusterpb (needs protoc; CI never does)
+#   make proto   regenerate sdk/proto, sdk/python's worker_pb2.py and host/cluster/clusterpb (needs protoc; CI never does)
 
 GO      ?= go
 BIN     := bin
@@ -31,20 +31,26 @@ run: build
 
 test: build
 	$(GO) vet ./...
+	@$(GO) run ./internal/python/findpython
 	$(GO) test -race -count=1 -timeout 9m ./...
 
 # BENCHFLAGS: e.g. -only W1,W3 -runs 1, or -json; see bench/README.md.
 bench: build
 	GO=$(GO) $(GO) run ./bench/cmd/bench $(BENCHFLAGS)
 
-# Regenerating the wire code needs protoc and the two Go generators, pinned:
+# Regenerating the wire code needs protoc 3.21 (whose Python output loads
+# on protobuf 4.21 and later runtimes) and the two Go generators, pinned:
 #   apt-get install -y protobuf-compiler libprotobuf-dev
 #   go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 #   go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+# Go and Python are generated together. The Python SDK registers its gRPC
+# services by hand (see sdk/python/pluginpool/_serve.py), so it needs only
+# the messages (--python_out), no grpc_python_plugin stubs.
 proto:
 	PATH="$$PATH:$$($(GO) env GOPATH)/bin" protoc -I sdk/proto \
 		--go_out=sdk/proto --go_opt=paths=source_relative \
 		--go-grpc_out=sdk/proto --go-grpc_opt=paths=source_relative \
+		--python_out=sdk/python/pluginpool \
 		sdk/proto/worker.proto
 	PATH="$$PATH:$$($(GO) env GOPATH)/bin" protoc -I host/cluster/clusterpb \
 		--go_out=host/cluster/clusterpb --go_opt=paths=source_relative \

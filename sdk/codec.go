@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/pluginpool/pluginpool/internal/jsonv"
 )
 
 // decodeJSON decodes one JSON value into v. Common scalar types skip
@@ -26,7 +28,7 @@ func decodeJSON[T any](data []byte, v *T) error {
 			return nil
 		}
 	case *float64:
-		if isNumber(data) {
+		if jsonv.IsNumber(data) {
 			f, err := strconv.ParseFloat(string(data), 64)
 			if err == nil {
 				*p = f
@@ -34,7 +36,7 @@ func decodeJSON[T any](data []byte, v *T) error {
 			}
 		}
 	case *json.Number:
-		if isNumber(data) {
+		if jsonv.IsNumber(data) {
 			*p = json.Number(aliasString(data))
 			return nil
 		}
@@ -104,7 +106,7 @@ func appendJSON[T any](out []byte, v *T) ([]byte, error) {
 	case *float64:
 		return appendFloat(out, *p)
 	case *json.Number:
-		if isNumber([]byte(*p)) {
+		if jsonv.IsNumber([]byte(*p)) {
 			return append(out, *p...), nil
 		}
 	case *string:
@@ -188,48 +190,6 @@ func parseInt(b []byte) (int64, bool) {
 		return -int64(n), true
 	}
 	return int64(n), true
-}
-
-// isNumber reports whether b is exactly one JSON number.
-func isNumber(b []byte) bool {
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		start := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == start {
-			return false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		start := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == start {
-			return false
-		}
-	}
-	return i == len(b)
 }
 
 // plainString decodes a JSON string that needs no unescaping.

@@ -84,7 +84,8 @@ func (t *sinkTask[In]) run(ctx context.Context, in, out []byte) ([]byte, error) 
 
 // Raw adapts a function over raw item bytes: no decoding, no encoding. The
 // input slice is only valid during the call; the returned slice is copied.
-// Returning an empty slice means "no value".
+// Returning an empty slice means "no value"; anything else must be one line
+// of JSON (valid UTF-8, no line break): the host fails the item otherwise.
 func Raw(f func(ctx context.Context, in []byte) ([]byte, error)) Task {
 	return rawTask(f)
 }

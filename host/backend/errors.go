@@ -17,16 +17,17 @@ var (
 	ErrClosed = errors.New("pool is closed")
 	// ErrStart: the plugin could not be started: a local process failed
 	// to start (a *pool.StartError says which step; it also matches one
-	// of ErrNotFound, ErrChecksum, ErrHandshake, ErrInit,
-	// ErrStartTimeout or pool.ErrMaxMemory), or no worker of a cluster
-	// serves it.
+	// of ErrNotFound, ErrChecksum, pool.ErrInterpreter, ErrHandshake,
+	// ErrInit, ErrStartTimeout or pool.ErrMaxMemory), or no worker of a
+	// cluster serves it.
 	ErrStart = errors.New("plugin failed to start")
 	// ErrNotFound: the plugin executable is missing or not executable.
 	ErrNotFound = errors.New("plugin executable not found")
 	// ErrChecksum: the executable's sha256 differs from the configured one.
 	ErrChecksum = errors.New("plugin checksum mismatch")
 	// ErrHandshake: the executable did not complete the plugin handshake:
-	// it is not a pluginpool plugin, or it wrote to stdout before Serve.
+	// it is not a pluginpool plugin, or it wrote to stdout before serving
+	// (sdk.Serve, pluginpool.serve).
 	ErrHandshake = errors.New("not a pluginpool plugin")
 	// ErrInit: the plugin's Init returned an error.
 	ErrInit = errors.New("plugin init failed")

@@ -10,11 +10,13 @@ import (
 	"sort"
 
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/python"
 )
 
 // Check runs the file-system checks that Load leaves out, for `pluginpool
 // validate`: each plugin executable exists, is a regular file, is
-// executable and, when sha256 is set, has that digest; each pipeline's
+// executable (a .py script need not be: an interpreter runs it) and, when
+// sha256 is set, has that digest; each pipeline's
 // input file exists; each output file's directory exists. It returns every
 // problem, sorted by line, each a *Error matching ErrInvalid and also
 // fs.ErrNotExist, fs.ErrPermission or pool.ErrChecksum where one applies;
@@ -29,6 +31,9 @@ func (f *File) Check() []error {
 		at := []string{"plugins", name, "path"}
 		fi, err := os.Stat(pl.Path)
 		switch {
+		case errors.Is(err, fs.ErrNotExist) && python.IsScript(pl.Path):
+			bad(at, err, "plugin script %s does not exist: fix path", pl.Path)
+			continue
 		case errors.Is(err, fs.ErrNotExist):
 			bad(at, err, "plugin executable %s does not exist: build it, or fix path", pl.Path)
 			continue
@@ -38,7 +43,7 @@ func (f *File) Check() []error {
 		case fi.IsDir():
 			bad(at, nil, "%s is a directory, not a plugin executable", pl.Path)
 			continue
-		case runtime.GOOS != "windows" && fi.Mode().Perm()&0o111 == 0:
+		case runtime.GOOS != "windows" && fi.Mode().Perm()&0o111 == 0 && !python.IsScript(pl.Path):
 			bad(at, fs.ErrPermission, "%s is not executable: chmod +x it", pl.Path)
 			continue
 		}

@@ -578,7 +578,8 @@ func TestCheck(t *testing.T) {
 	tmp := t.TempDir()
 	exe := filepath.Join(tmp, "exe")
 	noexec := filepath.Join(tmp, "noexec")
-	for _, p := range []string{exe, noexec} {
+	// A .py plugin is run by an interpreter: it need not be executable.
+	for _, p := range []string{exe, noexec, filepath.Join(tmp, "plugin.py")} {
 		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -607,6 +608,8 @@ output = "out.jsonl"
 stages = ["ok"]
 input = "absent.jsonl"
 output = "no/such/dir/out.jsonl"
+[plugins.py]
+path = "plugin.py"
 `
 	f, err := Parse("pool.toml", []byte(src), tmp)
 	if err != nil {

@@ -11,10 +11,11 @@ import (
 // deliver records an answer from w: it advances w's head batch and
 // resolves the answered items. An answer that breaks the protocol ends w.
 func (p *Pool) deliver(w *worker, resp *workerpb.Batch) error {
-	// Before the lock: it reads every item boundary.
+	// Before the lock: they read every item boundary.
 	if err := checkAnswer(resp); err != nil {
 		return err
 	}
+	checkValues(resp)
 	p.mu.Lock()
 	if w.state != workerRunning {
 		p.mu.Unlock()

@@ -30,18 +30,24 @@ func badBytesTask(ctx context.Context, in []byte) ([]byte, error) {
 // Any bytes travel (issue 8, case 2): an item of invalid UTF-8, an error
 // message and a printed line full of control bytes come back exactly as
 // sent, without breaking the stream: no worker restarts, nothing retried,
-// only the failing item fails. Error() shows the message escaped.
+// only the failing items fail. Error() shows the message escaped. A value
+// the plugin returns must be one line of JSON (issue 10): echoed, the item
+// of invalid UTF-8 fails (escaped in its message), and one of JSON escapes
+// for the same characters comes back exactly.
 func TestBadBytesTravel(t *testing.T) {
 	p := start(t, fixture(t, "badbytes"))
-	items := [][]byte{[]byte("1"), []byte(`"fail"`), []byte(`"print"`), []byte("\"\xff\x00\""), []byte("3")}
+	items := [][]byte{[]byte("1"), []byte(`"fail"`), []byte(`"print"`), []byte("\"\xff\x00\""), []byte("3"), []byte(`"\u00ff\u0000\u001b"`)}
 	rs, err := mapAll(t, p, items)
 	if err == nil {
-		t.Error("Map error = nil, want one failed item")
+		t.Error("Map error = nil, want two failed items")
 	}
-	for i, want := range []string{"1", "", "1", "\"\xff\x00\"", "3"} {
-		if i != 1 && (rs[i].Err != nil || string(rs[i].Value) != want) {
+	for i, want := range []string{"1", "", "1", "", "3", `"\u00ff\u0000\u001b"`} {
+		if i != 1 && i != 3 && (rs[i].Err != nil || string(rs[i].Value) != want) {
 			t.Errorf("item %d = %q, %v; want %q", i, rs[i].Value, rs[i].Err, want)
 		}
+	}
+	if !errors.Is(rs[3].Err, pool.ErrTask) || rs[3].Value != nil || !strings.Contains(rs[3].Err.Error(), `not UTF-8: "\xff\x00"`) {
+		t.Errorf("item 3 = %q, %v; want a task error: the value is not UTF-8", rs[3].Value, rs[3].Err)
 	}
 	var te *pool.TaskError
 	if !errors.As(rs[1].Err, &te) || te.Message != badBytes || rs[1].Value != nil {
@@ -53,8 +59,8 @@ func TestBadBytesTravel(t *testing.T) {
 	if !slices.Equal(rs[2].Output, []string{badBytes}) {
 		t.Errorf("printed lines %q, want %q", rs[2].Output, []string{badBytes})
 	}
-	if st := p.Stats(); st.Restarts != 0 || st.Retries != 0 || st.Failed != 1 || st.Succeeded != 4 {
-		t.Errorf("stats %+v; want no restart, no retry, 1 failed, 4 succeeded", st)
+	if st := p.Stats(); st.Restarts != 0 || st.Retries != 0 || st.Failed != 2 || st.Succeeded != 4 {
+		t.Errorf("stats %+v; want no restart, no retry, 2 failed, 4 succeeded", st)
 	}
 }
 

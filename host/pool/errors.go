@@ -35,11 +35,18 @@ var (
 	ErrNotRun       = backend.ErrNotRun
 )
 
-// ErrMaxMemory: the worker running the task exceeded MaxMemory and died
-// (a *CrashError whose MaxMemory is set, which also matches ErrCrashed),
-// or a plugin ran out of memory as it started (a *StartError, which also
-// matches ErrStart): raise MaxMemory.
-var ErrMaxMemory = errors.New("worker exceeded max_memory")
+// Start and crash causes only local processes have.
+var (
+	// ErrMaxMemory: the worker running the task exceeded MaxMemory and
+	// died (a *CrashError whose MaxMemory is set, which also matches
+	// ErrCrashed), or a plugin ran out of memory as it started (a
+	// *StartError, which also matches ErrStart): raise MaxMemory.
+	ErrMaxMemory = errors.New("worker exceeded max_memory")
+	// ErrInterpreter: a .py plugin found no Python that can import grpc
+	// and google.protobuf; the message lists the interpreters tried. A
+	// *StartError, which also matches ErrStart.
+	ErrInterpreter = errors.New("no interpreter for the plugin")
+)
 
 // The item-level errors every back-end shares (package backend).
 type (
@@ -161,7 +168,7 @@ type StartError struct {
 	Plugin string
 	Path   string
 	Slot   int
-	Err    error    // matches ErrNotFound, ErrChecksum, ErrHandshake, ErrInit, ErrStartTimeout or ErrMaxMemory when known
+	Err    error    // matches ErrNotFound, ErrChecksum, ErrInterpreter, ErrHandshake, ErrInit, ErrStartTimeout or ErrMaxMemory when known
 	Stderr []string // the last lines the process wrote to stderr, if it ran, as written; Error escapes them
 }
 

@@ -230,6 +230,12 @@ func serveFixture(name string) {
 		time.Sleep(time.Hour)
 	case "badbytes": // fails or prints badBytes for "fail" and "print"; echoes the rest
 		p.Task = sdk.Raw(badBytesTask)
+	case "badlog": // writes log records go-plugin cannot take as they are, then echoes
+		p.Task = sdk.Raw(func(ctx context.Context, in []byte) ([]byte, error) {
+			fmt.Fprintln(os.Stderr, `{"@message": 5, "@level": "warn"}`)
+			fmt.Fprintln(os.Stderr, `{"@message": "x", "@timestamp": null}`)
+			return append([]byte(nil), in...), nil
+		})
 	case "echo":
 		p.Task = sdk.Raw(func(ctx context.Context, in []byte) ([]byte, error) { return append([]byte(nil), in...), nil })
 	case "size":

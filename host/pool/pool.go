@@ -14,10 +14,11 @@ import (
 // Pool is one plugin's pool of worker processes. Its methods are safe for
 // concurrent use; concurrent calls share the workers fairly, batch by batch.
 type Pool struct {
-	cfg  Config
-	log  hclog.Logger
-	info Info
-	sb   *sandbox // private directory, verified executable, cgroup, watcher
+	cfg     Config
+	log     hclog.Logger
+	info    Info
+	sb      *sandbox // private directory, verified executable, cgroup, watcher
+	command command  // how to start a plugin process: an interpreter for .py files
 
 	mu      sync.Mutex
 	cond    *sync.Cond // Broadcast on any change a sender, feeder or Close waits for

@@ -285,7 +285,7 @@ func (p *proc) oomKilled() bool {
 }
 
 func (p *proc) Stdout() io.ReadCloser           { return p.handshake }
-func (p *proc) Stderr() io.ReadCloser           { return p.stderr }
+func (p *proc) Stderr() io.ReadCloser           { return newLogLines(p.stderr) } // see logLines
 func (p *proc) Name() string                    { return p.template.Path }
 func (p *proc) ID() string                      { return strconv.Itoa(p.pid) }
 func (p *proc) Diagnose(context.Context) string { return "" }

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/pluginpool/pluginpool/internal/python"
 )
 
 // A sandbox is what a pool owns on the machine besides its processes: a
@@ -211,15 +213,19 @@ func verifiedCopy(path, want, dir string) (string, error) {
 	return copyPath, nil
 }
 
-// checkExecutable verifies that path exists and is an executable file.
+// checkExecutable verifies that path exists and is an executable file (a
+// .py script need only be a file: an interpreter runs it).
 func checkExecutable(path string) error {
+	script := python.IsScript(path)
 	st, err := os.Stat(path)
 	switch {
+	case err != nil && script:
+		return fmt.Errorf("%w: %v (fix the plugin's path)", ErrNotFound, err)
 	case err != nil:
-		return fmt.Errorf("%w: %v (run `make build`, or fix the plugin's path)", ErrNotFound, err)
+		return fmt.Errorf("%w: %v (build the plugin, or fix its path)", ErrNotFound, err)
 	case st.IsDir():
 		return fmt.Errorf("%w: %s is a directory", ErrNotFound, path)
-	case st.Mode()&0o111 == 0:
+	case st.Mode()&0o111 == 0 && !script:
 		return fmt.Errorf("%w: %s is not executable (chmod +x it)", ErrNotFound, path)
 	}
 	return nil

@@ -13,13 +13,13 @@ import (
 	"testing"
 )
 
-// python is Debian's interpreter, which Python plugins run under here.
-const python = "/usr/bin/python3"
+// debianPython is Debian's interpreter, which Python plugins run under here.
+const debianPython = "/usr/bin/python3"
 
 func needPython(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(python); err != nil {
-		t.Skipf("SKIPPED: %s is not installed", python)
+	if _, err := os.Stat(debianPython); err != nil {
+		t.Skipf("SKIPPED: %s is not installed", debianPython)
 	}
 }
 
@@ -31,7 +31,7 @@ func TestVerifiedCopyPython(t *testing.T) {
 	needPython(t)
 	src := t.TempDir()
 	script := filepath.Join(src, "plugin.py")
-	body := []byte("#!" + python + "\nimport sys, helper\nprint(helper.VALUE, sys.path[0], __file__)\n")
+	body := []byte("#!" + debianPython + "\nimport sys, helper\nprint(helper.VALUE, sys.path[0], __file__)\n")
 	if err := os.WriteFile(script, body, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestRlimitPython(t *testing.T) {
 		t.Skip("RLIMIT_DATA is applied on Linux only")
 	}
 	run := func(mib string) (string, error) {
-		path, args := withDataLimit(python, []string{"-c", "b = bytearray(" + mib + " << 20); print('ok')"}, 256<<20)
+		path, args := withDataLimit(debianPython, []string{"-c", "b = bytearray(" + mib + " << 20); print('ok')"}, 256<<20)
 		out, err := (&exec.Cmd{Path: path, Args: args}).CombinedOutput()
 		return string(out), err
 	}

@@ -115,12 +115,18 @@ func (p *Pool) launch(slot int) (*worker, error) {
 			return fail(err, nil)
 		}
 	}
-	cmd := exec.Command(p.sb.exe, cfg.Args...)
-	cmd.Env = pluginEnv(cfg, p.log.GetLevel())
+	// A .py plugin runs with an interpreter (command.go), which reads the
+	// script the sandbox verified.
+	path, args, env, err := p.command.resolve(p.killCtx, p.sb.exe, cfg, pluginEnv(cfg, p.log.GetLevel()), p.log)
+	if err != nil {
+		return fail(err, nil)
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Env = env
 	// The start ledger (crash.go). Without one, the plugin is told so and
 	// every unanswered item it dies with counts as maybe run. proc runs
 	// cmd's ExtraFiles and environment as they are.
-	ledger, err := newLedger()
+	ledger, err = newLedger()
 	if err != nil {
 		p.log.Debug("no start ledger", "error", err)
 		cmd.Env = append(cmd.Env, ledgerEnv+"=")
@@ -288,9 +294,9 @@ func handshakeError(err error, ps *os.ProcessState) error {
 		if ps != nil {
 			exit = "it exited (" + ps.String() + ")"
 		}
-		return fmt.Errorf("%w: %s before the handshake; is it built with the pluginpool SDK (sdk.Serve)?", ErrHandshake, exit)
+		return fmt.Errorf("%w: %s before the handshake; does it serve through the pluginpool SDK (sdk.Serve in Go, pluginpool.serve in Python)?", ErrHandshake, exit)
 	case printed:
-		return fmt.Errorf("%w: %s; a plugin must not write to stdout before sdk.Serve", ErrHandshake, first)
+		return fmt.Errorf("%w: %s; a plugin must not write to stdout before it serves (sdk.Serve, pluginpool.serve)", ErrHandshake, first)
 	case strings.Contains(msg, "Incompatible API version"):
 		return fmt.Errorf("%w: it speaks another protocol version: %v", ErrHandshake, err)
 	}

@@ -4,6 +4,9 @@
 // (protocol version 1, gRPC, magic cookie PLUGINPOOL_PLUGIN=worker-v1). It
 // serves the Worker service below. Nothing here is Go-specific: a plugin in any
 // language that speaks go-plugin's handshake and serves this service works.
+// docs/PROTOCOL.md is the whole contract in prose: environment, handshake,
+// the go-plugin services a plugin must also serve (GRPCController/Shutdown),
+// logging, stdio, message sizes, and what the host checks.
 //
 // The process: stdin is /dev/null; the plugin leads a process group of its
 // own (and a cgroup, where the host has one), and every process it starts
@@ -47,18 +50,23 @@ const (
 type ErrorKind int32
 
 const (
+	// Taken as ERROR_KIND_TASK.
 	ErrorKind_ERROR_KIND_UNSPECIFIED ErrorKind = 0
-	// The task returned an error.
+	// The task failed: returned an error, raised an exception. Final.
 	ErrorKind_ERROR_KIND_TASK ErrorKind = 1
-	// The task panicked; the message holds the panic value and stack.
+	// The task failed unexpectedly (a Go panic); the message holds the value
+	// and the stack. Final.
 	ErrorKind_ERROR_KIND_PANIC ErrorKind = 2
-	// The input could not be decoded into the task's input type.
+	// The input could not be decoded into the task's input type (pluginpool
+	// check then tries its next sample). Final.
 	ErrorKind_ERROR_KIND_DECODE ErrorKind = 3
-	// The task ran past task_timeout.
+	// The task failed after running past task_timeout. Final.
 	ErrorKind_ERROR_KIND_TIMEOUT ErrorKind = 4
-	// The task was cancelled (the host cancelled the stream).
+	// The task was cancelled, or never started: the host cancelled its batch
+	// (a cancel request) or ended the stream.
 	ErrorKind_ERROR_KIND_CANCELED ErrorKind = 5
-	// The task returned an error and asked to be retried.
+	// The task failed and asks to be run again: the host runs it again, on
+	// any worker, with attempt + 1, up to max_attempts runs.
 	ErrorKind_ERROR_KIND_RETRY ErrorKind = 6
 )
 
@@ -364,11 +372,14 @@ func (*InitResponse) Descriptor() ([]byte, []int) {
 // Batch carries items in either direction.
 //
 // Item i of the batch is data[ends[i-1]:ends[i]] (ends[-1] = 0): ends never
-// decrease and never pass the end of data. In a response an empty item means
-// the task returned no value (a task run for its printed output only); JSON
-// values are never empty. A batch that breaks these rules, or whose errors or
-// output name items out of order or outside the response, ends the stream: the
-// host treats the plugin as crashed, a plugin fails its Run.
+// decrease and never pass the end of data. In a request, items are the bytes
+// the host was given, not validated: usually one JSON value each. In a
+// response an empty item means the task returned no value (a task run for its
+// printed output only); any other item must be one line of JSON (one value,
+// UTF-8, no CR or LF; NaN is not JSON): the host fails the item otherwise. A
+// batch that breaks these rules on boundaries, or whose errors or output name
+// items out of order or outside the response, ends the stream: the host
+// treats the plugin as crashed, a plugin fails its Run.
 type Batch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// seq identifies a request batch on this stream; responses repeat it.
@@ -384,16 +395,21 @@ type Batch struct {
 	BaseId uint64   `protobuf:"varint,6,opt,name=base_id,json=baseId,proto3" json:"base_id,omitempty"`
 	// attempt is, in requests, which run of these tasks this is (1 = first).
 	Attempt uint32 `protobuf:"varint,7,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	// errors are the items (index within the request batch) that failed, in
-	// increasing index order, each an item of this response; their data is
-	// empty. Responses only.
+	// errors are the items that failed, at most one per item, in increasing
+	// index order; index counts within the request batch, and names an item
+	// of this response (first <= index < first + len(ends)). A failed item's
+	// data is empty. Responses only.
 	Errors []*ItemError `protobuf:"bytes,8,rep,name=errors,proto3" json:"errors,omitempty"`
-	// output holds the lines items printed through the SDK, in increasing index
-	// order, each an item of this response. Responses only.
+	// output holds the lines items printed through the SDK, at most one entry
+	// per item, in increasing index order, each an item of this response
+	// (indexes as for errors); a failed item may have output too. Responses
+	// only.
 	Output []*ItemOutput `protobuf:"bytes,9,rep,name=output,proto3" json:"output,omitempty"`
 	// cancel, in a request, carries no items: it cancels the batch with this
 	// seq. The running task's context is cancelled and the batch's remaining
-	// items are answered with ERROR_KIND_CANCELED.
+	// items are answered with ERROR_KIND_CANCELED without running. A cancel
+	// may arrive before its batch has started (all of it is then answered
+	// so) or after it was answered (then it is ignored).
 	Cancel        bool `protobuf:"varint,10,opt,name=cancel,proto3" json:"cancel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

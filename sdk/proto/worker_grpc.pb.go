@@ -4,6 +4,9 @@
 // (protocol version 1, gRPC, magic cookie PLUGINPOOL_PLUGIN=worker-v1). It
 // serves the Worker service below. Nothing here is Go-specific: a plugin in any
 // language that speaks go-plugin's handshake and serves this service works.
+// docs/PROTOCOL.md is the whole contract in prose: environment, handshake,
+// the go-plugin services a plugin must also serve (GRPCController/Shutdown),
+// logging, stdio, message sizes, and what the host checks.
 //
 // The process: stdin is /dev/null; the plugin leads a process group of its
 // own (and a cgroup, where the host has one), and every process it starts
@@ -54,7 +57,8 @@ type WorkerClient interface {
 	// Describe reports what the plugin is. The host calls it once per process.
 	Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*DescribeResponse, error)
 	// Init configures a freshly started process, once, before any Run.
-	// A failing Init marks this start as failed.
+	// A failing Init marks this start as failed; the host reports the gRPC
+	// status message of the error, so it must say why.
 	Init(ctx context.Context, in *InitRequest, opts ...grpc.CallOption) (*InitResponse, error)
 	// Run is the hot path: the host sends request batches, the plugin answers
 	// each with one or more response batches carrying the same seq. A plugin
@@ -114,7 +118,8 @@ type WorkerServer interface {
 	// Describe reports what the plugin is. The host calls it once per process.
 	Describe(context.Context, *DescribeRequest) (*DescribeResponse, error)
 	// Init configures a freshly started process, once, before any Run.
-	// A failing Init marks this start as failed.
+	// A failing Init marks this start as failed; the host reports the gRPC
+	// status message of the error, so it must say why.
 	Init(context.Context, *InitRequest) (*InitResponse, error)
 	// Run is the hot path: the host sends request batches, the plugin answers
 	// each with one or more response batches carrying the same seq. A plugin

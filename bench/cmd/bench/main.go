@@ -73,7 +73,7 @@ func run() int {
 		for _, w := range strings.Split(*only, ",") {
 			w = strings.ToUpper(strings.TrimSpace(w))
 			if !validWorkload(w) {
-				fmt.Fprintf(os.Stderr, "bench: unknown workload %q in -only (have W1..W6, W8, W9)\n", w)
+				fmt.Fprintf(os.Stderr, "bench: unknown workload %q in -only (have W1..W9)\n", w)
 				return 2
 			}
 			o.only[w] = true
@@ -215,6 +215,7 @@ type bench struct {
 	pyMissing     string // the cell text when python is missing
 	input1M       string // 1,000,000 lines, 0..999999
 	pythonScripts string
+	w1Python      pythonRun // W1's runs of its Python script, reused by W7
 }
 
 // Header describes the machine and tools of a run.

@@ -22,6 +22,7 @@ import (
 	"github.com/pluginpool/pluginpool/bench/internal/inputs"
 	"github.com/pluginpool/pluginpool/bench/internal/spin"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/python"
 )
 
 type workload struct {
@@ -37,6 +38,7 @@ var workloads = []workload{
 	{"W4", "CPU-bound plugin, 2 workers vs 1", w4, true},
 	{"W5", "whole process `pluginpool map double 1 2 3 4 5`", w5, true},
 	{"W6", "peak RSS of the CLI streaming items stdin→stdout", w6, false},
+	{"W7", "1M-line JSONL file through the Python plugin examples/python/double.py", w7, true},
 	{"W8", "W1's job through the cluster (server + one worker), against the local pool", w8, true},
 	{"W9", "2,000 sleeping tasks through the cluster, 4 worker processes vs 1", w9, true},
 }
@@ -157,6 +159,7 @@ func w1(ctx context.Context, b *bench) []Row {
 			r.Py = ptr(median(xs))
 			r.note("python (w1_jsonl.py: json.loads, Pool().map, json.dumps): %s; CPU (all processes) %s", spread(xs, "s"), format(median(cpu), "s"))
 			r.samples("python", xs)
+			b.w1Python = pythonRun{exe: b.python, wall: xs, cpu: cpu}
 		}
 	}
 	r.finish(func(r *Row) (bool, bool) {
@@ -768,4 +771,74 @@ func w6(ctx context.Context, b *bench) []Row {
 		rows[0].note("flat: 5M peak %s vs 1M peak %s (%s)", format(*rows[0].PP, "MiB"), format(*rows[1].PP, "MiB"), map[bool]string{true: "flat", false: "GROWS with input"}[flat])
 	}
 	return rows
+}
+
+// W7: W1's file through the Python plugin examples/python/double.py (the
+// seed's process_task, served by the Python SDK), whole process, against
+// W1's Python script run by the same interpreter the plugin runs with. If
+// W1 measured the script with that interpreter in this run, its figures are
+// used; otherwise W7 measures it.
+func w7(ctx context.Context, b *bench) []Row {
+	r := Row{ID: "W7", What: "`pluginpool map examples/python/double.py < 1M-line JSONL > file` vs w1_jsonl.py, same interpreter", Unit: "s", Target: "≤0.3 py"}
+	py, err := python.Find(ctx, filepath.Join(b.root, "examples", "python"))
+	if err != nil {
+		r.PPNote, r.PyNote = "no Python with grpc", "—"
+		r.note("W7 skipped: %v", err)
+		return []Row{r}
+	}
+	r.note("interpreter: %s (Python %s), for the plugin and the script", py.Executable, py.Version)
+	out := filepath.Join(b.tmp, "w7.out")
+	check := func(result) error { return verifyFile(out, w1Lines) }
+	if b.needCLI(&r) {
+		plugin := filepath.Join("examples", "python", "double.py")
+		xs, cpu, err := timeRuns(ctx, proc{path: b.cli, args: []string{"map", plugin}, dir: b.root, stdin: b.input1M, stdout: out}, b.n(5), true, check)
+		if err != nil {
+			r.fail("%v", err)
+		}
+		if len(xs) > 0 {
+			r.PP = ptr(median(xs))
+			r.note("pluginpool: %s; CPU (host + plugins) %s; every output verified", spread(xs, "s"), format(median(cpu), "s"))
+			r.samples("pluginpool", xs)
+		}
+	}
+	if pr := b.w1Python; pr.exe != "" && sameFile(pr.exe, py.Executable) {
+		r.Py = ptr(median(pr.wall))
+		r.note("python: W1's runs of w1_jsonl.py in this bench run: %s; CPU %s", spread(pr.wall, "s"), format(median(pr.cpu), "s"))
+		r.samples("python", pr.wall)
+	} else {
+		xs, cpu, err := timeRuns(ctx, proc{path: py.Executable, args: []string{b.script("w1_jsonl.py")}, dir: b.root, stdin: b.input1M, stdout: out}, b.n(3), false, check)
+		if err != nil {
+			r.fail("python: %v", err)
+		} else {
+			r.Py = ptr(median(xs))
+			r.note("python (w1_jsonl.py, run by the plugin's interpreter; W1 used %s): %s; CPU (all processes) %s", orNone(b.python), spread(xs, "s"), format(median(cpu), "s"))
+			r.samples("python", xs)
+		}
+	}
+	r.finish(func(r *Row) (bool, bool) {
+		if r.Ratio == nil {
+			return false, false
+		}
+		return *r.Ratio <= 0.3, true
+	})
+	return []Row{r}
+}
+
+// pythonRun is W1's measurement of its Python script, for W7.
+type pythonRun struct {
+	exe       string
+	wall, cpu []float64
+}
+
+func sameFile(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

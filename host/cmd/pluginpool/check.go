@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/pluginpool/pluginpool/host/pipeline"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/python"
 	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
@@ -46,15 +48,18 @@ then {}. The report goes to stdout. When something is wrong, check says what
 in plain words on stderr and exits non-zero:
 
   not found, not executable      exit 3: build it, or fix the path
-  not a plugin (no handshake)    exit 3: its main must call sdk.Serve, and
-                                 print nothing to stdout before it
+  no Python can run a .py plugin exit 3: install grpcio and protobuf for one
+  not a plugin (no handshake)    exit 3: it must serve through the SDK
+                                 (sdk.Serve in Go, pluginpool.serve in
+                                 Python) and print nothing to stdout first
   Init failed, start timed out   exit 3: the plugin's own error is shown
   the sample task failed         exit 1: its error, panic or crash is shown
 
 PLUGIN is a name from the config file (its [plugins.NAME.config] table is
-passed to Init, as map does), or a path to a plugin executable.`,
+passed to Init, as map does), or a path to a plugin executable or .py file.`,
 		Example: `  pluginpool check double
   pluginpool check ./foo/foo
+  pluginpool check ./upper.py
   pluginpool check printer --input '"Child process"'`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completePlugin(g),
@@ -98,6 +103,12 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 	info := p.Info()
 	field("plugin", "%s", name)
 	field("path", "%s", cfg.Path)
+	if python.IsScript(cfg.Path) {
+		// The pool found it already: this asks the same, cached, question.
+		if py, err := python.Find(ctx, filepath.Dir(cfg.Path)); err == nil {
+			field("python", "%s (Python %s)", py.Path, py.Version)
+		}
+	}
 	field("started", "in %s (launch, handshake, Describe, Init)", roundDuration(started))
 	field("name", "%s", info.Name)
 	field("version", "%s", info.Version)
@@ -163,17 +174,22 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 	return nil
 }
 
-// checkFile says in plain words why path cannot be a plugin executable.
+// checkFile says in plain words why path cannot be a plugin: an
+// executable, or a .py script (which an interpreter runs, so it need not be
+// executable).
 func checkFile(path string) error {
+	script := python.IsScript(path)
 	st, err := os.Stat(path)
 	switch {
+	case errors.Is(err, os.ErrNotExist) && script:
+		return fmt.Errorf("not found: %s does not exist", path)
 	case errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("not found: %s does not exist; build it first (make build, or go build -o %s in the plugin's module)", path, path)
+		return fmt.Errorf("not found: %s does not exist; build it first (make build, or go build -o %s in a Go plugin's module)", path, path)
 	case err != nil:
 		return fmt.Errorf("cannot read %s: %v", path, err)
 	case st.IsDir():
-		return fmt.Errorf("not executable: %s is a directory; name the plugin's executable (go build -o NAME in that directory makes one)", path)
-	case st.Mode()&0o111 == 0:
+		return fmt.Errorf("not a plugin: %s is a directory; name the plugin's executable or .py file (go build -o NAME in a Go plugin's directory makes one)", path)
+	case st.Mode()&0o111 == 0 && !script:
 		return fmt.Errorf("not executable: %s has no execute permission (chmod +x %s)", path, path)
 	}
 	return nil
@@ -184,11 +200,13 @@ func explainStart(err error) string {
 	var se *pool.StartError
 	var tail []string
 	detail := err.Error()
+	path := ""
 	if errors.As(err, &se) {
 		tail = se.Stderr
 		detail = se.Err.Error()
+		path = se.Path
 	}
-	for _, sentinel := range []error{pool.ErrNotFound, pool.ErrChecksum, pool.ErrHandshake, pool.ErrInit, pool.ErrStartTimeout} {
+	for _, sentinel := range []error{pool.ErrNotFound, pool.ErrChecksum, pool.ErrInterpreter, pool.ErrHandshake, pool.ErrInit, pool.ErrStartTimeout} {
 		detail = strings.TrimPrefix(detail, sentinel.Error()+": ")
 	}
 	var msg string
@@ -197,8 +215,12 @@ func explainStart(err error) string {
 		msg = "not found or not executable: " + detail
 	case errors.Is(err, pool.ErrChecksum):
 		msg = "checksum mismatch: " + detail + "; the executable changed since sha256 was set in the config: rebuild the right one, or update sha256"
+	case errors.Is(err, pool.ErrInterpreter):
+		msg = "cannot run a Python plugin here: " + detail
+	case errors.Is(err, pool.ErrHandshake) && (python.IsScript(path) || python.UsesPython(path)):
+		msg = "not a pluginpool plugin: " + detail + "\n  A Python plugin must call pluginpool.serve(task, ...) and print nothing before it;\n  'pluginpool new-plugin --lang python NAME' writes one."
 	case errors.Is(err, pool.ErrHandshake):
-		msg = "not a pluginpool plugin: " + detail + "\n  A plugin's main must call sdk.Serve (package github.com/pluginpool/pluginpool/sdk)\n  and write nothing to stdout before it; 'pluginpool new-plugin NAME' writes one."
+		msg = "not a pluginpool plugin: " + detail + "\n  A plugin must serve through the pluginpool SDK and write nothing to stdout before it:\n  sdk.Serve in Go (package github.com/pluginpool/pluginpool/sdk), pluginpool.serve in Python;\n  'pluginpool new-plugin [--lang python] NAME' writes one."
 	case errors.Is(err, pool.ErrInit):
 		msg = "Init failed: " + detail + "\n  Init receives the plugin's [plugins.NAME.config] table from the config, as JSON."
 	case errors.Is(err, pool.ErrStartTimeout):

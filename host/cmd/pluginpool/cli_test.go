@@ -382,7 +382,7 @@ func TestCheck(t *testing.T) {
 	}
 	// The handshake failure says what a plugin must do and shows its stderr.
 	_, errText, _ := cli(t, nil, "check", "script")
-	for _, want := range []string{"must call sdk.Serve", "something broke"} {
+	for _, want := range []string{"sdk.Serve in Go", "pluginpool.serve in Python", "something broke"} {
 		if !strings.Contains(errText, want) {
 			t.Errorf("check script: stderr lacks %q:\n%s", want, errText)
 		}

@@ -95,13 +95,16 @@ func TestInvalidUTF8Item(t *testing.T) {
 // Case 2: a task's error and a printed line full of control bytes and
 // invalid UTF-8 reach stderr escaped; the printed line is data, written
 // to stdout byte for byte (JSON Lines output holds lines as the plugin
-// printed them).
+// printed them). A value is not: one that is not UTF-8 JSON fails its item
+// (issue 10), its bytes escaped in the message.
 func TestPluginBytesShownSafely(t *testing.T) {
 	dir := edgeDir(t, "")
 	args := []string{"map", "badbytes", `"fail"`, `"print"`, "\"\xff\"", "3"}
 	out, errText, code := mainIn(t, dir, nil, nil, args...)
-	wantOut := badBytes + "\n1\n\"\xff\"\n3\n"
-	wantErr := "pluginpool: item 1 (\"fail\"): badbytes: " + badBytesShown + "\npluginpool: 1 of 4 items failed\n"
+	wantOut := badBytes + "\n1\n3\n"
+	wantErr := "pluginpool: item 1 (\"fail\"): badbytes: " + badBytesShown + "\n" +
+		"pluginpool: item 3 (\"\\xff\"): badbytes: the plugin returned a value that is not UTF-8: \"\\xff\"\n" +
+		"pluginpool: 2 of 4 items failed\n"
 	expect(t, args, out, errText, code, wantOut, wantErr, ExitFailed)
 
 	// An argument's control bytes are escaped where it is named.
@@ -340,12 +343,18 @@ output = "out.jsonl"
 	}
 }
 
-// Case 8: check quotes its sample and the result escaped too.
+// Case 8: check quotes its sample and the result escaped too (U+202E, a
+// right-to-left override, is valid JSON and shown escaped; a result of
+// invalid UTF-8 fails, issue 10, quoted escaped in the error).
 func TestCheckQuotesSafely(t *testing.T) {
 	dir := edgeDir(t, "")
-	out, errText, code := mainIn(t, dir, nil, nil, "check", "badbytes", "--input", "\"\xff\"")
-	if code != ExitOK || errText != "" || !strings.Contains(out, "task        \"\\xff\" → \"\\xff\" in ") {
+	out, errText, code := mainIn(t, dir, nil, nil, "check", "badbytes", "--input", "\"\u202e\"")
+	if code != ExitOK || errText != "" || !strings.Contains(out, "task        \"\\u202e\" → \"\\u202e\" in ") {
 		t.Errorf("check: exit %d, stderr %q, stdout:\n%s", code, errText, out)
+	}
+	out, errText, code = mainIn(t, dir, nil, nil, "check", "badbytes", "--input", "\"\xff\"")
+	if want := "pluginpool: check badbytes: the sample task \"\\xff\" failed: the plugin returned a value that is not UTF-8: \"\\xff\"\n"; code != ExitFailed || errText != want || !strings.Contains(out, "task        \"\\xff\" → failed") {
+		t.Errorf("check: exit %d, stderr %q, want %q; stdout:\n%s", code, errText, want, out)
 	}
 	out, errText, code = mainIn(t, dir, nil, nil, "check", "badbytes", "--input", `"fail"`)
 	if want := "pluginpool: check badbytes: the sample task \"fail\" failed: " + badBytesShown + "\n"; code != ExitFailed || errText != want {

@@ -70,7 +70,10 @@ status 3. See 'pluginpool --help' for the other exit statuses.
 
 PLUGIN is a name from the config file, whose [plugins.NAME] table sets its
 workers, timeouts and Init config, or a path to a plugin executable
-(containing a '/', e.g. ./myplugin), run with the defaults.
+(containing a '/', e.g. ./myplugin) or Python script (e.g. double.py), run
+with the defaults. A .py plugin runs with the first Python that can import
+grpc and google.protobuf: $PLUGINPOOL_PYTHON, a .venv beside it, the active
+virtualenv, python3 on PATH, /usr/bin/python3.
 
 While it runs, map shows a progress bar on stderr if stderr is a terminal
 (--progress, --no-progress), and serves Prometheus metrics with
@@ -83,6 +86,7 @@ workers run PLUGIN as their own pool.toml says; this machine's config only
 names it and may pin it (sha256, version). Workers whose plugin differs are
 named on stderr and serve none of it.`,
 		Example: `  pluginpool map double 1 2 3 4 5
+  pluginpool map examples/python/double.py 1 2 3 4 5
   seq 1 100000 | pluginpool map double > doubled.jsonl
   pluginpool map -w 4 printer 1 2 3 4
   pluginpool map --stats --unordered ./bin/plugins/double < numbers.jsonl

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,7 +15,9 @@ import (
 	"text/template"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/pluginpool/pluginpool/internal/python"
 	"github.com/pluginpool/pluginpool/sdk"
 )
 
@@ -29,6 +32,7 @@ const modulePath = "github.com/pluginpool/pluginpool"
 // newPluginOptions are the flags of new-plugin.
 type newPluginOptions struct {
 	*globalOptions
+	lang    string
 	module  string
 	replace string
 }
@@ -37,24 +41,39 @@ func newNewPluginCmd(g *globalOptions) *cobra.Command {
 	o := &newPluginOptions{globalOptions: g}
 	cmd := &cobra.Command{
 		Use:   "new-plugin NAME [DIR]",
-		Short: "Write a ready-to-build plugin module to start from",
-		Long: `Write a new plugin module into DIR (default ./NAME):
+		Short: "Write a ready-to-run plugin, in Go or Python, to start from",
+		Long: `Write a new plugin into DIR (default ./NAME), with a task that upper-cases
+strings: replace it with your own, with any JSON-decodable input and output.
+
+In Go (the default), a module:
 
   main.go       the plugin: sdk.Serve with a typed task, func(ctx, string)
-                (string, error), that upper-cases strings; replace it with
-                your own, with any JSON-decodable input and output types
+                (string, error)
   main_test.go  a test of the task function, without the host
   go.mod        module NAME (see --module), requiring the pluginpool SDK
   go.sum        copied from the checkout, when go.mod points at one
 
 When run inside a pluginpool checkout (or with --replace), go.mod gets a
 replace directive pointing at that checkout, so the plugin builds offline
-against the SDK there. Nothing is overwritten: if any of the files exists,
-nothing is written. The next steps are printed to stderr.
+against the SDK there.
+
+In Python (--lang python), a script the host runs as it is, no build:
+
+  NAME.py       the plugin: pluginpool.serve with a task, def task(text:
+                str) -> str ('-' in NAME becomes '_' in file names)
+  test_NAME.py  a unittest of the task function, without the host
+
+The host runs a .py plugin with the first Python that can import grpc and
+google.protobuf, and gives it the pluginpool package it ships; the next
+steps say which interpreter that is here and how to run the test.
+
+Nothing is overwritten: if any of the files exists, nothing is written.
+The next steps are printed to stderr.
 
 NAME names the plugin (as pool.toml will) and its executable: lower-case
 letters, digits, '-' and '_', starting with a letter.`,
 		Example: `  pluginpool new-plugin upper
+  pluginpool new-plugin --lang python upper
   pluginpool new-plugin resize ~/src/resize --module github.com/me/resize
   pluginpool new-plugin foo /tmp/foo --replace ~/src/pluginpool`,
 		Args: cobra.RangeArgs(1, 2),
@@ -69,10 +88,12 @@ letters, digits, '-' and '_', starting with a letter.`,
 			if len(args) == 2 {
 				dir = args[1]
 			}
-			return o.run(args[0], dir)
+			return o.run(cmd.Context(), cmd.Flags(), args[0], dir)
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&o.lang, "lang", "go", "the plugin's `language`: go or python")
+	_ = cmd.RegisterFlagCompletionFunc("lang", cobra.FixedCompletions([]string{"go", "python"}, cobra.ShellCompDirectiveNoFileComp))
 	f.StringVar(&o.module, "module", "", "the module `path` for go.mod (default: NAME)")
 	f.StringVar(&o.replace, "replace", "", "build against the pluginpool checkout at `DIR` (default: the checkout the\ncurrent directory is in, if any)")
 	_ = cmd.MarkFlagDirname("replace")
@@ -90,10 +111,25 @@ type templateData struct {
 	Replace string // the checkout to build against, or ""
 }
 
-func (o *newPluginOptions) run(name, dir string) error {
+func (o *newPluginOptions) run(ctx context.Context, flags *pflag.FlagSet, name, dir string) error {
 	if !pluginName.MatchString(name) {
 		return usageError{fmt.Errorf("plugin name %q: use lower-case letters, digits, '-' and '_', starting with a letter (it names the plugin in pool.toml and its executable)", name)}
 	}
+	switch o.lang {
+	case "go":
+		return o.runGo(name, dir)
+	case "python":
+		for _, f := range []string{"module", "replace"} {
+			if flags.Changed(f) {
+				return usageError{fmt.Errorf("--%s is for Go plugins; a Python plugin has no module", f)}
+			}
+		}
+		return o.runPython(ctx, name, dir)
+	}
+	return usageError{fmt.Errorf("--lang %q: want go or python", o.lang)}
+}
+
+func (o *newPluginOptions) runGo(name, dir string) error {
 	d := templateData{Name: name, Module: o.module, Require: "v" + sdk.Version, Go: goVersion()}
 	if d.Module == "" {
 		d.Module = name
@@ -128,20 +164,45 @@ func (o *newPluginOptions) run(name, dir string) error {
 		}
 	}
 
-	files := []struct {
-		name string
-		data []byte
-	}{
+	files := []newFile{
 		{"go.mod", render(goModTemplate, d)},
 		{"main.go", render(mainTemplate, d)},
 		{"main_test.go", render(mainTestTemplate, d)},
 	}
 	if goSum != nil {
-		files = append(files, struct {
-			name string
-			data []byte
-		}{"go.sum", goSum})
+		files = append(files, newFile{"go.sum", goSum})
 	}
+	if err := o.writeFiles(dir, absDir, files); err != nil {
+		return err
+	}
+
+	w := o.io.Err
+	fmt.Fprintf(w, "Created plugin %s (module %s) in %s:\n", name, d.Module, dir)
+	fmt.Fprintf(w, "  main.go       the plugin: a typed task that upper-cases strings\n")
+	fmt.Fprintf(w, "  main_test.go  a test of the task\n")
+	if d.Replace != "" {
+		fmt.Fprintf(w, "  go.mod        requires %s, replaced by the checkout at %s\n", modulePath, checkout)
+	} else {
+		fmt.Fprintf(w, "  go.mod        requires %s %s (no local checkout found: see --replace)\n", modulePath, d.Require)
+	}
+	fmt.Fprintf(w, "Next:\n")
+	fmt.Fprintf(w, "  cd %s\n", dir)
+	fmt.Fprintf(w, "  go mod tidy && go test && go build -o %s .\n", name)
+	fmt.Fprintf(w, "  pluginpool check ./%s && pluginpool map ./%s hello world\n", name, name)
+	fmt.Fprintf(w, "Then, to call it by name, add to pool.toml:\n")
+	fmt.Fprintf(w, "  [plugins.%s]\n  path = %q\n", name, filepath.Join(absDir, name))
+	return nil
+}
+
+// newFile is a file new-plugin writes.
+type newFile struct {
+	name string
+	data []byte
+}
+
+// writeFiles writes files into absDir (which the user named dir), all or
+// none: if any exists already, nothing is written.
+func (o *newPluginOptions) writeFiles(dir, absDir string, files []newFile) error {
 	var exist []string
 	for _, f := range files {
 		if _, err := os.Lstat(filepath.Join(absDir, f.name)); err == nil {
@@ -162,23 +223,66 @@ func (o *newPluginOptions) run(name, dir string) error {
 			return exitf(ExitFailed, "new-plugin: %v", err)
 		}
 	}
+	return nil
+}
 
-	w := o.io.Err
-	fmt.Fprintf(w, "Created plugin %s (module %s) in %s:\n", name, d.Module, dir)
-	fmt.Fprintf(w, "  main.go       the plugin: a typed task that upper-cases strings\n")
-	fmt.Fprintf(w, "  main_test.go  a test of the task\n")
-	if d.Replace != "" {
-		fmt.Fprintf(w, "  go.mod        requires %s, replaced by the checkout at %s\n", modulePath, checkout)
-	} else {
-		fmt.Fprintf(w, "  go.mod        requires %s %s (no local checkout found: see --replace)\n", modulePath, d.Require)
+// runPython writes a Python plugin: NAME.py and test_NAME.py.
+func (o *newPluginOptions) runPython(ctx context.Context, name, dir string) error {
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return exitf(ExitFailed, "new-plugin: %v", err)
 	}
+	d := pyTemplateData{Name: name, Module: strings.ReplaceAll(name, "-", "_")}
+	script, test := d.Module+".py", "test_"+d.Module+".py"
+	files := []newFile{
+		{script, render(pyMainTemplate, d)},
+		{test, render(pyTestTemplate, d)},
+	}
+	if err := o.writeFiles(dir, absDir, files); err != nil {
+		return err
+	}
+
+	// How to run the test: the SDK from this checkout if there is one, else
+	// the copy this binary ships; the interpreter the host would pick.
+	sdkPath := ""
+	if checkout := findCheckout(); checkout != "" {
+		sdkPath = filepath.Join(checkout, "sdk", "python")
+	} else if p, err := python.SDKPath(); err == nil {
+		sdkPath = p
+	}
+	interp, findErr := python.Find(ctx, absDir)
+	pyCmd := "python3"
+	if findErr == nil {
+		pyCmd = interp.Path
+	}
+	w := o.io.Err
+	fmt.Fprintf(w, "Created plugin %s (Python) in %s:\n", name, dir)
+	fmt.Fprintf(w, "  %-*s  the plugin: a task that upper-cases strings\n", len(test), script)
+	fmt.Fprintf(w, "  %-*s  a test of the task\n", len(test), test)
 	fmt.Fprintf(w, "Next:\n")
 	fmt.Fprintf(w, "  cd %s\n", dir)
-	fmt.Fprintf(w, "  go mod tidy && go test && go build -o %s .\n", name)
-	fmt.Fprintf(w, "  pluginpool check ./%s && pluginpool map ./%s hello world\n", name, name)
+	if sdkPath != "" {
+		fmt.Fprintf(w, "  PYTHONPATH=%s %s -m unittest\n", shellQuote(sdkPath), pyCmd)
+	} else {
+		fmt.Fprintf(w, "  %s -m unittest          # with the pluginpool package importable (pip install pluginpool)\n", pyCmd)
+	}
+	fmt.Fprintf(w, "  pluginpool check ./%s && pluginpool map ./%s hello world\n", script, script)
+	if findErr == nil {
+		fmt.Fprintf(w, "The host runs it with %s (Python %s), the first Python here that can import grpc.\n", interp.Path, interp.Version)
+	} else {
+		fmt.Fprintf(w, "Note: the host cannot run it on this machine yet: %v\n", findErr)
+	}
 	fmt.Fprintf(w, "Then, to call it by name, add to pool.toml:\n")
-	fmt.Fprintf(w, "  [plugins.%s]\n  path = %q\n", name, filepath.Join(absDir, name))
+	fmt.Fprintf(w, "  [plugins.%s]\n  path = %q\n", name, filepath.Join(absDir, script))
 	return nil
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n\"'`$\\|&;<>()*?[]#~!{}") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // writeNew creates path with data; it fails if path exists.
@@ -262,7 +366,7 @@ func goVersion() string {
 	return v
 }
 
-func render(t *template.Template, d templateData) []byte {
+func render(t *template.Template, d any) []byte {
 	var b bytes.Buffer
 	if err := t.Execute(&b, d); err != nil {
 		panic(err) // the templates are constants: a bug
@@ -345,4 +449,72 @@ func TestTask(t *testing.T) {
 		t.Errorf("task(%q) succeeded; want an error", "")
 	}
 }
+`))
+
+// pyTemplateData fills the Python templates.
+type pyTemplateData struct {
+	Name   string // the plugin's name
+	Module string // its file's module name: Name with '-' as '_'
+}
+
+var pyMainTemplate = template.Must(template.New("plugin.py").Parse(`"""{{.Name}}: a pluginpool plugin that upper-cases strings.
+
+    pluginpool map ./{{.Module}}.py hello world
+
+prints "HELLO" and "WORLD", one JSON value per line. Make it yours by
+changing task: the annotation of its parameter says which items it takes
+(int, float, str, bool, dict, list, a dataclass; none for any JSON value),
+and it may return anything json.dumps encodes, or None for no value.
+"""
+
+import logging
+
+import pluginpool
+
+log = logging.getLogger("{{.Name}}")
+
+
+def task(text: str) -> str:
+    """Runs one item. The host runs one process per core and sends each a
+    batch of items at a time; tasks of one process run one after another.
+    An exception fails this item only (with its traceback), and the process
+    lives on."""
+    if not text:
+        raise ValueError("empty string: nothing to upper-case")
+    # To the host's log, tagged with plugin, worker and pid (see --log-level):
+    log.debug("upper-casing %d characters", len(text))
+    # print("...") here prints a line that travels with the item's result.
+    return text.upper()
+
+
+if __name__ == "__main__":
+    pluginpool.serve(
+        task,
+        name="{{.Name}}",
+        version="0.1.0",
+        # Running a task twice is harmless, so the host may run the tasks of
+        # a worker that crashed again. Say False if a task has effects that
+        # must not happen twice.
+        idempotent=True,
+        # init=setup runs setup(config) once per process, with the plugin's
+        # [plugins.{{.Name}}.config] table from pool.toml as a dict.
+    )
+`))
+
+var pyTestTemplate = template.Must(template.New("test_plugin.py").Parse(`import unittest
+
+from {{.Module}} import task
+
+
+class TaskTest(unittest.TestCase):
+    def test_upper(self):
+        self.assertEqual(task("hello"), "HELLO")
+
+    def test_empty(self):
+        with self.assertRaises(ValueError):
+            task("")
+
+
+if __name__ == "__main__":
+    unittest.main()
 `))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/python"
 	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
@@ -217,7 +218,7 @@ func (g *globalOptions) load() (*config.File, error) {
 }
 
 // poolConfig resolves a plugin name (from the config) or path (containing
-// a slash) to a pool.Config.
+// a slash, or naming a .py file) to a pool.Config.
 func (g *globalOptions) poolConfig(name string) (pool.Config, error) {
 	f, err := g.loadConfig()
 	if err != nil {
@@ -229,7 +230,7 @@ func (g *globalOptions) poolConfig(name string) (pool.Config, error) {
 			return g.finish(cfg), err
 		}
 	}
-	if strings.ContainsRune(name, '/') {
+	if strings.ContainsRune(name, '/') || python.IsScript(name) {
 		abs, _ := filepath.Abs(name)
 		return g.finish(pool.Config{Path: abs, Name: filepath.Base(name)}), nil
 	}

@@ -24,8 +24,8 @@ problem, one per line on stderr, each with its file and line:
   - the schema: unknown keys, wrong types, bad durations and sizes,
     out-of-range numbers, stages naming unknown plugins, more than one
     default pipeline;
-  - the files: each plugin executable exists, is executable and, when
-    sha256 is set, has that digest; each pipeline's input file exists, and
+  - the files: each plugin executable exists, is executable (a .py
+    plugin need only exist) and, when sha256 is set, has that digest; each pipeline's input file exists, and
     its output file's directory.
 
 It starts no plugin. A valid config prints "FILE: OK (N plugins, M
