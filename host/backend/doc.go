@@ -7,6 +7,8 @@
 //   - StartFunc, how a caller asks for an Executor without knowing which
 //     back-end it gets;
 //   - Result, the one outcome every item ends as, and Stats;
+//   - Info and Describer, for executors that can say what their plugin
+//     reported about itself (a local pool can; a cluster's cannot);
 //   - the error values items and calls fail with, the same on every
 //     back-end (ErrTask, ErrCrashed, ErrTimeout, ErrTooLarge, ErrNotRun,
 //     ErrDegraded, ErrClosed, ErrStart, ...).

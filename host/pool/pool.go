@@ -125,7 +125,7 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 	return p, nil
 }
 
-var _ backend.Executor = (*Pool)(nil)
+var _ backend.Describer = (*Pool)(nil)
 
 // Starter returns the backend.StartFunc that starts a pool for cfg: local
 // plugin processes as the back-end of a pipeline stage or a CLI command.

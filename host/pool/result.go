@@ -14,14 +14,5 @@ type Result = backend.Result
 // how many failed, wrapping the first failure (backend.FirstError).
 func FirstError(results []Result) error { return backend.FirstError(results) }
 
-// Info describes a running plugin, as it reported itself.
-type Info struct {
-	Name       string // the name the plugin gave itself
-	Version    string
-	Idempotent bool   // tasks are re-run after a crash only if true
-	SDK        string // the SDK that built it, e.g. "go/0.1.0"
-	// StartLedger says the plugin keeps the start ledger (worker.proto), so
-	// a crash costs only the task that was running; without it every
-	// unanswered task of a crashed worker counts as one that may have run.
-	StartLedger bool
-}
+// Info describes a running plugin, as it reported itself (backend.Info).
+type Info = backend.Info

@@ -86,7 +86,7 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 	// One worker; a crash is reported, not retried.
 	cfg.Workers, cfg.MaxAttempts = 1, 1
 	began := time.Now()
-	p, err := pool.Start(ctx, cfg)
+	p, err := o.startHere(ctx, name, cfg)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -389,6 +389,45 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestPlugins lists the configured plugins, one process of each started
+// to ask its version: a row per plugin, in name order, with why one cannot
+// start, and exit 3 when one cannot.
+func TestPlugins(t *testing.T) {
+	script := filepath.Join(binDir, "script.sh") // as TestCheck writes it
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'something broke' >&2\necho hello\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errText, code := cli(t, nil, "plugins")
+	q := regexp.QuoteMeta
+	want := []string{
+		`^NAME +VERSION +WORKERS +PATH +STATUS$`,
+		`^badformat +- +\d+ \(one per core\) +` + q(filepath.Join(binDir, "printer")) + ` +cannot start: .*no verb`,
+		`^double +1\.0\.0 +\d+ \(one per core\) +` + q(filepath.Join(binDir, "double")) + ` +ok$`,
+		`^logger +0\.0\.1 +1 +` + q(self) + ` +ok$`,
+		`^missing +- +\d+ \(one per core\) +` + q(filepath.Join(binDir, "missing")) + ` +cannot start: .*not found`,
+		`^panicky +0\.0\.1 +1 +` + q(self) + ` +ok$`,
+		`^printer +1\.0\.0 +\d+ \(one per core\) +` + q(filepath.Join(binDir, "printer")) + ` +ok$`,
+		`^script +- +\d+ \(one per core\) +` + q(script) + ` +cannot start: .*not a pluginpool plugin`,
+	}
+	if code != ExitStart {
+		t.Errorf("plugins: exit %d, want %d; stderr:\n%s", code, ExitStart, errText)
+	}
+	// A status may span lines (a start error ends with the plugin's last
+	// stderr lines): each row is found in order, from its start.
+	at := 0
+	for _, re := range want {
+		loc := regexp.MustCompile("(?m)"+re).FindStringIndex(out[at:])
+		if loc == nil {
+			t.Fatalf("plugins: no line matching %s after offset %d; stdout:\n%s", re, at, out)
+		}
+		at += loc[1]
+	}
+}
+
 func TestNewPlugin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a module with go build")

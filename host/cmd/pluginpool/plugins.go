@@ -57,11 +57,11 @@ func listPlugins(ctx context.Context, g *globalOptions, f *config.File) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := g.finish(cfg)
-			c.Workers, c.MaxRestarts = 1, 0
+			c := cfg
+			c.Workers = 1
 			sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 			defer cancel()
-			p, err := pool.Start(sctx, c)
+			p, err := g.startHere(sctx, n, c)
 			if err != nil {
 				rows[i] = row{"-", "cannot start: " + err.Error()}
 				return

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/pluginpool/pluginpool/host/backend"
@@ -56,6 +57,24 @@ func (s localSite) starter(_ string, cfg pool.Config) backend.StartFunc {
 }
 
 func (localSite) ignored(string) string { return "" }
+
+// startHere starts the executor of the plugin cfg, which the user called
+// name, on this machine, and returns it with what the plugin reported
+// about itself. check and plugins examine this machine's executable
+// whatever --cluster says, so they start it as a localSite does for map,
+// apply and run: that is the CLI's one way to start local processes.
+func (g *globalOptions) startHere(ctx context.Context, name string, cfg pool.Config) (backend.Describer, error) {
+	e, err := localSite{g}.starter(name, cfg)(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := e.(backend.Describer)
+	if !ok { // a bug: a local pool describes its plugin
+		e.Terminate()
+		return nil, fmt.Errorf("%s: the local back-end (%T) does not describe its plugin", name, e)
+	}
+	return d, nil
+}
 
 // clusterSite runs items on the workers of a cluster: each runs the plugin
 // as its own pool.toml says; this machine's config only names the plugin
