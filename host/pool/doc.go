@@ -55,10 +55,12 @@
 //	pool.go        Start, Close, Terminate: the pool's states
 //	map.go         Map, Apply, Imap, ImapUnordered; job.go, feed.go, batch.go their items
 //	dispatch.go    what a worker is sent next (nextRequest, cut, batch sizing)
-//	answer.go      what comes back: checked, delivered, resolved
+//	answer.go      what comes back: checked (values.go), delivered, resolved
 //	supervisor.go  a slot's life: start, serve, restart with backoff, degrade
 //	worker.go      one worker generation: launch (handshake, Describe, Init), its two loops, its end
-//	proc.go        the plugin process: started, watched and reaped with its tree (sandbox.go, cgroup_*.go, watcher.go)
+//	proc.go        the plugin process: started (command.go), watched and reaped with its tree (sandbox.go, cgroup_*.go, watcher.go)
+//	output.go      its stdout and stderr: stray lines forwarded, the tail a crash report quotes (logline.go: its log records)
+//	ledger.go      the start ledger the plugin keeps, read after a crash
 //	retire.go      a dead worker's items, settled by crash.go's pure policy (table tests)
 //	watchdog.go    task_timeout
 package pool
