@@ -420,7 +420,7 @@ func TestPlugins(t *testing.T) {
 	// stderr lines): each row is found in order, from its start.
 	at := 0
 	for _, re := range want {
-		loc := regexp.MustCompile("(?m)"+re).FindStringIndex(out[at:])
+		loc := regexp.MustCompile("(?m)" + re).FindStringIndex(out[at:])
 		if loc == nil {
 			t.Fatalf("plugins: no line matching %s after offset %d; stdout:\n%s", re, at, out)
 		}
