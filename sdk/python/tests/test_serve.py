@@ -1,9 +1,11 @@
 """serve() outside a host, and the parent watch, as processes."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import unittest
@@ -41,8 +43,13 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(r.stdout, "")  # no handshake
 
     def test_handshake_line(self):
+        # The plugin is killed, so it cannot remove its socket: give it a
+        # directory of the test's own, as the host gives each pool one.
+        sockdir = tempfile.mkdtemp(prefix="pluginpool-test-")
+        self.addCleanup(shutil.rmtree, sockdir, ignore_errors=True)
         with subprocess.Popen([sys.executable, "-c", "import pluginpool; pluginpool.serve(lambda x: x)"],
-                              env=dict(os.environ, PYTHONPATH=SDK, PLUGINPOOL_PLUGIN="worker-v1"),
+                              env=dict(os.environ, PYTHONPATH=SDK, PLUGINPOOL_PLUGIN="worker-v1",
+                                       PLUGIN_UNIX_SOCKET_DIR=sockdir),
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                               text=True) as p:
             try:
