@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/host/settings"
 )
 
 // NATS says where the cluster's NATS server is and how to log in to it.
@@ -74,11 +75,8 @@ func (n NATS) withDefaults() (NATS, []error) {
 			errs = append(errs, fmt.Errorf("%w: %s: %v", ErrInvalidConfig, f.what, err))
 		}
 	}
-	switch {
-	case n.Replicas < 0 || n.Replicas > 5:
-		errs = append(errs, fmt.Errorf("%w: Replicas must be 1 to 5, got %d", ErrInvalidConfig, n.Replicas))
-	case n.Replicas == 0:
-		n.Replicas = 1
+	for _, err := range settings.Apply(&n, settings.Cluster) {
+		errs = append(errs, fmt.Errorf("%w: %v", ErrInvalidConfig, err))
 	}
 	return n, errs
 }
@@ -104,7 +102,7 @@ type Config struct {
 	// few tens of milliseconds of observed work per batch.
 	ChunkSize int
 	// MaxItemBytes is the largest item accepted; a larger one fails alone
-	// with pool.ErrTooLarge. Items that do not fit in one NATS message (the
+	// with backend.ErrTooLarge. Items that do not fit in one NATS message (the
 	// server's max_payload) fail the same way. Default 64 MiB.
 	MaxItemBytes int
 	// MaxAttempts bounds the deliveries of a batch of an idempotent plugin
@@ -134,40 +132,33 @@ type Config struct {
 	Logger hclog.Logger
 }
 
-// Defaults.
+// Defaults: what a zero Config field means (settings.Cluster, and
+// settings.Pool's start_timeout).
 const (
-	DefaultAckWait      = 30 * time.Second
-	DefaultHostTimeout  = 10 * time.Second
-	DefaultStartTimeout = 10 * time.Second
+	DefaultAckWait      = settings.DefaultAckWait
+	DefaultHostTimeout  = settings.DefaultHostTimeout
+	DefaultStartTimeout = settings.DefaultStartTimeout
 )
 
-// Bounds. Past them a value is a typo: an ack_wait of a day leaves a dead
-// worker's batches stranded that long; a window of a million batches is a
-// host that holds gigabytes.
+// Bounds (settings.Cluster, where each is explained).
 const (
-	MinAckWait     = 100 * time.Millisecond
-	MaxAckWait     = time.Hour
-	MinHostTimeout = 500 * time.Millisecond
-	MaxHostTimeout = time.Hour
-	MaxWindow      = 4096
+	MinAckWait     = settings.MinAckWait
+	MaxAckWait     = settings.MaxAckWait
+	MinHostTimeout = settings.MinHostTimeout
+	MaxHostTimeout = settings.MaxHostTimeout
+	MaxWindow      = settings.MaxWindow
 )
 
 // FromPool returns the Config for running the local pool's cfg on the
-// cluster: its Name is the plugin's name on the workers; its SHA256,
-// ChunkSize, MaxItemBytes, MaxAttempts, StartTimeout and Logger carry over.
-// The rest of cfg (path, workers, timeouts, Init config) is the workers'
-// business: each runs the plugin as its own pool.toml says.
+// cluster: its Name is the plugin's name on the workers; its SHA256 and
+// Logger carry over, and so do the pool keys Config has a field for
+// (chunk_size, max_item_bytes, max_attempts, start_timeout). The rest of
+// cfg (path, workers, timeouts, Init config) is the workers' business:
+// each runs the plugin as its own pool.toml says.
 func FromPool(cfg pool.Config, n NATS) Config {
-	return Config{
-		NATS:         n,
-		Plugin:       cfg.Name,
-		SHA256:       cfg.SHA256,
-		ChunkSize:    cfg.ChunkSize,
-		MaxItemBytes: cfg.MaxItemBytes,
-		MaxAttempts:  cfg.MaxAttempts,
-		StartTimeout: cfg.StartTimeout,
-		Logger:       cfg.Logger,
-	}
+	c := Config{NATS: n, Plugin: cfg.Name, SHA256: cfg.SHA256, Logger: cfg.Logger}
+	settings.Copy(&c, &cfg, settings.Pool)
+	return c
 }
 
 // withDefaults returns a copy of c with defaults applied, or every problem
@@ -187,48 +178,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SHA256 != "" && !pool.ValidSHA256(c.SHA256) {
 		bad("SHA256 %q is not a 64-digit hex sha256 digest", c.SHA256)
 	}
-	def := func(v *int, d int, name string) {
-		switch {
-		case *v < 0:
-			bad("%s must be >= 0, got %d", name, *v)
-		case *v == 0:
-			*v = d
-		}
-	}
-	defDur := func(v *time.Duration, d time.Duration, name string) {
-		switch {
-		case *v < 0:
-			bad("%s must be >= 0, got %s", name, *v)
-		case *v == 0:
-			*v = d
-		}
-	}
-	def(&c.ChunkSize, 0, "ChunkSize")
-	def(&c.MaxItemBytes, pool.DefaultMaxItemBytes, "MaxItemBytes")
-	def(&c.MaxAttempts, pool.DefaultMaxAttempts, "MaxAttempts")
-	def(&c.Window, 0, "Window")
-	defDur(&c.AckWait, DefaultAckWait, "AckWait")
-	defDur(&c.HostTimeout, DefaultHostTimeout, "HostTimeout")
-	defDur(&c.StartTimeout, DefaultStartTimeout, "StartTimeout")
-	within := func(name string, v, lo, hi time.Duration) {
-		if v < lo || v > hi {
-			bad("%s must be between %s and %s, got %s", name, lo, hi, v)
-		}
-	}
-	within("AckWait", c.AckWait, MinAckWait, MaxAckWait)
-	within("HostTimeout", c.HostTimeout, MinHostTimeout, MaxHostTimeout)
-	within("StartTimeout", c.StartTimeout, 0, pool.StartTimeoutLimit)
-	if c.ChunkSize > pool.ChunkSizeLimit {
-		bad("ChunkSize must be at most %d, got %d", pool.ChunkSizeLimit, c.ChunkSize)
-	}
-	if c.MaxItemBytes > pool.MaxItemBytesLimit {
-		bad("MaxItemBytes must be at most %d, got %d", pool.MaxItemBytesLimit, c.MaxItemBytes)
-	}
-	if c.MaxAttempts > pool.MaxAttemptsLimit {
-		bad("MaxAttempts must be at most %d, got %d", pool.MaxAttemptsLimit, c.MaxAttempts)
-	}
-	if c.Window > MaxWindow {
-		bad("Window must be at most %d, got %d", MaxWindow, c.Window)
+	// Its pool keys (chunk_size, max_item_bytes, max_attempts,
+	// start_timeout) and [cluster] keys, with their defaults and bounds.
+	for _, err := range settings.Apply(&c, settings.Pool, settings.Cluster) {
+		bad("%v", err)
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "pluginpool", Level: hclog.Warn, Output: os.Stderr})

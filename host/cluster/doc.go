@@ -1,5 +1,5 @@
 // Package cluster runs one job across many machines on NATS JetStream: a
-// second back-end behind pool.Executor, with the local pool's promises.
+// second back-end behind backend.Executor, with the local pool's promises.
 //
 //	pluginpool server --listen 0.0.0.0:4222 --store ./js      # StartServer: embedded JetStream (or any NATS)
 //	pluginpool worker --connect nats://HOST:4222              # StartWorker on each machine

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // The end-to-end tests run the built binary: `pluginpool server`, workers
@@ -36,7 +37,7 @@ func retries(t testing.TB, stderr string) int {
 func TestMillionItemsSurviveKilledAndHungWorkers(t *testing.T) {
 	dir := t.TempDir()
 	_, url := serverProc(t, "server", nil)
-	cfg := writeFile(t, dir, "pool.toml", fmt.Sprintf(`
+	cfg := testkit.WriteFile(t, dir, "pool.toml", fmt.Sprintf(`
 [plugins.double]
 path = %q
 workers = 1
@@ -53,11 +54,11 @@ ack_wait = "2s"
 	const n = 1_000_000
 	in, out := numbers(t, dir, n), filepath.Join(dir, "out.jsonl")
 	host := run(t, "host", dir, nil, in, out, "map", "-c", cfg, "--stats", "double")
-	eventually(t, 60*time.Second, "no output", func() bool { return fileSize(out) > 0 || host.exited() })
+	testkit.Eventually(t, 60*time.Second, "no output", func() bool { return fileSize(out) > 0 || host.exited() })
 	w1.signal(syscall.SIGKILL)
 	w2.signal(syscall.SIGSTOP)
 	stopped := time.Now()
-	eventually(t, 60*time.Second, "worker2 still stopped", func() bool {
+	testkit.Eventually(t, 60*time.Second, "worker2 still stopped", func() bool {
 		if time.Since(stopped) < 3*time.Second {
 			return false
 		}
@@ -88,7 +89,7 @@ func TestHostKilledLeavesNothingBehind(t *testing.T) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	eventually(t, 15*time.Second, "the dead host's job is still there", func() bool {
+	testkit.Eventually(t, 15*time.Second, "the dead host's job is still there", func() bool {
 		s, err := js.Stream(ctx, "PLUGINPOOL_BATCHES")
 		if err != nil {
 			t.Fatal(err)
@@ -101,7 +102,7 @@ func TestHostKilledLeavesNothingBehind(t *testing.T) {
 		keys, _ := kv.Keys(ctx)
 		return info.State.Msgs == 0 && info.State.Consumers == 0 && len(keys) == 0
 	})
-	eventually(t, 10*time.Second, "the worker still works for the dead host", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the worker still works for the dead host", func() bool {
 		b, j := running(t, url, "", id)
 		return b == 0 && j == 0
 	})
@@ -115,7 +116,7 @@ func busyHost(t *testing.T, n, processes int) (string, string, *proc) {
 	t.Helper()
 	dir := t.TempDir()
 	_, url := serverProc(t, "server", nil)
-	cfg := writeFile(t, dir, "pool.toml", fixtureTable(t, "sleepy", self(t), "sleepy", processes, "CLUSTERTEST_SLEEP=50ms")+fmt.Sprintf(`
+	cfg := testkit.WriteFile(t, dir, "pool.toml", fixtureTable(t, "sleepy", self(t), "sleepy", processes, "CLUSTERTEST_SLEEP=50ms")+fmt.Sprintf(`
 [cluster]
 url = %q
 host_timeout = "1s"
@@ -123,7 +124,7 @@ host_timeout = "1s"
 	waitStream(t, url, "", 1)
 	_, id := workerProc(t, "worker", url, cfg, nil)
 	host := run(t, "host", dir, nil, numbers(t, dir, n), filepath.Join(dir, "out"), "map", "-c", cfg, "sleepy")
-	eventually(t, 30*time.Second, "the worker never got to work", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the worker never got to work", func() bool {
 		b, _ := running(t, url, "", id)
 		return b > 0
 	})
@@ -156,7 +157,7 @@ func TestThreeNodeClusterLosesANode(t *testing.T) {
 	}
 	all := nodes[0].url + "," + nodes[1].url + "," + nodes[2].url
 	waitStream(t, all, "", 3)
-	cfg := writeFile(t, dir, "pool.toml", fmt.Sprintf(`
+	cfg := testkit.WriteFile(t, dir, "pool.toml", fmt.Sprintf(`
 [plugins.double]
 path = %q
 workers = 1
@@ -172,7 +173,7 @@ replicas = 3
 	const n = 300_000
 	in, out := numbers(t, dir, n), filepath.Join(dir, "out.jsonl")
 	host := run(t, "host", dir, nil, in, out, "map", "-c", cfg, "--chunk-size", "500", "double")
-	eventually(t, 60*time.Second, "no output", func() bool { return fileSize(out) > 0 || host.exited() })
+	testkit.Eventually(t, 60*time.Second, "no output", func() bool { return fileSize(out) > 0 || host.exited() })
 	leader := streamLeader(t, all)
 	i, _ := strconv.Atoi(strings.TrimPrefix(leader, "n"))
 	nodes[i-1].p.signal(syscall.SIGKILL)
@@ -208,11 +209,11 @@ func streamLeader(t testing.TB, url string) string {
 // command line with it; a wrong token, or none, is refused.
 func TestTokens(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "pool.toml", fmt.Sprintf("[plugins.double]\npath = %q\nworkers = 1\n", filepath.Join(binDir, "double")))
+	cfg := testkit.WriteFile(t, dir, "pool.toml", fmt.Sprintf("[plugins.double]\npath = %q\nworkers = 1\n", filepath.Join(binDir, "double")))
 	port := strconv.Itoa(freePort(t))
 	srv := run(t, "server", dir, nil, "", "", "server", "--listen", "0.0.0.0:"+port, "--store", t.TempDir())
 	var token string
-	eventually(t, 30*time.Second, "the server printed no token", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the server printed no token", func() bool {
 		m := regexp.MustCompile(`PLUGINPOOL_TOKEN=(\S+) pluginpool worker --connect nats://\S+:` + port).FindStringSubmatch(srv.log())
 		if m != nil {
 			token = m[1]
@@ -257,9 +258,9 @@ func TestDifferentBinaryRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	table := "[plugins.double]\npath = %q\nworkers = 1\n"
-	goodCfg := writeFile(t, dir, "good.toml", fmt.Sprintf(table, real))
-	otherCfg := writeFile(t, dir, "other.toml", fmt.Sprintf(table, other))
-	hostCfg := writeFile(t, dir, "host.toml", fmt.Sprintf(table+"sha256 = %q\n\n[cluster]\nurl = %q\n", real, sha(t, real), url))
+	goodCfg := testkit.WriteFile(t, dir, "good.toml", fmt.Sprintf(table, real))
+	otherCfg := testkit.WriteFile(t, dir, "other.toml", fmt.Sprintf(table, other))
+	hostCfg := testkit.WriteFile(t, dir, "host.toml", fmt.Sprintf(table+"sha256 = %q\n\n[cluster]\nurl = %q\n", real, sha(t, real), url))
 	_, otherID := workerProc(t, "other", url, otherCfg, nil)
 
 	lonely := run(t, "host-alone", dir, nil, "", "", "map", "-c", hostCfg, "double", "1")
@@ -299,16 +300,16 @@ func TestRollingReloadMidJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	cluster := fmt.Sprintf("[cluster]\nurl = %q\n", url)
-	cfg := writeFile(t, dir, "pool.toml", fixtureTable(t, "sleepy", self(t), "sleepy", 2, "CLUSTERTEST_SLEEP=2ms")+cluster)
+	cfg := testkit.WriteFile(t, dir, "pool.toml", fixtureTable(t, "sleepy", self(t), "sleepy", 2, "CLUSTERTEST_SLEEP=2ms")+cluster)
 	w, id := workerProc(t, "worker", url, cfg, nil)
 	const n = 3000
 	out := filepath.Join(dir, "out")
 	host := run(t, "host", dir, nil, numbers(t, dir, n), out, "map", "-c", cfg, "--stats", "--chunk-size", "20", "sleepy")
-	eventually(t, 30*time.Second, "no output", func() bool { return fileSize(out) > 0 || host.exited() })
-	writeFile(t, dir, "pool.toml", fixtureTable(t, "sleepy", rebuilt, "sleepy", 2, "CLUSTERTEST_SLEEP=2ms")+cluster)
+	testkit.Eventually(t, 30*time.Second, "no output", func() bool { return fileSize(out) > 0 || host.exited() })
+	testkit.WriteFile(t, dir, "pool.toml", fixtureTable(t, "sleepy", rebuilt, "sleepy", 2, "CLUSTERTEST_SLEEP=2ms")+cluster)
 	w.signal(syscall.SIGHUP)
 	newSum := sha(t, rebuilt)
-	eventually(t, 60*time.Second, "the worker did not reload", func() bool {
+	testkit.Eventually(t, 60*time.Second, "the worker did not reload", func() bool {
 		for _, wi := range listWorkers(t, url, "") {
 			if wi.ID == id && len(wi.Plugins) == 1 && len(wi.Plugins[0].Variants) == 1 && wi.Plugins[0].Variants[0].SHA256 == newSum {
 				return true
@@ -337,13 +338,13 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	_, url := serverProc(t, "server", nil)
 	waitStream(t, url, "", 1)
-	cfg := writeFile(t, dir, "pool.toml", fixtureTable(t, "sleepy", self(t), "sleepy", 1, "CLUSTERTEST_SLEEP=20ms")+fmt.Sprintf("[cluster]\nurl = %q\n", url))
+	cfg := testkit.WriteFile(t, dir, "pool.toml", fixtureTable(t, "sleepy", self(t), "sleepy", 1, "CLUSTERTEST_SLEEP=20ms")+fmt.Sprintf("[cluster]\nurl = %q\n", url))
 	a, idA := workerProc(t, "worker-a", url, cfg, nil)
 	workerProc(t, "worker-b", url, cfg, nil)
 	const n = 400
 	out := filepath.Join(dir, "out")
 	host := run(t, "host", dir, nil, numbers(t, dir, n), out, "map", "-c", cfg, "--stats", "--chunk-size", "5", "sleepy")
-	eventually(t, 30*time.Second, "worker a never got to work", func() bool {
+	testkit.Eventually(t, 30*time.Second, "worker a never got to work", func() bool {
 		b, _ := running(t, url, "", idA)
 		return b > 0
 	})
@@ -366,7 +367,7 @@ func TestApplyAndRunOnCluster(t *testing.T) {
 	dir := t.TempDir()
 	_, url := serverProc(t, "server", nil)
 	waitStream(t, url, "", 1)
-	cfg := writeFile(t, dir, "pool.toml", fmt.Sprintf(`
+	cfg := testkit.WriteFile(t, dir, "pool.toml", fmt.Sprintf(`
 [plugins.double]
 path = %q
 workers = 1
@@ -385,7 +386,7 @@ input = "numbers.jsonl"
 [cluster]
 url = %q
 `, filepath.Join(binDir, "double"), filepath.Join(binDir, "printer"), url))
-	writeFile(t, dir, "numbers.jsonl", "1\n2\n3\n4\n5\n")
+	testkit.WriteFile(t, dir, "numbers.jsonl", "1\n2\n3\n4\n5\n")
 	workerProc(t, "worker", url, cfg, nil)
 	for _, c := range []struct {
 		args []string
@@ -414,7 +415,7 @@ url = %q
 func TestHostHungPastTimeoutLosesItsJob(t *testing.T) {
 	url, id, host := busyHost(t, 300, 1)
 	host.signal(syscall.SIGSTOP)
-	eventually(t, 20*time.Second, "the worker still works for the stopped host", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the worker still works for the stopped host", func() bool {
 		b, j := running(t, url, "", id)
 		return b == 0 && j == 0
 	})

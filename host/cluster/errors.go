@@ -7,12 +7,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/host/backend"
 )
 
-// Sentinel errors. Items of a job fail with the pool's sentinels
-// (pool.ErrTask, ErrCrashed, ErrTimeout, ErrTooLarge, ErrDegraded,
-// ErrClosed) as they would locally; these add what only a cluster has.
+// Sentinel errors. Items of a job fail with the sentinels every back-end
+// shares (backend.ErrTask, ErrCrashed, ErrTimeout, ErrTooLarge,
+// ErrDegraded, ErrClosed) as they would locally; these add what only a
+// cluster has.
 var (
 	// ErrInvalidConfig: a Config, WorkerConfig or ServerConfig field is out
 	// of range. Fix the field named in the message.
@@ -22,12 +23,12 @@ var (
 	ErrConnect = errors.New("cannot connect to the cluster")
 	// ErrNoWorkers: no live worker serves the plugin (as pinned) within
 	// StartTimeout. A *NoWorkersError lists the workers refused and why. It
-	// also matches pool.ErrStart: to a caller it is a plugin that did not
+	// also matches backend.ErrStart: to a caller it is a plugin that did not
 	// start.
 	ErrNoWorkers = errors.New("no worker serves the plugin")
 	// ErrLost: the items' batch was lost with the worker or the job that
 	// held it and could not be run again. A *LostError says why. It also
-	// matches pool.ErrCrashed.
+	// matches backend.ErrCrashed.
 	ErrLost = errors.New("batch lost")
 )
 
@@ -105,7 +106,7 @@ func (e *NoWorkersError) Error() string {
 }
 
 func (e *NoWorkersError) Is(target error) bool {
-	return target == ErrNoWorkers || target == pool.ErrStart
+	return target == ErrNoWorkers || target == backend.ErrStart
 }
 
 // LostError reports items whose batch was lost with its worker, or with
@@ -131,7 +132,7 @@ func (e *LostError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Plugin, e.Reason)
 }
 
-func (e *LostError) Is(target error) bool { return target == ErrLost || target == pool.ErrCrashed }
+func (e *LostError) Is(target error) bool { return target == ErrLost || target == backend.ErrCrashed }
 
 // RemoteError is an item's pool error that happened on a worker: a crash,
 // a timeout, a degraded slot. It unwraps to the pool's own error type
@@ -164,4 +165,4 @@ func (e *PayloadError) Error() string {
 		what, e.Size, e.Limit)
 }
 
-func (e *PayloadError) Is(target error) bool { return target == pool.ErrTooLarge }
+func (e *PayloadError) Is(target error) bool { return target == backend.ErrTooLarge }

@@ -15,13 +15,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/host/backend"
 )
 
-// Executor runs one plugin's items on the cluster's workers. It has
-// pool.Pool's methods and semantics: one Result per item, in input order
-// for Map and Imap, errors matching the pool's sentinels. Each call is one
-// job. Its methods are safe for concurrent use.
+// Executor runs one plugin's items on the cluster's workers. It is a
+// backend.Executor with a local pool's semantics: one Result per item, in
+// input order for Map and Imap, errors matching backend's sentinels. Each
+// call is one job. Its methods are safe for concurrent use.
 type Executor struct {
 	cfg  Config
 	log  hclog.Logger
@@ -31,7 +31,7 @@ type Executor struct {
 	mu      sync.Mutex
 	cond    *sync.Cond // Broadcast when active or live change
 	closing bool
-	err     error // why calls are refused: pool.ErrClosed
+	err     error // why calls are refused: backend.ErrClosed
 	active  map[*job]struct{}
 	size    int                    // adaptive batch size, in items
 	live    map[string]*seenWorker // the workers bucket, by worker id
@@ -42,7 +42,17 @@ type Executor struct {
 	wg        sync.WaitGroup
 }
 
-var _ pool.Executor = (*Executor)(nil)
+var _ backend.Executor = (*Executor)(nil)
+
+// Starter returns the backend.StartFunc that starts an executor for cfg:
+// a cluster's workers as the back-end of a pipeline stage or a CLI
+// command.
+func Starter(cfg Config) backend.StartFunc { return backend.Bind(Start, cfg) }
+
+// MaxItemBytes returns the largest item the executor takes
+// (Config.MaxItemBytes, default applied); a larger one fails alone with
+// pool.ErrTooLarge, as does one that does not fit in a NATS message.
+func (e *Executor) MaxItemBytes() int { return e.cfg.MaxItemBytes }
 
 // seenWorker is a worker record and when this process last saw it.
 type seenWorker struct {
@@ -53,7 +63,7 @@ type seenWorker struct {
 // Start connects to the cluster, creating its stream and buckets if
 // needed, and waits up to StartTimeout for a live worker that serves the
 // plugin as pinned. It fails with a *NoWorkersError (matching ErrNoWorkers
-// and pool.ErrStart) naming the workers refused and why, or with a
+// and backend.ErrStart) naming the workers refused and why, or with a
 // *ConnectError. Refused workers are logged as warnings, at start and when
 // they join later. Cancelling ctx aborts the start; it does not affect the
 // executor once Start has returned.
@@ -273,8 +283,8 @@ const (
 // cancelling fails the unfinished items with ctx's error and stops their
 // work on the workers. The error is nil when every item succeeded;
 // otherwise it counts the failures and wraps the first one.
-func (e *Executor) Map(ctx context.Context, items [][]byte) ([]pool.Result, error) {
-	results := make([]pool.Result, len(items))
+func (e *Executor) Map(ctx context.Context, items [][]byte) ([]backend.Result, error) {
+	results := make([]backend.Result, len(items))
 	if len(items) == 0 {
 		return results, nil
 	}
@@ -292,7 +302,7 @@ func (e *Executor) Map(ctx context.Context, items [][]byte) ([]pool.Result, erro
 			results[i].Err = why
 		}
 	}
-	return results, pool.FirstError(results)
+	return results, backend.FirstError(results)
 }
 
 // stopCause says why a job stopped before reading all its items.
@@ -305,11 +315,11 @@ func (e *Executor) stopCause(ctx context.Context) error {
 	if e.err != nil {
 		return e.err
 	}
-	return pool.ErrClosed
+	return backend.ErrClosed
 }
 
 // Apply runs one item and returns its result; err is the result's Err.
-func (e *Executor) Apply(ctx context.Context, item []byte) (pool.Result, error) {
+func (e *Executor) Apply(ctx context.Context, item []byte) (backend.Result, error) {
 	rs, _ := e.Map(ctx, [][]byte{item})
 	return rs[0], rs[0].Err
 }
@@ -320,13 +330,13 @@ func (e *Executor) Apply(ctx context.Context, item []byte) (pool.Result, error) 
 // reads items on a goroutine of its own and copies each before asking for
 // the next. If the loop stops early, the job is stopped on the workers too,
 // and Imap returns once items has yielded its next element or returned.
-func (e *Executor) Imap(ctx context.Context, items iter.Seq[[]byte]) iter.Seq2[int, pool.Result] {
+func (e *Executor) Imap(ctx context.Context, items iter.Seq[[]byte]) iter.Seq2[int, backend.Result] {
 	return e.run(ctx, items, true)
 }
 
 // ImapUnordered is Imap yielding results as batches complete rather than
 // in input order; the index says which item each belongs to.
-func (e *Executor) ImapUnordered(ctx context.Context, items iter.Seq[[]byte]) iter.Seq2[int, pool.Result] {
+func (e *Executor) ImapUnordered(ctx context.Context, items iter.Seq[[]byte]) iter.Seq2[int, backend.Result] {
 	return e.run(ctx, items, false)
 }
 
@@ -335,7 +345,7 @@ func (e *Executor) ImapUnordered(ctx context.Context, items iter.Seq[[]byte]) it
 func (e *Executor) Close() error {
 	e.mu.Lock()
 	if !e.closing {
-		e.closing, e.err = true, pool.ErrClosed
+		e.closing, e.err = true, backend.ErrClosed
 	}
 	for len(e.active) > 0 {
 		e.cond.Wait()
@@ -346,19 +356,19 @@ func (e *Executor) Close() error {
 }
 
 // Terminate stops every call in progress at once: their unfinished items
-// fail with pool.ErrClosed, their batches are purged from the stream and
+// fail with backend.ErrClosed, their batches are purged from the stream and
 // the workers stop working on them. It waits for the calls to return.
 // Safe to call more than once and after Close.
 func (e *Executor) Terminate() error {
 	e.mu.Lock()
-	e.closing, e.err = true, pool.ErrClosed
+	e.closing, e.err = true, backend.ErrClosed
 	jobs := make([]*job, 0, len(e.active))
 	for j := range e.active {
 		jobs = append(jobs, j)
 	}
 	e.mu.Unlock()
 	for _, j := range jobs {
-		j.stop(pool.ErrClosed)
+		j.stop(backend.ErrClosed)
 	}
 	e.mu.Lock()
 	for len(e.active) > 0 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pluginpool/pluginpool/host/cluster"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 func doubleConfig(workers int) pool.Config {
@@ -34,31 +35,31 @@ func TestMapImapApply(t *testing.T) {
 	e := startExecutor(t, cluster.Config{NATS: cluster.NATS{URL: s.ClientURL()}, Plugin: "double"})
 	ctx := context.Background()
 
-	rs, err := e.Map(ctx, ints(20000))
+	rs, err := e.Map(ctx, testkit.Ints(20000))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkDoubled(t, rs)
+	testkit.CheckDoubled(t, rs)
 
 	var got []pool.Result
-	for i, r := range e.Imap(ctx, seq(ints(5000))) {
+	for i, r := range e.Imap(ctx, seq(testkit.Ints(5000))) {
 		if i != len(got) {
 			t.Fatalf("Imap yielded index %d, want %d: not in input order", i, len(got))
 		}
 		got = append(got, r)
 	}
-	checkDoubled(t, got)
+	testkit.CheckDoubled(t, got)
 
 	un := make([]pool.Result, 3000)
 	seen := 0
-	for i, r := range e.ImapUnordered(ctx, seq(ints(3000))) {
+	for i, r := range e.ImapUnordered(ctx, seq(testkit.Ints(3000))) {
 		un[i] = r
 		seen++
 	}
 	if seen != 3000 {
 		t.Fatalf("ImapUnordered yielded %d results for 3000 items", seen)
 	}
-	checkDoubled(t, un)
+	testkit.CheckDoubled(t, un)
 
 	r, err := e.Apply(ctx, []byte("21"))
 	if err != nil || string(r.Value) != "42" {
@@ -115,7 +116,7 @@ func TestCancelStopsWorkers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(500*time.Millisecond, cancel)
 	began := time.Now()
-	rs, err := e.Map(ctx, ints(2000))
+	rs, err := e.Map(ctx, testkit.Ints(2000))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Map: %v, want context.Canceled", err)
 	}
@@ -139,7 +140,7 @@ func TestCancelStopsWorkers(t *testing.T) {
 // idle waits until worker id runs nothing.
 func idle(t *testing.T, url, id string) {
 	t.Helper()
-	eventually(t, 10*time.Second, "worker "+id+" still running batches", func() bool {
+	testkit.Eventually(t, 10*time.Second, "worker "+id+" still running batches", func() bool {
 		ws, err := cluster.ListWorkers(context.Background(), cluster.NATS{URL: url})
 		if err != nil {
 			t.Fatal(err)
@@ -164,7 +165,7 @@ func TestImapBreak(t *testing.T) {
 	w := startWorker(t, s.ClientURL(), fixture(t, "sleepy", "sleepy", "CLUSTERTEST_SLEEP=5ms"))
 	e := startExecutor(t, cluster.Config{NATS: cluster.NATS{URL: s.ClientURL()}, Plugin: "sleepy"})
 	n := 0
-	for i, r := range e.Imap(context.Background(), seq(ints(100000))) {
+	for i, r := range e.Imap(context.Background(), seq(testkit.Ints(100000))) {
 		if r.Err != nil || string(r.Value) != strconv.Itoa(2*i) {
 			t.Fatalf("item %d: %q, %v", i, r.Value, r.Err)
 		}
@@ -193,11 +194,11 @@ func TestPinnedVersionAndDigest(t *testing.T) {
 	if r := e.Refused(); len(r) != 1 || !strings.Contains(r[0].Reason, "sha256") {
 		t.Fatalf("Refused() = %v; want the fixture, for its sha256", r)
 	}
-	rs, err := e.Map(ctx, ints(2000))
+	rs, err := e.Map(ctx, testkit.Ints(2000))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkDoubled(t, rs)
+	testkit.CheckDoubled(t, rs)
 	if ids := e.WorkerIDs(); !slices.Equal(ids, []string{real.ID()}) {
 		t.Fatalf("answered by %v; want only %s", ids, real.ID())
 	}
@@ -230,7 +231,7 @@ func TestNotIdempotentNeverRunsTwice(t *testing.T) {
 		}
 		second <- err
 	}()
-	rs, _ := e.Map(context.Background(), ints(400))
+	rs, _ := e.Map(context.Background(), testkit.Ints(400))
 	if err := <-second; err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +259,7 @@ func TestCrashErrorTravels(t *testing.T) {
 	s := startServer(t)
 	w := startWorker(t, s.ClientURL(), fixture(t, "crashy", "crashy"))
 	e := startExecutor(t, cluster.Config{NATS: cluster.NATS{URL: s.ClientURL()}, Plugin: "crashy"})
-	rs, _ := e.Map(context.Background(), ints(20))
+	rs, _ := e.Map(context.Background(), testkit.Ints(20))
 	for i, r := range rs {
 		if i == 7 {
 			var ce *pool.CrashError
@@ -283,7 +284,7 @@ func TestDegradedSlotsGiveUp(t *testing.T) {
 	cfg.MaxRestarts, cfg.RestartWindow = 1, 500*time.Millisecond
 	startWorker(t, s.ClientURL(), cfg)
 	e := startExecutor(t, cluster.Config{NATS: cluster.NATS{URL: s.ClientURL()}, Plugin: "crashy", ChunkSize: 10, MaxAttempts: 2})
-	rs, _ := e.Map(context.Background(), ints(10))
+	rs, _ := e.Map(context.Background(), testkit.Ints(10))
 	for i, r := range rs {
 		var le *cluster.LostError
 		if !errors.As(r.Err, &le) || le.Deliveries != 3 || !strings.Contains(r.Err.Error(), "max_attempts") {

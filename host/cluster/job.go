@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/cluster/clusterpb"
-	"github.com/pluginpool/pluginpool/host/pool"
 )
 
 // A job is one call's worth of items on the cluster: a Map, an Imap
@@ -120,13 +120,13 @@ type sealed struct {
 }
 
 // run starts a job over items and returns its results as an iterator.
-func (e *Executor) run(ctx context.Context, items iter.Seq[[]byte], ordered bool) iter.Seq2[int, pool.Result] {
-	return func(yield func(int, pool.Result) bool) {
+func (e *Executor) run(ctx context.Context, items iter.Seq[[]byte], ordered bool) iter.Seq2[int, backend.Result] {
+	return func(yield func(int, backend.Result) bool) {
 		j, err := e.newJob(ctx, ordered)
 		if err != nil {
 			i := 0
 			for range items {
-				if !yield(i, pool.Result{Err: err}) {
+				if !yield(i, backend.Result{Err: err}) {
 					return
 				}
 				i++
@@ -152,7 +152,7 @@ func (e *Executor) run(ctx context.Context, items iter.Seq[[]byte], ordered bool
 			}
 			for _, s := range b.segs {
 				for k := s.lo; k < s.hi; k++ {
-					r := pool.Result{Err: s.err}
+					r := backend.Result{Err: s.err}
 					if s.a != nil {
 						r = s.a.result(s.off + k - s.lo)
 					}
@@ -568,7 +568,7 @@ func (j *job) add(f *filling, it []byte) bool {
 // tooLarge says why an item of n bytes cannot be sent, or nil.
 func (j *job) tooLarge(n int) error {
 	if n > j.e.cfg.MaxItemBytes {
-		return &pool.TooLargeError{Size: n, Limit: j.e.cfg.MaxItemBytes}
+		return &backend.TooLargeError{Size: n, Limit: j.e.cfg.MaxItemBytes}
 	}
 	if room := j.e.l.maxPayload - messageOverhead - perItemOverhead; n > room {
 		return &PayloadError{Size: n, Limit: j.e.l.maxPayload}

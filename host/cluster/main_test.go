@@ -5,19 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"go.uber.org/goleak"
 
 	"github.com/pluginpool/pluginpool/host/cluster"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 	"github.com/pluginpool/pluginpool/sdk"
 )
 
@@ -32,47 +27,17 @@ const fixtureEnv = "CLUSTERTEST_FIXTURE"
 var binDir string // pluginpool, double, printer
 
 func TestMain(m *testing.M) {
-	if os.Getenv(sdk.Handshake.MagicCookieKey) == sdk.Handshake.MagicCookieValue {
-		serveFixture(os.Getenv(fixtureEnv))
-		os.Exit(1)
-	}
-	os.Exit(setupAndRun(m))
-}
-
-func setupAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "pluginpool-cluster-test-")
+	testkit.ServeFixture(fixtureEnv, serveFixture)
+	dir, err := testkit.Build(testkit.Double, testkit.Printer, testkit.CLI)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		return 1
+		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
 	binDir = dir
-	build := exec.Command(goTool(), "build", "-o", dir+string(filepath.Separator),
-		"github.com/pluginpool/pluginpool/plugins/double",
-		"github.com/pluginpool/pluginpool/plugins/printer",
-		"github.com/pluginpool/pluginpool/host/cmd/pluginpool")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the plugins and the CLI: %v\n%s", err, out)
-		return 1
-	}
-	if code := m.Run(); code != 0 {
-		return code
-	}
-	if err := goleak.Find(); err != nil {
-		fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-		return 1
-	}
-	return 0
+	code := testkit.Run(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
-
-func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
-		return p
-	}
-	return "go"
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // serveFixture serves a fixture plugin in this process.
 func serveFixture(mode string) {
@@ -120,30 +85,17 @@ func serveFixture(mode string) {
 	sdk.Serve(p)
 }
 
-// fixture returns the pool.Config of a fixture plugin served as name.
+// fixture returns the pool.Config of a fixture plugin served as name, with
+// two workers.
 func fixture(t testing.TB, name, mode string, env ...string) pool.Config {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pool.Config{
-		Path: self, Name: name, Workers: 2,
-		Env: append([]string{fixtureEnv + "=" + mode, "GORACE=atexit_sleep_ms=0"}, env...),
-	}
+	cfg := testkit.Fixture(t, name, fixtureEnv, mode, env...)
+	cfg.Workers = 2
+	return cfg
 }
 
-// testLogger writes to the test's log.
-func testLogger(t testing.TB) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Warn, Output: &tlog{t}})
-}
-
-type tlog struct{ t testing.TB }
-
-func (l *tlog) Write(b []byte) (int, error) {
-	l.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
-}
+// testLogger writes to a buffer logged if the test fails.
+func testLogger(t testing.TB) hclog.Logger { return testkit.Logger(testkit.LogOnFailure(t, "cluster")) }
 
 // startServer starts an embedded server on a loopback port.
 func startServer(t testing.TB) *cluster.Server {
@@ -183,36 +135,4 @@ func startExecutor(t testing.TB, cfg cluster.Config) *cluster.Executor {
 	}
 	t.Cleanup(func() { e.Terminate() })
 	return e
-}
-
-func ints(n int) [][]byte {
-	out := make([][]byte, n)
-	for i := range out {
-		out[i] = []byte(strconv.Itoa(i))
-	}
-	return out
-}
-
-func checkDoubled(t testing.TB, rs []pool.Result) {
-	t.Helper()
-	for i, r := range rs {
-		if r.Err != nil {
-			t.Fatalf("item %d: %v", i, r.Err)
-		}
-		if want := strconv.Itoa(2 * i); string(r.Value) != want {
-			t.Fatalf("item %d: got %q, want %q", i, r.Value, want)
-		}
-	}
-}
-
-// eventually waits for cond, failing after d.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pluginpool/pluginpool/host/cluster"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // proc is a process of the built pluginpool binary run by a test.
@@ -148,7 +149,7 @@ func serverProc(t testing.TB, name string, env []string, args ...string) (*proc,
 // waitStream waits until the cluster's stream exists, with replicas.
 func waitStream(t testing.TB, url, token string, replicas int) {
 	t.Helper()
-	eventually(t, 60*time.Second, "the stream is not ready", func() bool {
+	testkit.Eventually(t, 60*time.Second, "the stream is not ready", func() bool {
 		nc, err := nats.Connect(url, nats.Token(token), nats.Timeout(time.Second))
 		if err != nil {
 			return false
@@ -190,7 +191,7 @@ func workerProc(t testing.TB, name, url, cfg string, env []string, args ...strin
 		}
 	}
 	var id string
-	eventually(t, 60*time.Second, name+" did not join the registry", func() bool {
+	testkit.Eventually(t, 60*time.Second, name+" did not join the registry", func() bool {
 		if p.exited() {
 			t.Fatalf("%s exited: %s", name, p.tail(20))
 		}
@@ -229,34 +230,10 @@ func running(t testing.TB, url, token, id string) (batches, jobs int) {
 	return -1, -1
 }
 
-// writeFile writes a file in dir and returns its path.
-func writeFile(t testing.TB, dir, name, text string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // numbers writes the lines 1..n to a file.
 func numbers(t testing.TB, dir string, n int) string {
 	t.Helper()
-	p := filepath.Join(dir, fmt.Sprintf("numbers-%d.jsonl", n))
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	for i := 1; i <= n; i++ {
-		w.WriteString(strconv.Itoa(i))
-		w.WriteByte('\n')
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	return p
+	return testkit.WriteFile(t, dir, fmt.Sprintf("numbers-%d.jsonl", n), testkit.Numbers(1, n))
 }
 
 // checkDoubledFile checks that file holds 2, 4, ..., 2n, one per line.

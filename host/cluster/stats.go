@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/internal/hist"
 )
 
@@ -14,12 +14,12 @@ import (
 type counters struct {
 	mu                            sync.Mutex
 	ok, failed, retries, timeouts int64
-	workers                       map[string]*pool.WorkerStats
+	workers                       map[string]*backend.WorkerStats
 	order                         []string  // worker ids, first seen first
 	hist                          hist.Log2 // per-task time
 }
 
-func (c *counters) init() { c.workers = make(map[string]*pool.WorkerStats) }
+func (c *counters) init() { c.workers = make(map[string]*backend.WorkerStats) }
 
 // answered counts n items of an answer from worker, of which failed
 // failed (timeouts of them by timeout); redelivered says the batch had been
@@ -36,7 +36,7 @@ func (c *counters) answered(worker string, n, failed, timeouts int, redelivered 
 	}
 	w := c.workers[worker]
 	if w == nil {
-		w = &pool.WorkerStats{Slot: len(c.order)}
+		w = &backend.WorkerStats{Slot: len(c.order)}
 		c.workers[worker] = w
 		c.order = append(c.order, worker)
 	}
@@ -53,34 +53,37 @@ func (c *counters) failedLocally(n int, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.failed += int64(n)
-	if errors.Is(err, pool.ErrTimeout) {
+	if errors.Is(err, backend.ErrTimeout) {
 		c.timeouts += int64(n)
 	}
 }
 
 // Stats returns a snapshot of the executor's counters since Start. Workers
 // lists each worker that answered, in the order they first did: Slot is
-// that order, Pid the worker daemon's process id; Busy is the time its
-// slots spent on this executor's batches. Restarts are the workers'
-// business and stay 0 here. Retries counts items of batches delivered more
-// than once.
-func (e *Executor) Stats() pool.Stats {
+// that order, ID, Host and Pid the worker daemon's ("" and 0 once it left);
+// Busy is the time its slots spent on this executor's batches. Restarts
+// are the workers' business and stay 0 here. Retries counts items of
+// batches delivered more than once.
+func (e *Executor) Stats() backend.Stats {
 	e.mu.Lock()
-	pids := make(map[string]int, len(e.live))
+	live := make(map[string]WorkerInfo, len(e.live))
 	for id, sw := range e.live {
-		pids[id] = sw.rec.Pid
+		live[id] = sw.rec
 	}
 	e.mu.Unlock()
 	c := &e.stats
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := pool.Stats{
+	s := backend.Stats{
 		Plugin: e.cfg.Plugin, Succeeded: c.ok, Failed: c.failed, Retries: c.retries, Timeouts: c.timeouts,
-		Workers: make([]pool.WorkerStats, len(c.order)),
+		Workers: make([]backend.WorkerStats, len(c.order)),
 	}
 	for i, id := range c.order {
 		s.Workers[i] = *c.workers[id]
-		s.Workers[i].Pid = pids[id]
+		s.Workers[i].ID = id
+		if rec, ok := live[id]; ok {
+			s.Workers[i].Host, s.Workers[i].Pid = rec.Host, rec.Pid
+		}
 	}
 	s.P50, s.P95, s.P99 = c.hist.Quantile(0.50), c.hist.Quantile(0.95), c.hist.Quantile(0.99)
 	return s

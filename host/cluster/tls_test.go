@@ -19,6 +19,7 @@ import (
 
 	"github.com/pluginpool/pluginpool/host/cluster"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // writeCerts writes a CA and a certificate it signs for 127.0.0.1, as PEM
@@ -83,11 +84,11 @@ func TestTLS(t *testing.T) {
 	}
 	defer w.Terminate()
 	e := startExecutor(t, cluster.Config{NATS: n, Plugin: "double"})
-	rs, err := e.Map(context.Background(), ints(100))
+	rs, err := e.Map(context.Background(), testkit.Ints(100))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkDoubled(t, rs)
+	testkit.CheckDoubled(t, rs)
 	_, err = cluster.ListWorkers(context.Background(), cluster.NATS{URL: s.ClientURL()})
 	if !errors.Is(err, cluster.ErrConnect) {
 		t.Fatalf("a client without the CA: %v, want ErrConnect", err)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/cluster/clusterpb"
 	"github.com/pluginpool/pluginpool/host/pool"
 )
@@ -66,15 +67,15 @@ func takeBuilder(seq uint64, worker string, delivery uint32, limit int) *answerB
 func (a *answerBuilder) room() int { return a.limit - messageOverhead }
 
 // full reports whether adding r would overflow the part.
-func (a *answerBuilder) full(r *pool.Result) bool {
+func (a *answerBuilder) full(r *backend.Result) bool {
 	return a.n > 0 && a.size+itemSize(r) > a.room()
 }
 
 // add appends result r (the next item).
-func (a *answerBuilder) add(r pool.Result) {
+func (a *answerBuilder) add(r backend.Result) {
 	size := itemSize(&r)
 	if size > a.room() {
-		r = pool.Result{Err: &PayloadError{Size: size, Limit: a.limit, Result: true}}
+		r = backend.Result{Err: &PayloadError{Size: size, Limit: a.limit, Result: true}}
 		size = itemSize(&r)
 	}
 	k := uint32(a.n)
@@ -154,7 +155,7 @@ func (a *answerBuilder) cut(last bool, busy time.Duration) []byte {
 }
 
 // itemSize estimates the bytes result r takes in an Answer.
-func itemSize(r *pool.Result) int {
+func itemSize(r *backend.Result) int {
 	n := len(r.Value) + perItemOverhead
 	if r.Err == nil && r.Output == nil {
 		return n
@@ -179,10 +180,10 @@ func itemSize(r *pool.Result) int {
 func failureOf(index uint32, err error) *clusterpb.Failure {
 	f := &clusterpb.Failure{Index: index, Kind: clusterpb.Kind_KIND_OTHER, Text: []byte(err.Error())}
 	var (
-		te *pool.TaskError
+		te *backend.TaskError
 		ce *pool.CrashError
 		to *pool.TimeoutError
-		tl *pool.TooLargeError
+		tl *backend.TooLargeError
 		pe *PayloadError
 		le *LostError
 	)
@@ -208,9 +209,9 @@ func failureOf(index uint32, err error) *clusterpb.Failure {
 	case errors.As(err, &le):
 		f.Kind = clusterpb.Kind_KIND_LOST
 		f.Plugin, f.Deliveries, f.Message = le.Plugin, uint32(le.Deliveries), []byte(le.Reason)
-	case errors.Is(err, pool.ErrDegraded):
+	case errors.Is(err, backend.ErrDegraded):
 		f.Kind = clusterpb.Kind_KIND_DEGRADED
-	case errors.Is(err, pool.ErrClosed):
+	case errors.Is(err, backend.ErrClosed):
 		f.Kind = clusterpb.Kind_KIND_CLOSED
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		f.Kind = clusterpb.Kind_KIND_CANCELED
@@ -219,27 +220,27 @@ func failureOf(index uint32, err error) *clusterpb.Failure {
 	return f
 }
 
-var taskKinds = map[pool.TaskErrorKind]clusterpb.Kind{
-	pool.KindError:    clusterpb.Kind_KIND_TASK,
-	pool.KindPanic:    clusterpb.Kind_KIND_PANIC,
-	pool.KindDecode:   clusterpb.Kind_KIND_DECODE,
-	pool.KindCanceled: clusterpb.Kind_KIND_CANCELED,
+var taskKinds = map[backend.TaskErrorKind]clusterpb.Kind{
+	backend.KindError:    clusterpb.Kind_KIND_TASK,
+	backend.KindPanic:    clusterpb.Kind_KIND_PANIC,
+	backend.KindDecode:   clusterpb.Kind_KIND_DECODE,
+	backend.KindCanceled: clusterpb.Kind_KIND_CANCELED,
 }
 
 // errorOf rebuilds the error a worker described. Task errors come back as
-// *pool.TaskError; the others are wrapped in a *RemoteError naming the
+// *backend.TaskError; the others are wrapped in a *RemoteError naming the
 // worker.
 func errorOf(f *clusterpb.Failure, worker string) error {
 	remote := func(err error) error { return &RemoteError{Worker: worker, Err: err} }
 	switch f.Kind {
 	case clusterpb.Kind_KIND_TASK, clusterpb.Kind_KIND_PANIC, clusterpb.Kind_KIND_DECODE, clusterpb.Kind_KIND_CANCELED:
-		kind := pool.KindError
+		kind := backend.KindError
 		for k, v := range taskKinds {
 			if v == f.Kind {
 				kind = k
 			}
 		}
-		return &pool.TaskError{Plugin: f.Plugin, Kind: kind, Message: string(f.Message), Attempt: int(f.Attempts)}
+		return &backend.TaskError{Plugin: f.Plugin, Kind: kind, Message: string(f.Message), Attempt: int(f.Attempts)}
 	case clusterpb.Kind_KIND_CRASHED:
 		stderr := make([]string, len(f.Stderr))
 		for i, l := range f.Stderr {
@@ -252,13 +253,13 @@ func errorOf(f *clusterpb.Failure, worker string) error {
 		if f.Payload {
 			return &PayloadError{Size: int(f.Size), Limit: int(f.Limit), Result: f.Result}
 		}
-		return &pool.TooLargeError{Size: int(f.Size), Limit: int(f.Limit)}
+		return &backend.TooLargeError{Size: int(f.Size), Limit: int(f.Limit)}
 	case clusterpb.Kind_KIND_LOST:
 		return &LostError{Plugin: f.Plugin, Deliveries: int(f.Deliveries), Reason: string(f.Message)}
 	case clusterpb.Kind_KIND_DEGRADED:
-		return remote(&textError{text: string(f.Text), is: pool.ErrDegraded})
+		return remote(&textError{text: string(f.Text), is: backend.ErrDegraded})
 	case clusterpb.Kind_KIND_CLOSED:
-		return remote(&textError{text: string(f.Text), is: pool.ErrClosed})
+		return remote(&textError{text: string(f.Text), is: backend.ErrClosed})
 	}
 	return remote(&textError{text: string(f.Text)})
 }
@@ -384,8 +385,8 @@ func decodeAnswer(data []byte) (*answer, error) {
 func (a *answer) len() int { return len(a.Ends) }
 
 // result returns item i of the answer (0 = its first).
-func (a *answer) result(i int) pool.Result {
-	var r pool.Result
+func (a *answer) result(i int) backend.Result {
+	var r backend.Result
 	if a.printed != nil { // most answers print nothing and fail nothing
 		r.Output = a.printed[uint32(i)]
 	}

@@ -17,7 +17,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/host/settings"
 )
 
 // WorkerConfig describes a worker daemon. Plugins is required.
@@ -159,17 +161,10 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 var keyRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // workerDefaults fills in what a worker needs to know of a plugin's
-// config before starting it.
+// config before starting it: its settings' defaults (settings.Pool;
+// pool.Start reports a value out of bounds) and the worker's logger.
 func workerDefaults(c pool.Config, log hclog.Logger) pool.Config {
-	if c.Workers == 0 {
-		c.Workers = runtime.NumCPU()
-	}
-	if c.InFlight == 0 {
-		c.InFlight = pool.DefaultInFlight
-	}
-	if c.RestartWindow == 0 {
-		c.RestartWindow = pool.DefaultRestartWindow
-	}
+	settings.Apply(&c, settings.Pool)
 	if c.Logger == nil {
 		c.Logger = log
 	}
@@ -453,7 +448,7 @@ func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) int {
 	// Results are encoded as they come, and a part goes to the host when
 	// it is full or partEvery has passed: a long batch reports progress,
 	// and what came back is never run again.
-	next := func(r pool.Result) bool {
+	next := func(r backend.Result) bool {
 		// The clock is read once per 1024 items: per item it measured 10%
 		// of the worker's CPU on 1M trivial items.
 		if ab.full(&r) || ab.n&1023 == 1023 && time.Since(sent) >= partEvery {
@@ -467,7 +462,7 @@ func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) int {
 	failed, unserved := 0, false
 	if lostErr != nil {
 		for range n {
-			if !next(pool.Result{Err: lostErr}) {
+			if !next(backend.Result{Err: lostErr}) {
 				return 0
 			}
 		}
@@ -476,7 +471,7 @@ func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) int {
 		for _, r := range s.pool.Imap(j.ctx, items(task)) {
 			if r.Err != nil {
 				failed++
-				if (errors.Is(r.Err, pool.ErrDegraded) || errors.Is(r.Err, pool.ErrClosed)) && j.ctx.Err() == nil {
+				if (errors.Is(r.Err, backend.ErrDegraded) || errors.Is(r.Err, backend.ErrClosed)) && j.ctx.Err() == nil {
 					// The slot stopped serving under the batch. An
 					// idempotent batch runs again on another slot or
 					// worker; the items of another may have run, and
@@ -720,10 +715,10 @@ func (w *Worker) Stats() WorkerStats {
 	return w.stats.s
 }
 
-// PluginStats returns one pool.Stats per served plugin, by name: the
+// PluginStats returns one backend.Stats per served plugin, by name: the
 // counters of its slots (each a one-process pool) added up, and one
 // WorkerStats per slot.
-func (w *Worker) PluginStats() []pool.Stats {
+func (w *Worker) PluginStats() []backend.Stats {
 	w.mu.Lock()
 	ps := make([]*wplugin, 0, len(w.plugins))
 	for _, p := range w.plugins {
@@ -731,12 +726,12 @@ func (w *Worker) PluginStats() []pool.Stats {
 	}
 	w.mu.Unlock()
 	sort.Slice(ps, func(i, k int) bool { return ps[i].name < ps[k].name })
-	out := make([]pool.Stats, 0, len(ps))
+	out := make([]backend.Stats, 0, len(ps))
 	for _, p := range ps {
 		p.mu.Lock()
 		slots := append([]*slot(nil), p.slots...)
 		p.mu.Unlock()
-		sum := pool.Stats{Plugin: p.name}
+		sum := backend.Stats{Plugin: p.name}
 		for _, s := range slots {
 			st := s.pool.Stats()
 			sum.Succeeded += st.Succeeded

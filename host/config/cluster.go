@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"time"
+
+	"github.com/pluginpool/pluginpool/host/settings"
 )
 
 // Cluster is the [cluster] table: the NATS JetStream cluster that `map`,
@@ -36,18 +38,9 @@ type Cluster struct {
 	Line int
 }
 
-// The bounds of package cluster's Config (cluster.MinAckWait, ...), here
-// too so that loading a config does not link the NATS server into every
-// program that reads pool.toml; a test keeps them equal.
-const (
-	minAckWait     = 100 * time.Millisecond
-	maxAckWait     = time.Hour
-	minHostTimeout = 500 * time.Millisecond
-	maxHostTimeout = time.Hour
-	maxWindow      = 4096
-)
-
-var clusterKeys = []string{"url", "credentials", "nkey", "tls_ca", "tls_cert", "tls_key", "ack_wait", "host_timeout", "window", "replicas"}
+// clusterKeys are the [cluster] table's keys: where the cluster is and how
+// to log in, then its settings (settings.Cluster).
+var clusterKeys = append([]string{"url", "credentials", "nkey", "tls_ca", "tls_cert", "tls_key"}, settings.Names(settings.Cluster)...)
 
 // cluster reads the [cluster] table.
 func (p *parser) cluster(v any) *Cluster {
@@ -85,45 +78,17 @@ func (p *parser) cluster(v any) *Cluster {
 			case "tls_key":
 				c.TLSKey = path
 			}
-		case "ack_wait", "host_timeout":
-			d, ok := p.duration(at, val)
-			if !ok {
-				continue
-			}
-			lo, hi := minAckWait, maxAckWait
-			if k == "host_timeout" {
-				lo, hi = minHostTimeout, maxHostTimeout
-			}
-			if d < lo || d > hi {
-				p.errorf(at, "must be between %s and %s, got %s", lo, hi, d)
-				continue
-			}
-			if k == "ack_wait" {
-				c.AckWait = d
-			} else {
-				c.HostTimeout = d
-			}
-		case "window", "replicas":
-			n, ok := val.(int64)
-			if !ok {
-				p.errorf(at, "expected an integer, got %s", describe(val))
-				continue
-			}
-			if k == "window" {
-				if n < 0 || n > maxWindow {
-					p.errorf(at, "must be 0 (automatic) to %d, got %d", maxWindow, n)
-					continue
-				}
-				c.Window = int(n)
-			} else {
-				if n < 1 || n > 5 {
-					p.errorf(at, "must be 1 to 5, got %d", n)
-					continue
-				}
-				c.Replicas = int(n)
-			}
 		default:
-			p.unknownKey(at, k, clusterKeys, "")
+			sk := settings.Lookup(settings.Cluster, k)
+			if sk == nil {
+				p.unknownKey(at, k, clusterKeys, "")
+				continue
+			}
+			if n, err := sk.FromTOML(val); err != nil {
+				p.errorf(at, "%v", err)
+			} else {
+				settings.Set(c, sk, n)
+			}
 		}
 	}
 	if _, ok := tbl["url"]; !ok {
@@ -137,25 +102,6 @@ func (p *parser) cluster(v any) *Cluster {
 	}
 	return c
 }
-
-// duration reads a Go duration string.
-func (p *parser) duration(at loc, v any) (time.Duration, bool) {
-	s, ok := v.(string)
-	if !ok {
-		p.errorf(at, "expected a duration string such as \"30s\", got %s", describe(v))
-		return 0, false
-	}
-	d, err := time.ParseDuration(strings.TrimSpace(s))
-	if err != nil {
-		p.errorf(at, "%q is not a duration: write Go syntax such as \"200ms\", \"30s\" or \"1m\"", s)
-		return 0, false
-	}
-	return d, true
-}
-
-// ParseSize parses a whole number of bytes with an optional unit, as
-// max_item_bytes takes it: "512KiB", "64MiB", "1GiB", "100MB", "4096".
-func ParseSize(s string) (int64, error) { return parseSize(s) }
 
 // ValidName reports whether name can name a plugin or a pipeline:
 // lower-case letters, digits, '_' and '-', starting with a letter or digit.

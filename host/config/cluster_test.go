@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"testing"
@@ -75,9 +76,27 @@ func join(s []string) string {
 	return out
 }
 
+// config rejects exactly what package cluster rejects: both follow
+// settings.Cluster.
 func TestClusterBoundsMatch(t *testing.T) {
-	if minAckWait != cluster.MinAckWait || maxAckWait != cluster.MaxAckWait || minHostTimeout != cluster.MinHostTimeout ||
-		maxHostTimeout != cluster.MaxHostTimeout || maxWindow != cluster.MaxWindow {
-		t.Fatal("[cluster]'s bounds differ from package cluster's")
+	for _, tc := range []struct {
+		key    string
+		lo, hi time.Duration
+	}{
+		{"ack_wait", cluster.MinAckWait, cluster.MaxAckWait},
+		{"host_timeout", cluster.MinHostTimeout, cluster.MaxHostTimeout},
+	} {
+		for _, d := range []time.Duration{tc.lo - 1, tc.lo, tc.hi, tc.hi + 1} {
+			_, err := Parse("pool.toml", []byte(fmt.Sprintf("[cluster]\nurl = \"nats://x\"\n%s = %q\n", tc.key, d)), dir)
+			if ok := d >= tc.lo && d <= tc.hi; ok != (err == nil) {
+				t.Errorf("%s = %s: %v; package cluster takes %s to %s", tc.key, d, err, tc.lo, tc.hi)
+			}
+		}
+	}
+	for _, w := range []int{cluster.MaxWindow, cluster.MaxWindow + 1} {
+		_, err := Parse("pool.toml", []byte(fmt.Sprintf("[cluster]\nurl = \"nats://x\"\nwindow = %d\n", w)), dir)
+		if ok := w <= cluster.MaxWindow; ok != (err == nil) {
+			t.Errorf("window = %d: %v; package cluster takes up to %d", w, err, cluster.MaxWindow)
+		}
 	}
 }

@@ -1,7 +1,10 @@
 // Package config owns pool.toml: its schema, loading it, and validating it
 // with every problem reported at its line and key. It turns the file into
 // pool.Config values (PoolConfig, StageConfig) and pipeline descriptions
-// (Pipeline, DefaultPipeline); it starts nothing itself.
+// (Pipeline, DefaultPipeline); it starts nothing itself. The tunables
+// ([pool] and per-plugin and per-stage overrides, [cluster]'s ack_wait and
+// the like) are host/settings' table: config reads and checks them with
+// it, and owns the rest (plugins, pipelines, where a cluster is).
 //
 // Load and Parse check the schema only: types, unknown keys, ranges,
 // durations, sizes, names and references between tables. They never touch
@@ -33,8 +36,9 @@ type File struct {
 	// Dir is the absolute directory relative paths in the file resolve
 	// against: the directory the file is in.
 	Dir string
-	// Pool holds the [pool] table's settings, defaults filled in.
-	Pool Settings
+	// Pool holds the [pool] table's settings, defaults filled in, in the
+	// settings fields of a pool.Config (see DefaultSettings).
+	Pool pool.Config
 	// Plugins holds one entry per [plugins.NAME] table, by name.
 	Plugins map[string]*Plugin
 	// Pipelines holds one entry per [pipelines.NAME] table, by name.
@@ -74,8 +78,9 @@ type Plugin struct {
 	// on a cluster: workers whose plugin reports another do not serve this
 	// host's jobs. Local pools do not check it.
 	Version string
-	// Settings are [pool]'s settings with this table's overrides applied.
-	Settings Settings
+	// Settings are [pool]'s settings with this table's overrides
+	// applied, in the settings fields of a pool.Config.
+	Settings pool.Config
 	// Config is the [plugins.NAME.config] table as a JSON object, passed to
 	// the plugin's Init; "{}" when there is none.
 	Config json.RawMessage
@@ -123,8 +128,8 @@ type Stage struct {
 	// Plugin names a [plugins.NAME] table.
 	Plugin string
 	// Settings are the effective settings: [pool], then the plugin's table,
-	// then the stage's own keys.
-	Settings Settings
+	// then the stage's own keys, in the settings fields of a pool.Config.
+	Settings pool.Config
 	// Overrides lists the pool keys the stage sets itself, in schema order;
 	// empty for a plain name. A stage without overrides can share a pool
 	// with other such stages of the same plugin.
@@ -299,9 +304,10 @@ func (f *File) StageConfig(pp *Pipeline, i int) (pool.Config, error) {
 	return pl.poolConfig(st.Settings), nil
 }
 
-// poolConfig maps pl and s onto a fresh pool.Config. Env is sorted by key
-// so equal configs compare equal.
-func (pl *Plugin) poolConfig(s Settings) pool.Config {
+// poolConfig is the plugin's pool.Config with settings s (a pool.Config
+// whose other fields are unset). Env is sorted by key so equal configs
+// compare equal.
+func (pl *Plugin) poolConfig(s pool.Config) pool.Config {
 	var env []string
 	for _, k := range sortedKeys(pl.Env) {
 		env = append(env, k+"="+pl.Env[k])
@@ -310,30 +316,17 @@ func (pl *Plugin) poolConfig(s Settings) pool.Config {
 	if len(cfg) == 0 {
 		cfg = []byte("{}")
 	}
-	return pool.Config{
-		Path:              pl.Path,
-		Name:              pl.Name,
-		Args:              slices.Clone(pl.Args),
-		Env:               env,
-		SkipHostEnv:       !pl.InheritEnv,
-		PassEnv:           slices.Clone(pl.PassEnv),
-		TLS:               pl.TLS,
-		PluginConfig:      cfg,
-		SHA256:            pl.SHA256,
-		Workers:           s.Workers,
-		ChunkSize:         s.ChunkSize,
-		InFlight:          s.InFlight,
-		MaxItemBytes:      s.MaxItemBytes,
-		MaxAttempts:       s.MaxAttempts,
-		TaskTimeout:       s.TaskTimeout,
-		KillGrace:         s.KillGrace,
-		MaxRestarts:       s.MaxRestarts,
-		RestartWindow:     s.RestartWindow,
-		MaxTasksPerWorker: s.MaxTasksPerWorker,
-		StartTimeout:      s.StartTimeout,
-		MaxResultBytes:    s.MaxResultBytes,
-		MaxMemory:         s.MaxMemory,
-	}
+	c := s
+	c.Path = pl.Path
+	c.Name = pl.Name
+	c.Args = slices.Clone(pl.Args)
+	c.Env = env
+	c.SkipHostEnv = !pl.InheritEnv
+	c.PassEnv = slices.Clone(pl.PassEnv)
+	c.TLS = pl.TLS
+	c.PluginConfig = cfg
+	c.SHA256 = pl.SHA256
+	return c
 }
 
 func (f *File) displayName() string {

@@ -512,27 +512,3 @@ func jsonable(v any) any {
 	}
 	return v
 }
-
-// describe names a decoded TOML value's type, with the value when short.
-func describe(v any) string {
-	switch x := v.(type) {
-	case string:
-		if len(x) > 40 {
-			return "a string"
-		}
-		return fmt.Sprintf("string %q", x)
-	case int64:
-		return fmt.Sprintf("integer %d", x)
-	case float64:
-		return fmt.Sprintf("float %v", x)
-	case bool:
-		return fmt.Sprintf("boolean %v", x)
-	case time.Time:
-		return "a datetime"
-	case []any, []map[string]any:
-		return "an array"
-	case map[string]any:
-		return "a table"
-	}
-	return fmt.Sprintf("%T", v)
-}

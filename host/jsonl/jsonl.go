@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/host/backend"
 )
 
 // Reader splits a stream into items, one per non-blank line, remembering
@@ -390,7 +390,7 @@ func (w *Writer) FlushEvery(d time.Duration) {
 
 // Write writes one result. Errors are sticky: after one, every Write and
 // Flush returns it.
-func (w *Writer) Write(r pool.Result) error {
+func (w *Writer) Write(r backend.Result) error {
 	w.mu.Lock()
 	w.dirty = true
 	if len(r.Output) == 0 && r.Value != nil && len(r.Value) < cap(w.buf)-len(w.buf) {

@@ -1,12 +1,16 @@
 // Package pipeline runs multi-stage pipelines: items read from a JSON Lines
-// or plain-text input flow through a chain of plugin pools, one pool per
-// stage, and the last stage's results are written out, in input order by
-// default. It owns the chaining (bounded, all stages busy at once), the
-// mapping of each stage's results back to input lines for failure reports,
-// and the atomic output file; host/pool runs each stage, host/config
-// describes pipelines in pool.toml (see FromConfig).
+// or plain-text input, or given as arguments, flow through a chain of
+// executors, one per stage, and the last stage's results are written out,
+// in input order by default. It owns the chaining (bounded, all stages
+// busy at once), the mapping of each stage's results back to input lines
+// for failure reports, the accounting of every item (succeeded, failed or
+// not run), and the atomic output file. A stage is a backend.StartFunc:
+// pool.Starter runs it on local processes, cluster.Starter on a cluster's
+// workers, and Run knows only backend.Executor. host/config describes
+// pipelines in pool.toml (see FromConfig). The CLI's map and apply are a
+// pipeline of one stage.
 //
-//	spec, err := pipeline.FromConfig(f, pp) // pp: a [pipelines.NAME] table
+//	spec, err := pipeline.FromConfig(f, pp, pool.Starter) // pp: a [pipelines.NAME] table
 //	if err != nil {
 //		return err
 //	}
@@ -14,7 +18,7 @@
 //	sum, err := pipeline.Run(ctx, spec)
 //
 // Stages stream into each other: stage k+1's feeder takes stage k's results
-// as they come (pool.Imap is lazy and holds a bounded window of batches),
+// as they come (Imap is lazy and holds a bounded window of batches),
 // so the whole pipeline runs in constant memory. An item that fails in a
 // stage is reported with its input line and that stage and goes no
 // further; the rest go on.

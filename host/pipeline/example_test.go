@@ -8,19 +8,22 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/pipeline"
 	"github.com/pluginpool/pluginpool/host/pool"
 )
 
 // The seed's demo as a library call: double → printer over 1..5, with one
 // bad item. Failures are reported as they are found; results are written
-// through a 256 KiB buffer, here flushed when the run ends. binDir is where TestMain built plugins/double and
+// through a 256 KiB buffer, here flushed when the run ends. Each stage
+// runs on local processes (pool.Starter); cluster.Starter would run it on
+// a cluster's workers. binDir is where TestMain built plugins/double and
 // plugins/printer; a program would use bin/plugins.
 func Example() {
 	spec := pipeline.Spec{
-		Stages: []pool.Config{
-			{Path: filepath.Join(binDir, "double"), Workers: 2},
-			{Path: filepath.Join(binDir, "printer"), Workers: 2, PluginConfig: []byte(`{"format": "Number: %v"}`)},
+		Stages: []backend.StartFunc{
+			pool.Starter(pool.Config{Path: filepath.Join(binDir, "double"), Workers: 2}),
+			pool.Starter(pool.Config{Path: filepath.Join(binDir, "printer"), Workers: 2, PluginConfig: []byte(`{"format": "Number: %v"}`)}),
 		},
 		Input:  strings.NewReader("1\n2\n\"three\"\n4\n5\n"),
 		Output: os.Stdout,

@@ -3,7 +3,7 @@ package pipeline
 import "sync"
 
 // entry is one item's trip through the pipeline. Its value travels inside
-// the pools; the entry remembers the rest: where the item came from and the
+// the executors; the entry remembers the rest: where the item came from and the
 // lines the stages it went through printed.
 type entry struct {
 	origin int      // index among the input's items
@@ -14,8 +14,8 @@ type entry struct {
 	done  bool
 	stage int   // the stage it finished in
 	err   error // why it failed; nil if it did not
-	// notRun: the stage's pool degraded before running it (err is its
-	// pool.ErrNotRun): counted, not reported one by one.
+	// notRun: the stage's executor degraded before running it (err is
+	// its backend.ErrNotRun): counted, not reported one by one.
 	notRun bool
 	value  []byte // the last stage's result
 }

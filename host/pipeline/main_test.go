@@ -1,55 +1,46 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"go.uber.org/goleak"
-
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 	"github.com/pluginpool/pluginpool/sdk"
 )
 
 // The tests run real plugins: plugins/double and plugins/printer, built
 // once into binDir by TestMain, and the "step" fixture, served by this
-// test binary re-executed as a plugin (TestMain dispatches on go-plugin's
-// cookie). Fixture plugins live here, never under plugins/.
+// test binary re-executed as a plugin (testkit.ServeFixture). Fixture
+// plugins live here, never under plugins/.
 var binDir string
 
 func TestMain(m *testing.M) {
-	if os.Getenv(sdk.Handshake.MagicCookieKey) == sdk.Handshake.MagicCookieValue {
-		serveStep()
-		os.Exit(0)
-	}
-	dir, err := os.MkdirTemp("", "pipelinetest-")
+	testkit.ServeFixture(fixtureEnv, func(string) { serveStep() })
+	dir, err := testkit.Build(testkit.Double, testkit.Printer)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	binDir = dir
-	for _, p := range []string{"double", "printer"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, p), "github.com/pluginpool/pluginpool/plugins/"+p)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building plugins/%s: %v\n%s", p, err, out)
-			os.RemoveAll(dir)
-			os.Exit(2)
-		}
-	}
 	// Every Run stops its pools; after the last test no goroutine of the
 	// pipeline, the pools, go-plugin or gRPC may be left.
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { os.RemoveAll(dir) }))
+	code := testkit.Run(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
+
+// fixtureEnv names the fixture a re-executed test binary serves: "step",
+// the only one.
+const fixtureEnv = "PIPELINETEST_FIXTURE"
 
 // serveStep is a configurable stage over integers. Each item n:
 // STEP_SLEEP_MS: sleeps that long (honouring cancellation);
@@ -109,71 +100,32 @@ func serveStep() {
 // buffer printed if the test fails.
 func stage(t testing.TB, name string, workers int, env ...string) pool.Config {
 	t.Helper()
-	out := &syncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s: plugin stderr and pool log:\n%s", name, out.String())
-		}
-	})
-	cfg := pool.Config{
-		Name:    name,
-		Workers: workers,
-		Stderr:  out,
-		Logger:  hclog.New(&hclog.LoggerOptions{Name: "pipelinetest", Level: hclog.Warn, Output: out}),
-	}
+	var cfg pool.Config
 	switch name {
-	case "double":
-		cfg.Path = filepath.Join(binDir, "double")
-	case "printer":
-		cfg.Path = filepath.Join(binDir, "printer")
-		cfg.PluginConfig = []byte(`{"format": "Number: %v"}`)
-	default:
-		exe, err := os.Executable()
-		if err != nil {
-			t.Fatal(err)
+	case "double", "printer":
+		out := testkit.LogOnFailure(t, name)
+		cfg = pool.Config{Name: name, Path: filepath.Join(binDir, name), Stderr: out, Logger: testkit.Logger(out)}
+		if name == "printer" {
+			cfg.PluginConfig = []byte(`{"format": "Number: %v"}`)
 		}
-		cfg.Path = exe
-		cfg.Env = append([]string{"GORACE=atexit_sleep_ms=0"}, env...)
+	default:
+		cfg = testkit.Fixture(t, name, fixtureEnv, "step", env...)
 	}
+	cfg.Workers = workers
 	return cfg
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+// stages starts each of cfgs on local processes.
+func stages(cfgs ...pool.Config) []backend.StartFunc {
+	s := make([]backend.StartFunc, len(cfgs))
+	for i, cfg := range cfgs {
+		s[i] = pool.Starter(cfg)
+	}
+	return s
 }
 
 // hangBound is the generous "does not hang" bound of every run in these
 // tests. No test asserts a shorter wall-clock time.
 const hangBound = 60 * time.Second
-
-// errWriter fails every write after the first n bytes with err.
-type errWriter struct {
-	n   int
-	err error
-}
-
-func (w *errWriter) Write(p []byte) (int, error) {
-	if len(p) <= w.n {
-		w.n -= len(p)
-		return len(p), nil
-	}
-	k := w.n
-	w.n = 0
-	return k, w.err
-}
 
 var errFull = errors.New("disk full")

@@ -8,14 +8,13 @@ import (
 	"iter"
 	"math"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/jsonl"
-	"github.com/pluginpool/pluginpool/host/pool"
 )
 
 // Spec describes one run of a pipeline. Only Stages and an input are
@@ -24,21 +23,28 @@ import (
 type Spec struct {
 	// Name names the pipeline in errors. Optional.
 	Name string
-	// Stages are the pools to chain, in order: the input's items go to the
-	// first stage, each stage's results to the next, and the last stage's
-	// results to Output. Run starts a pool of its own for each stage (see
-	// pool.Start) and stops it at the end. A stage's Name (default: the
-	// base name of its Path) names it in reports. Required, at least one.
-	Stages []pool.Config
+	// Stages start the executors to chain, in order: the input's items go
+	// to the first stage, each stage's results to the next, and the last
+	// stage's results to Output. Run calls each once, all at once, and
+	// stops what they start at the end: pool.Starter(cfg) runs a stage on
+	// local plugin processes, cluster.Starter(cfg) on a cluster's workers;
+	// Run does not know which. A stage is named in reports by its plugin
+	// (its executor's Stats().Plugin). Required, at least one.
+	Stages []backend.StartFunc
 
 	// Input is read one item per line; blank lines are skipped but counted
 	// in line numbers. Run reads it on a goroutine of its own, only as fast
-	// as the stages take items. One of Input and InputPath must be set, but
-	// not both.
+	// as the stages take items. Exactly one of Input, InputPath and Args
+	// must be set.
 	Input io.Reader
 	// InputPath is a file to read the items from instead; Run opens and
 	// closes it.
 	InputPath string
+	// Args are the items themselves, instead of an input: each is taken
+	// as is when it is valid JSON, else as a JSON string ("x" for x), as
+	// the CLI takes its arguments. Failures name them "item 2 (x)" rather
+	// than by line.
+	Args []string
 	// InputName names the input in errors, e.g. "stdin". Default
 	// InputPath, else "the input".
 	InputName string
@@ -73,7 +79,7 @@ type Spec struct {
 	// Unordered writes each result as soon as it is ready, rather than in
 	// input order. Default false: input order. Both keep every stage busy;
 	// ordered output holds back results that finish before an earlier item
-	// (bounded by each pool's window).
+	// (bounded by each executor's window).
 	Unordered bool
 
 	// OnFailure, if set, is called for each item that failed, with where
@@ -87,14 +93,10 @@ type Spec struct {
 	// on the hot path: store the numbers (e.g. in atomics) and display them
 	// elsewhere.
 	Progress func(done, failed int)
-	// Started, if set, is called once every stage's pool has started,
-	// before any item is read, with the pools in stage order, e.g. to
+	// Started, if set, is called once every stage's executor has started,
+	// before any item is read, with the executors in stage order, e.g. to
 	// watch their Stats while the run goes on. It must not close them.
-	Started func(pools []pool.Executor)
-	// Start, if set, starts each stage's executor instead of pool.Start:
-	// e.g. cluster.Start, to run the stages on a cluster's workers. Run
-	// closes what it returns.
-	Start func(ctx context.Context, cfg pool.Config) (pool.Executor, error)
+	Started func(executors []backend.Executor)
 }
 
 // Summary counts what a run did: Succeeded + Failed + NotRun = Items.
@@ -109,34 +111,38 @@ type Summary struct {
 	// Failed counts the items that failed in some stage.
 	Failed int
 	// NotRun counts the items that did not go through because a stage's
-	// pool degraded (see DegradedError): that stage did not run them
+	// executor degraded (see DegradedError): that stage did not run them
 	// (earlier stages may have), or the run stopped reading before them.
 	NotRun int
-	// Stages holds each stage pool's statistics when it stopped; nil if
-	// the pools did not start.
-	Stages []pool.Stats
+	// Stages holds each stage executor's statistics at the end of the
+	// run, taken before it stopped (so a local pool's workers show their
+	// processes); nil if the stages did not start.
+	Stages []backend.Stats
 }
 
 // Run runs the pipeline spec describes and blocks until it is done. Every
-// stage runs at once, on its own pool, with bounded buffers between stages:
+// stage runs at once, on its own executor, with bounded buffers between stages:
 // the first stage reads items only as fast as the last stage's results are
 // written, so an input of any length runs in constant memory.
 //
 // An item that fails in a stage is reported to OnFailure with its input
-// line and the stage, and goes no further; the others go on. An item for
+// line (or argument) and the stage, and goes no further; the others go
+// on. An item for
 // which a stage returns no value ends its trip there: its printed lines
 // are written, and it counts as succeeded.
 //
 // Run returns nil when every item succeeded, and an error matching
 // ErrFailed (a *FailedError) when the run completed but some items failed;
-// in both cases the output is complete. When a stage's pool degrades, the
-// run stops reading, lets the items already in it finish (the degraded
-// stage resolves its own as not run), counts the rest of the input, and
-// returns a *DegradedError (matching pool.ErrDegraded and pool.ErrNotRun);
-// an output file is then left as it was. Any other error means the run
-// stopped early: a stage's pool could not start (pool.ErrStart, naming the
-// stage), the input could not be read, the output could not be written, or
-// ctx was cancelled (ctx's error). Cancelling ctx terminates the stages'
+// in both cases the output is complete. When a stage's executor degrades,
+// the run stops reading, lets the items already in it finish (the
+// degraded stage resolves its own as not run), counts the rest of the
+// input, and returns a *DegradedError (matching backend.ErrDegraded and
+// backend.ErrNotRun); an output file is then left as it was. Any other
+// error means the run stopped early: a stage could not start (a
+// *StageError naming it, matching backend.ErrStart when the plugin could
+// not be started), the input could not be read, the output could not be
+// written (an error wrapping the writer's, e.g. syscall.EPIPE), or ctx
+// was cancelled (ctx's error). Cancelling ctx terminates the stages'
 // workers at once. The Summary counts what was done either way.
 func Run(ctx context.Context, spec Spec) (Summary, error) {
 	if err := spec.check(); err != nil {
@@ -175,17 +181,7 @@ func Run(ctx context.Context, spec Spec) (Summary, error) {
 		out = io.Discard
 	}
 
-	start := spec.Start
-	if start == nil {
-		start = func(ctx context.Context, cfg pool.Config) (pool.Executor, error) {
-			p, err := pool.Start(ctx, cfg)
-			if err != nil {
-				return nil, err // not a nil *Pool in a non-nil Executor
-			}
-			return p, nil
-		}
-	}
-	pools, err := startAll(ctx, spec.Stages, start)
+	execs, err := startAll(ctx, spec.Stages)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Summary{}, ctx.Err()
@@ -197,10 +193,10 @@ func Run(ctx context.Context, spec Spec) (Summary, error) {
 		defer stop()
 	}
 	if spec.Started != nil {
-		spec.Started(slicesClone(pools))
+		spec.Started(slicesClone(execs))
 	}
 
-	r := newRun(ctx, cancel, spec, pools, in, out)
+	r := newRun(ctx, cancel, spec, execs, in, out)
 	defer r.stopIdle()
 	// Unblock pushes waiting for room when the run stops early. Links are
 	// stopped downstream first: a push waiting on link k+1 holds link k.
@@ -212,7 +208,7 @@ func Run(ctx context.Context, spec Spec) (Summary, error) {
 	defer stopLinks()
 
 	r.out.w.FlushEvery(outputFlush)
-	last := len(pools) - 1
+	last := len(execs) - 1
 	for i, res := range r.results(last) {
 		if _, ok := r.settle(last, i, res); !ok {
 			break
@@ -223,42 +219,44 @@ func Run(ctx context.Context, spec Spec) (Summary, error) {
 	sum := Summary{Items: r.read}
 	sum.Succeeded, sum.Failed, sum.NotRun, _ = r.out.counts()
 	if werr != nil || ctx.Err() != nil {
-		for _, p := range pools {
+		for _, p := range execs {
 			p.Terminate()
 		}
-		sum.Stages = stats(pools)
+		sum.Stages = stats(execs)
 		if werr != nil {
 			return sum, fmt.Errorf("writing output: %w", werr)
 		}
 		return sum, ctx.Err() // only ctx's parent cancels it without werr
 	}
 
+	sum.Stages = stats(execs) // while the workers are there to show
 	var closeErrs []error
-	for i, p := range pools {
+	for i, p := range execs {
 		if err := p.Close(); err != nil {
 			closeErrs = append(closeErrs, err)
-			if errors.Is(err, pool.ErrDegraded) {
+			if errors.Is(err, backend.ErrDegraded) {
 				// Degraded while no item was in it (the input was idle):
 				// the run stopped feeding it all the same.
 				r.noteDegraded(i, err)
 			}
 		}
 	}
-	sum.Stages = stats(pools)
 	if deg := r.degradation(); deg != nil {
 		// The items never read are not run too: count them.
-		sum.Items = r.reader.Rest()
+		sum.Items = r.src.Rest()
 		r.stopIdle()
 		sum.NotRun = sum.Items - sum.Succeeded - sum.Failed
 		if sum.NotRun > 0 {
 			// Not committed: the output file is left as it was.
-			deg.Partial = r.reader.Err() != nil // let go of (idle), or unreadable
+			deg.InputErr = r.src.Err() // let go of (idle), or unreadable
+			deg.Partial = deg.InputErr != nil
 			deg.NotRun, deg.Items = sum.NotRun, sum.Items
-			deg.Line = r.reader.Line(min(deg.first, r.read))
+			deg.at = r.src.at(min(deg.first, r.read))
+			deg.Line = deg.at.line
 			return sum, deg
 		}
 	}
-	if err := r.reader.Err(); err != nil {
+	if err := r.src.Err(); err != nil {
 		return sum, fmt.Errorf("reading %s: %w", inName, err)
 	}
 	if f, ok := out.(*outputFile); ok {
@@ -284,11 +282,17 @@ func (s *Spec) check() error {
 	if len(s.Stages) == 0 {
 		bad("no stages: a pipeline needs at least one")
 	}
-	switch {
-	case s.Input == nil && s.InputPath == "":
-		bad("no input: set Input or InputPath")
-	case s.Input != nil && s.InputPath != "":
-		bad("both Input and InputPath are set: set one")
+	inputs := 0
+	for _, set := range []bool{s.Input != nil, s.InputPath != "", s.Args != nil} {
+		if set {
+			inputs++
+		}
+	}
+	switch inputs {
+	case 0:
+		bad("no input: set Input, InputPath or Args")
+	case 2, 3:
+		bad("more than one of Input, InputPath and Args is set: set one")
 	}
 	if s.Output != nil && s.OutputPath != "" {
 		bad("both Output and OutputPath are set: set one")
@@ -301,17 +305,17 @@ func (s *Spec) check() error {
 	return errors.Join(errs...)
 }
 
-// startAll starts every stage's pool at once. If one cannot start, the
-// others are stopped and the error names the stage.
-func startAll(ctx context.Context, cfgs []pool.Config, start func(context.Context, pool.Config) (pool.Executor, error)) ([]pool.Executor, error) {
+// startAll starts every stage's executor at once. If one cannot start,
+// the others are stopped and the error, a *StageError, names the stage.
+func startAll(ctx context.Context, stages []backend.StartFunc) ([]backend.Executor, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pools := make([]pool.Executor, len(cfgs))
-	errs := make([]error, len(cfgs))
+	execs := make([]backend.Executor, len(stages))
+	errs := make([]error, len(stages))
 	var wg sync.WaitGroup
-	for i, cfg := range cfgs {
+	for i, start := range stages {
 		wg.Go(func() {
-			pools[i], errs[i] = start(ctx, cfg)
+			execs[i], errs[i] = start(ctx)
 			if errs[i] != nil {
 				cancel() // no use waiting for the others
 			}
@@ -322,23 +326,23 @@ func startAll(ctx context.Context, cfgs []pool.Config, start func(context.Contex
 	for i, err := range errs {
 		// A stage that failed first, not one cancelled because of it.
 		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
-			first = fmt.Errorf("stage %d: %w", i+1, err)
+			first = &StageError{Stage: i, Err: err}
 		}
 	}
 	if first != nil {
-		for _, p := range pools {
+		for _, p := range execs {
 			if p != nil {
 				p.Terminate()
 			}
 		}
 		return nil, first
 	}
-	return pools, nil
+	return execs, nil
 }
 
-func stats(pools []pool.Executor) []pool.Stats {
-	s := make([]pool.Stats, len(pools))
-	for i, p := range pools {
+func stats(execs []backend.Executor) []backend.Stats {
+	s := make([]backend.Stats, len(execs))
+	for i, p := range execs {
 		s[i] = p.Stats()
 	}
 	return s
@@ -349,9 +353,9 @@ func slicesClone[T any](s []T) []T { return append([]T(nil), s...) }
 // run is one Run in progress.
 type run struct {
 	ctx       context.Context
-	pools     []pool.Executor
+	execs     []backend.Executor
 	unordered bool
-	reader    *jsonl.Reader
+	src       source // stage 0's items
 	// links[s] holds the entries of the items in stage s, for s >= 1;
 	// stage 0's items are the input's, in order, and need none.
 	links []*link
@@ -368,8 +372,8 @@ type run struct {
 	idle       func()         // stops the input's idle bound; guarded by mu
 }
 
-// noteNotRun records that stage s did not run item origin because its pool
-// degraded.
+// noteNotRun records that stage s did not run item origin because its
+// executor degraded.
 func (r *run) noteNotRun(s, origin int, err error) {
 	r.noteDegraded(s, err)
 	r.mu.Lock()
@@ -377,7 +381,7 @@ func (r *run) noteNotRun(s, origin int, err error) {
 	r.mu.Unlock()
 }
 
-// noteDegraded records that stage s's pool degraded with err. The first
+// noteDegraded records that stage s's executor degraded with err. The first
 // time, the run stops reading its input, and lets go of an input that
 // stays open with nothing to read (tail -f): the items it still holds are
 // counted as not run.
@@ -387,12 +391,13 @@ func (r *run) noteDegraded(s int, err error) {
 	if r.degraded != nil {
 		return
 	}
-	var de *pool.DegradedError
-	errors.As(err, &de)
-	r.degraded = &DegradedError{Stage: s, Plugin: r.out.names[s], Err: de, first: math.MaxInt}
+	if ne, ok := errors.AsType[*backend.NotRunError](err); ok {
+		err = ne.Cause // why, rather than an item's "not run"
+	}
+	r.degraded = &DegradedError{Stage: s, Plugin: r.out.names[s], Err: err, first: math.MaxInt}
 	r.halted.Store(true)
 	if r.abortInput != nil {
-		r.idle = r.reader.AbortWhenIdle(r.abortInput, inputIdle)
+		r.idle = r.src.AbortWhenIdle(r.abortInput, inputIdle)
 	}
 }
 
@@ -418,32 +423,32 @@ func (r *run) stopIdle() {
 // more of it.
 const inputIdle = time.Second
 
-func newRun(ctx context.Context, cancel context.CancelCauseFunc, spec Spec, pools []pool.Executor, in io.Reader, out io.Writer) *run {
-	names := make([]string, len(pools))
-	for i, cfg := range spec.Stages {
-		names[i] = cfg.Name
-		if names[i] == "" {
-			names[i] = filepath.Base(cfg.Path)
-		}
+func newRun(ctx context.Context, cancel context.CancelCauseFunc, spec Spec, execs []backend.Executor, in io.Reader, out io.Writer) *run {
+	names := make([]string, len(execs))
+	for i, p := range execs {
+		names[i] = p.Stats().Plugin
 	}
-	limit := spec.Stages[0].MaxItemBytes
-	if limit == 0 {
-		limit = pool.DefaultMaxItemBytes
+	var src source
+	if spec.Args != nil {
+		src = newArgs(spec.Args)
+	} else {
+		// The first stage fails a longer item alone: hold no more of one.
+		src = lines{jsonl.NewReader(in, spec.Format == config.FormatLines, execs[0].MaxItemBytes())}
 	}
 	r := &run{
 		ctx:        ctx,
-		pools:      pools,
+		execs:      execs,
 		abortInput: spec.AbortInput,
 		unordered:  spec.Unordered,
-		reader:     jsonl.NewReader(in, spec.Format == config.FormatLines, limit),
-		links:      make([]*link, len(pools)),
+		src:        src,
+		links:      make([]*link, len(execs)),
 	}
 	r.out = &writer{
-		ctx: ctx, cancel: cancel, line: r.reader.Line, names: names,
+		ctx: ctx, cancel: cancel, at: src.at, names: names,
 		onFailure: spec.OnFailure, progress: spec.Progress, w: jsonl.NewWriter(out),
 	}
 	var down receiver = r.out
-	for s := len(pools) - 1; s >= 1; s-- {
+	for s := len(execs) - 1; s >= 1; s-- {
 		r.links[s] = newLink(!spec.Unordered, down)
 		down = r.links[s]
 	}
@@ -451,11 +456,11 @@ func newRun(ctx context.Context, cancel context.CancelCauseFunc, spec Spec, pool
 }
 
 // results runs stage s over its items.
-func (r *run) results(s int) iter.Seq2[int, pool.Result] {
+func (r *run) results(s int) iter.Seq2[int, backend.Result] {
 	if r.unordered {
-		return r.pools[s].ImapUnordered(r.ctx, r.items(s))
+		return r.execs[s].ImapUnordered(r.ctx, r.items(s))
 	}
-	return r.pools[s].Imap(r.ctx, r.items(s))
+	return r.execs[s].Imap(r.ctx, r.items(s))
 }
 
 // items yields stage s's items: the input's for stage 0, else stage s-1's
@@ -464,7 +469,7 @@ func (r *run) results(s int) iter.Seq2[int, pool.Result] {
 func (r *run) items(s int) iter.Seq[[]byte] {
 	if s == 0 {
 		return func(yield func([]byte) bool) {
-			for it := range r.reader.Items() {
+			for it := range r.src.Items() {
 				// Read but not fed after a stage degraded: Rest counts
 				// it with the items after it (Reader.Count).
 				if r.halted.Load() || !yield(it) {
@@ -486,7 +491,7 @@ func (r *run) items(s int) iter.Seq[[]byte] {
 // settle joins stage s's result i to its item's entry and sends the item
 // on: into stage s+1 (returning the value to feed it) or, when its trip is
 // over, toward the writer. ok is false when the run stopped.
-func (r *run) settle(s, i int, res pool.Result) (next []byte, ok bool) {
+func (r *run) settle(s, i int, res backend.Result) (next []byte, ok bool) {
 	if r.ctx.Err() != nil {
 		// Results failed with ctx's error are not the items' fault.
 		return nil, false
@@ -505,9 +510,9 @@ func (r *run) settle(s, i int, res pool.Result) (next []byte, ok bool) {
 	if len(res.Output) > 0 {
 		e.out = append(e.out[:len(e.out):len(e.out)], res.Output...)
 	}
-	last := s == len(r.pools)-1
+	last := s == len(r.execs)-1
 	switch {
-	case res.Err != nil && errors.Is(res.Err, pool.ErrNotRun):
+	case res.Err != nil && errors.Is(res.Err, backend.ErrNotRun):
 		r.noteNotRun(s, e.origin, res.Err)
 		e.done, e.stage, e.err, e.notRun = true, s, res.Err, true
 	case res.Err != nil:
@@ -536,9 +541,9 @@ func (r *run) itemError(s, origin int, err error) error {
 	if s != 0 {
 		return err
 	}
-	var tl *pool.TooLargeError
-	if n, cut := r.reader.Oversize(origin); cut && errors.As(err, &tl) {
-		return &pool.TooLargeError{Size: n, Limit: tl.Limit}
+	var tl *backend.TooLargeError
+	if n, cut := r.src.Oversize(origin); cut && errors.As(err, &tl) {
+		return &backend.TooLargeError{Size: n, Limit: tl.Limit}
 	}
 	return err
 }

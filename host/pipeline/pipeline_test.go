@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pipeline"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // outcome is what a run produced.
@@ -51,33 +53,13 @@ func input(lines ...string) io.Reader {
 	return strings.NewReader(strings.Join(lines, "\n") + "\n")
 }
 
-func numbers(from, to int) io.Reader {
-	var b strings.Builder
-	for i := from; i <= to; i++ {
-		fmt.Fprintln(&b, i)
-	}
-	return strings.NewReader(b.String())
-}
-
-// dirEntries lists the names in dir.
-func dirEntries(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
-}
+func numbers(from, to int) io.Reader { return strings.NewReader(testkit.Numbers(from, to)) }
 
 // The seed's demo: double → printer prints "Number: 2" ... "Number: 10",
 // in order.
 func TestDoubleThenPrinter(t *testing.T) {
 	o := run(t, pipeline.Spec{
-		Stages: []pool.Config{stage(t, "double", 3), stage(t, "printer", 4)},
+		Stages: stages(stage(t, "double", 3), stage(t, "printer", 4)),
 		Input:  input("1", "2", "3", "4", "5"),
 	})
 	if o.err != nil {
@@ -97,7 +79,7 @@ func TestDoubleThenPrinter(t *testing.T) {
 }
 
 func TestOneStage(t *testing.T) {
-	o := run(t, pipeline.Spec{Stages: []pool.Config{stage(t, "double", 2)}, Input: numbers(1, 100)})
+	o := run(t, pipeline.Spec{Stages: stages(stage(t, "double", 2)), Input: numbers(1, 100)})
 	if o.err != nil {
 		t.Fatal(o.err)
 	}
@@ -114,11 +96,11 @@ func TestOneStage(t *testing.T) {
 // value.
 func TestOutputLinesInStageOrder(t *testing.T) {
 	o := run(t, pipeline.Spec{
-		Stages: []pool.Config{
+		Stages: stages(
 			stage(t, "step", 2, "STEP_TAG=a"),
 			stage(t, "step", 2, "STEP_TAG=b", "STEP_ADD=100"),
 			stage(t, "double", 2),
-		},
+		),
 		Input: input("1", "2", "3"),
 	})
 	if o.err != nil {
@@ -137,11 +119,11 @@ func TestFailureInStage1Of3(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "out.txt")
 	o := run(t, pipeline.Spec{
-		Stages: []pool.Config{
+		Stages: stages(
 			stage(t, "step", 2, "STEP_FAIL=3"),
 			stage(t, "double", 2),
 			stage(t, "printer", 2),
-		},
+		),
 		Input:      input("1", "2", "", "3", "4", "5"), // 3 is on line 4
 		OutputPath: path,
 	})
@@ -169,7 +151,7 @@ func TestFailureInStage1Of3(t *testing.T) {
 	if want := "Number: 2\nNumber: 4\nNumber: 8\nNumber: 10\n"; string(got) != want {
 		t.Errorf("output file %q, want %q", got, want)
 	}
-	if names := dirEntries(t, dir); !slices.Equal(names, []string{"out.txt"}) {
+	if names := testkit.DirNames(t, dir); !slices.Equal(names, []string{"out.txt"}) {
 		t.Errorf("directory holds %v, want only out.txt", names)
 	}
 	if o.sum.Items != 5 || o.sum.Succeeded != 4 || o.sum.Failed != 1 {
@@ -196,11 +178,11 @@ func TestFailuresInInputOrder(t *testing.T) {
 		}
 	}
 	o := run(t, pipeline.Spec{
-		Stages: []pool.Config{
+		Stages: stages(
 			stage(t, "step", 2, "STEP_FAIL="+strings.Join(fail1, ",")),
 			stage(t, "step", 2, "STEP_FAIL="+strings.Join(fail2, ","), "STEP_SLEEP_MS=0"),
 			stage(t, "double", 2),
-		},
+		),
 		Input: numbers(1, n),
 	})
 	if !errors.Is(o.err, pipeline.ErrFailed) {
@@ -231,10 +213,10 @@ func TestFailuresInInputOrder(t *testing.T) {
 // failed item's lines are not written.
 func TestNoValueEndsTrip(t *testing.T) {
 	o := run(t, pipeline.Spec{
-		Stages: []pool.Config{
+		Stages: stages(
 			stage(t, "step", 2, "STEP_TAG=a", "STEP_DROP=2", "STEP_FAIL=3"),
 			stage(t, "step", 1, "STEP_TAG=b"),
-		},
+		),
 		Input: input("1", "2", "3", "4"),
 	})
 	if !errors.Is(o.err, pipeline.ErrFailed) {
@@ -252,11 +234,11 @@ func TestNoValueEndsTrip(t *testing.T) {
 func TestUnordered(t *testing.T) {
 	const n = 20000
 	o := run(t, pipeline.Spec{
-		Stages: []pool.Config{
+		Stages: stages(
 			stage(t, "step", 2, "STEP_FAIL=7,700,7000"),
 			stage(t, "double", 2),
 			stage(t, "double", 2),
-		},
+		),
 		Input:     numbers(0, n-1),
 		Unordered: true,
 	})
@@ -293,7 +275,7 @@ func TestUnordered(t *testing.T) {
 
 func TestInputLines(t *testing.T) {
 	o := run(t, pipeline.Spec{
-		Stages: []pool.Config{stage(t, "printer", 1)},
+		Stages: stages(stage(t, "printer", 1)),
 		Input:  input("hello, world", `say "hi"`, "", "ünïcode"),
 		Format: config.FormatLines,
 	})
@@ -312,7 +294,7 @@ func TestInputPathAndTooLarge(t *testing.T) {
 	}
 	cfg := stage(t, "double", 1)
 	cfg.MaxItemBytes = 16
-	o := run(t, pipeline.Spec{Stages: []pool.Config{cfg, stage(t, "double", 1)}, InputPath: path})
+	o := run(t, pipeline.Spec{Stages: stages(cfg, stage(t, "double", 1)), InputPath: path})
 	if len(o.failures) != 1 {
 		t.Fatalf("err %v, failures %v; want one", o.err, o.failures)
 	}
@@ -335,12 +317,12 @@ func TestOutputFileReplaced(t *testing.T) {
 	}
 	var during []string
 	o := run(t, pipeline.Spec{
-		Stages:     []pool.Config{stage(t, "double", 1)},
+		Stages:     stages(stage(t, "double", 1)),
 		Input:      input("1", "2"),
 		OutputPath: path,
 		Progress: func(done, _ int) {
 			if done == 1 {
-				during = dirEntries(t, dir)
+				during = testkit.DirNames(t, dir)
 			}
 		},
 	})
@@ -357,7 +339,7 @@ func TestOutputFileReplaced(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Errorf("output file mode %v, %v; want 0640", fi.Mode(), err)
 	}
-	if names := dirEntries(t, dir); !slices.Equal(names, []string{"out.jsonl"}) {
+	if names := testkit.DirNames(t, dir); !slices.Equal(names, []string{"out.jsonl"}) {
 		t.Errorf("directory holds %v, want only out.jsonl", names)
 	}
 }
@@ -375,7 +357,7 @@ func TestDegradedStage(t *testing.T) {
 	crash := stage(t, "step", 1, "STEP_CRASH_FROM=1000")
 	crash.MaxRestarts = 2
 	o := run(t, pipeline.Spec{
-		Stages:     []pool.Config{stage(t, "double", 2), crash},
+		Stages:     stages(stage(t, "double", 2), crash),
 		Input:      numbers(1, n),
 		OutputPath: path,
 	})
@@ -397,8 +379,46 @@ func TestDegradedStage(t *testing.T) {
 	if got, err := os.ReadFile(path); err != nil || string(got) != "old\n" {
 		t.Errorf("output file %q, %v; want it left as it was", got, err)
 	}
-	if names := dirEntries(t, dir); !slices.Equal(names, []string{"out.jsonl"}) {
+	if names := testkit.DirNames(t, dir); !slices.Equal(names, []string{"out.jsonl"}) {
 		t.Errorf("directory holds %v, want only out.jsonl", names)
+	}
+}
+
+// Items given as arguments (Spec.Args, as map takes them) are JSON when
+// they are, else strings; failures name them by position and argument.
+func TestArgs(t *testing.T) {
+	o := run(t, pipeline.Spec{
+		Stages: stages(stage(t, "step", 2, "STEP_FAIL=3")),
+		Args:   []string{"1", "x", "3", "4"},
+	})
+	if !errors.Is(o.err, pipeline.ErrFailed) || o.out != "1\n4\n" || o.sum.Items != 4 || o.sum.Failed != 2 {
+		t.Fatalf("Run = %+v, %v, output %q; want 1 and 4, two failed", o.sum, o.err, o.out)
+	}
+	for i, want := range []string{`item 2 (x): stage 1 (step): want an integer, got "x"`, "item 3 (3): stage 1 (step): no 3"} {
+		if f := o.failures[i]; f.Error() != want || f.Line != 0 || f.Index != i+1 {
+			t.Errorf("failure %d: %q (line %d, index %d), want %q", i, f.Error(), f.Line, f.Index, want)
+		}
+	}
+	if f := o.failures[0]; f.Arg != "x" || f.Where() != "item 2 (x)" {
+		t.Errorf("failure 0: Arg %q, Where %q", f.Arg, f.Where())
+	}
+}
+
+// A degraded stage fed arguments says which argument it stopped at.
+func TestArgsDegraded(t *testing.T) {
+	args := make([]string, 1500)
+	for i := range args {
+		args[i] = strconv.Itoa(i + 1)
+	}
+	crash := stage(t, "step", 1, "STEP_CRASH_FROM=1000")
+	crash.MaxRestarts = 2
+	o := run(t, pipeline.Spec{Stages: stages(crash), Args: args})
+	var de *pipeline.DegradedError
+	if !errors.As(o.err, &de) || de.Where() != "item 1001 (1001)" || de.Line != 0 || de.NotRun != 500 || de.Items != 1500 {
+		t.Fatalf("Run = %v; want 500 of 1500 not run from item 1001 (1001)", o.err)
+	}
+	if len(o.failures) != 1 || o.failures[0].Where() != "item 1000 (1000)" {
+		t.Errorf("failures %v; want item 1000's crash alone", o.failures)
 	}
 }
 
@@ -418,10 +438,10 @@ func TestCancelLeavesNoOutput(t *testing.T) {
 			defer cancel()
 			began := time.Now()
 			sum, err := pipeline.Run(ctx, pipeline.Spec{
-				Stages: []pool.Config{
+				Stages: stages(
 					stage(t, "double", 2),
 					stage(t, "step", 2, "STEP_SLEEP_MS=20"),
-				},
+				),
 				Input:      numbers(1, 1000), // ~10 s at 2 × 50 items/s
 				OutputPath: path,
 				Progress: func(done, _ int) {
@@ -446,7 +466,7 @@ func TestCancelLeavesNoOutput(t *testing.T) {
 					t.Errorf("old output file now holds %q", got)
 				}
 			}
-			if names := dirEntries(t, dir); !slices.Equal(names, want) {
+			if names := testkit.DirNames(t, dir); !slices.Equal(names, want) {
 				t.Errorf("directory holds %v, want %v", names, want)
 			}
 		})
@@ -461,14 +481,14 @@ func TestStartFailure(t *testing.T) {
 	bad.Path = filepath.Join(dir, "missing")
 	bad.Name = "missing"
 	o := run(t, pipeline.Spec{
-		Stages:     []pool.Config{stage(t, "double", 1), bad},
+		Stages:     stages(stage(t, "double", 1), bad),
 		Input:      input("1"),
 		OutputPath: filepath.Join(dir, "out.jsonl"),
 	})
 	if !errors.Is(o.err, pool.ErrStart) || !errors.Is(o.err, pool.ErrNotFound) || !strings.HasPrefix(o.err.Error(), "stage 2: missing: ") {
 		t.Errorf("err = %v, want stage 2's pool.ErrNotFound", o.err)
 	}
-	if names := dirEntries(t, dir); len(names) != 0 {
+	if names := testkit.DirNames(t, dir); len(names) != 0 {
 		t.Errorf("directory holds %v, want nothing", names)
 	}
 }
@@ -480,9 +500,9 @@ func TestWriteError(t *testing.T) {
 		n = 100000
 	}
 	o := run(t, pipeline.Spec{
-		Stages: []pool.Config{stage(t, "double", 2), stage(t, "double", 2)},
+		Stages: stages(stage(t, "double", 2), stage(t, "double", 2)),
 		Input:  numbers(1, n),
-		Output: &errWriter{n: 1000, err: errFull},
+		Output: &testkit.FailingWriter{N: 1000, Err: errFull},
 	})
 	if !errors.Is(o.err, errFull) {
 		t.Fatalf("err = %v, want %v", o.err, errFull)
@@ -497,7 +517,7 @@ func TestReadError(t *testing.T) {
 	dir := t.TempDir()
 	in := io.MultiReader(strings.NewReader("1\n2\n"), iotestErrReader{errors.New("device gone")})
 	o := run(t, pipeline.Spec{
-		Stages:     []pool.Config{stage(t, "double", 1)},
+		Stages:     stages(stage(t, "double", 1)),
 		Input:      in,
 		InputName:  "the tape",
 		OutputPath: filepath.Join(dir, "out"),
@@ -505,7 +525,7 @@ func TestReadError(t *testing.T) {
 	if o.err == nil || o.err.Error() != "reading the tape: device gone" {
 		t.Errorf("err = %v", o.err)
 	}
-	if names := dirEntries(t, dir); len(names) != 0 {
+	if names := testkit.DirNames(t, dir); len(names) != 0 {
 		t.Errorf("directory holds %v, want nothing", names)
 	}
 }
@@ -528,7 +548,7 @@ func TestAbortInput(t *testing.T) {
 	var once sync.Once
 	aborted := make(chan struct{})
 	sum, err := pipeline.Run(ctx, pipeline.Spec{
-		Stages:     []pool.Config{stage(t, "double", 1), stage(t, "double", 1)},
+		Stages:     stages(stage(t, "double", 1), stage(t, "double", 1)),
 		Input:      pr,
 		AbortInput: func() { once.Do(func() { close(aborted); pr.CloseWithError(errors.New("aborted")) }) },
 		Output:     io.Discard,
@@ -549,7 +569,7 @@ func TestAbortInput(t *testing.T) {
 }
 
 func TestSpecErrors(t *testing.T) {
-	one := []pool.Config{{Path: "x"}}
+	one := stages(pool.Config{Path: "x"})
 	for _, spec := range []pipeline.Spec{
 		{Input: input("1")},
 		{Stages: one},
@@ -584,21 +604,25 @@ ordered = false
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec, err := pipeline.FromConfig(f, f.Pipelines["p"])
+	var cfgs []pool.Config // what each stage is started with
+	spec, err := pipeline.FromConfig(f, f.Pipelines["p"], func(cfg pool.Config) backend.StartFunc {
+		cfgs = append(cfgs, cfg)
+		return pool.Starter(cfg)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(spec.Stages) != 2 || spec.Stages[0].Name != "double" || spec.Stages[0].Workers != 2 ||
-		spec.Stages[1].Name != "printer" || spec.Stages[1].Workers != 1 ||
-		string(spec.Stages[1].PluginConfig) != `{"format":"N=%v"}` ||
-		spec.Stages[0].Path != filepath.Join(dir, "bin/double") {
-		t.Errorf("stages %+v", spec.Stages)
+	if len(spec.Stages) != 2 || len(cfgs) != 2 || cfgs[0].Name != "double" || cfgs[0].Workers != 2 ||
+		cfgs[1].Name != "printer" || cfgs[1].Workers != 1 ||
+		string(cfgs[1].PluginConfig) != `{"format":"N=%v"}` ||
+		cfgs[0].Path != filepath.Join(dir, "bin/double") {
+		t.Errorf("stages %+v", cfgs)
 	}
 	if spec.InputPath != filepath.Join(dir, "in.txt") || spec.Format != config.FormatLines ||
 		spec.OutputPath != filepath.Join(dir, "out/result.jsonl") || !spec.Unordered || spec.Name != "p" {
 		t.Errorf("spec %+v", spec)
 	}
-	if _, err := pipeline.FromConfig(f, nil); !errors.Is(err, pipeline.ErrInvalidSpec) {
+	if _, err := pipeline.FromConfig(f, nil, pool.Starter); !errors.Is(err, pipeline.ErrInvalidSpec) {
 		t.Errorf("FromConfig(nil pipeline) = %v", err)
 	}
 }
@@ -613,7 +637,7 @@ func TestMillionItems(t *testing.T) {
 	check := &checker{t: t}
 	began := time.Now()
 	o := run(t, pipeline.Spec{
-		Stages: []pool.Config{stage(t, "double", 2), stage(t, "double", 2)},
+		Stages: stages(stage(t, "double", 2), stage(t, "double", 2)),
 		Input:  &counter{n: n},
 		Output: check,
 	})

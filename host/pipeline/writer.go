@@ -4,8 +4,8 @@ import (
 	"context"
 	"sync"
 
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/jsonl"
-	"github.com/pluginpool/pluginpool/host/pool"
 )
 
 // writer is the end of the pipeline: it writes the items that came through
@@ -14,7 +14,7 @@ import (
 type writer struct {
 	ctx       context.Context
 	cancel    context.CancelCauseFunc // stops the run when a write fails
-	line      func(origin int) int
+	at        func(origin int) position
 	names     []string // stage names
 	onFailure func(*Failure)
 	progress  func(done, failed int)
@@ -40,7 +40,8 @@ func (w *writer) push(e entry) bool {
 		w.notRun++
 	case e.err != nil:
 		w.failed++
-		f := &Failure{Index: e.origin, Line: w.line(e.origin), Stage: e.stage, Plugin: w.names[e.stage], Err: e.err}
+		at := w.at(e.origin)
+		f := &Failure{Index: e.origin, Line: at.line, Arg: at.arg, Stage: e.stage, Plugin: w.names[e.stage], Err: e.err}
 		if w.first == nil {
 			w.first = f
 		}
@@ -49,7 +50,7 @@ func (w *writer) push(e entry) bool {
 		}
 	default:
 		w.ok++
-		if err := w.w.Write(pool.Result{Value: e.value, Output: e.out}); err != nil {
+		if err := w.w.Write(backend.Result{Value: e.value, Output: e.out}); err != nil {
 			w.err = err
 			w.cancel(err)
 			return false

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // Exact crash accounting with real processes (issue 8): the fixtures count
@@ -38,7 +39,7 @@ func TestPoisonRunsExactly(t *testing.T) {
 			if !p.Info().StartLedger {
 				t.Fatal("Info().StartLedger = false for a plugin built with the SDK")
 			}
-			rs, _ := mapAll(t, p, ints(n))
+			rs, _ := mapAll(t, p, testkit.Ints(n))
 			var ce *pool.CrashError
 			if !errors.As(rs[poison].Err, &ce) || ce.Attempts != attempts || ce.Task != pool.TaskRunning || !ce.Idempotent ||
 				!strings.Contains(ce.Error(), "after "+strconv.Itoa(attempts)+" attempt") {
@@ -134,7 +135,7 @@ func TestCrashNotIdempotentExact(t *testing.T) {
 	cfg := fixture(t, "notidempotent", "POOLTEST_CRASH_ON="+strconv.Itoa(poison))
 	cfg.Workers, cfg.ChunkSize = 2, chunk
 	p := start(t, cfg)
-	rs, _ := mapAll(t, p, ints(n))
+	rs, _ := mapAll(t, p, testkit.Ints(n))
 	lost := 0
 	for i, r := range rs {
 		var ce *pool.CrashError
@@ -178,11 +179,11 @@ func TestCrashWithoutLedger(t *testing.T) {
 	if p.Info().StartLedger {
 		t.Fatal("Info().StartLedger = true for a plugin without the ledger")
 	}
-	rs, err := mapAll(t, p, ints(n))
+	rs, err := mapAll(t, p, testkit.Ints(n))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkDoubled(t, rs)
+	testkit.CheckDoubled(t, rs)
 	st := p.Stats()
 	if got := totalRuns(t, cfg, n); got < n+1 || got > n+int(st.Retries) {
 		t.Errorf("%d runs in all; want more than %d, at most %d (items + Stats.Retries)", got, n, n+int(st.Retries))
@@ -195,7 +196,7 @@ func TestStderrBeforeExit(t *testing.T) {
 	cfg := fixture(t, "exitwhy", "POOLTEST_CRASH_ON=3")
 	cfg.Workers, cfg.MaxAttempts = 1, 1
 	p := start(t, cfg)
-	rs, _ := mapAll(t, p, ints(5))
+	rs, _ := mapAll(t, p, testkit.Ints(5))
 	var ce *pool.CrashError
 	if !errors.As(rs[3].Err, &ce) || !slices.Contains(ce.Stderr, "why: item 3 is poison") {
 		t.Fatalf("item 3: %v; want a *CrashError quoting the stderr line written before the exit", rs[3].Err)
@@ -220,7 +221,7 @@ func TestCrashLoopDegrades(t *testing.T) {
 	cfg := fixture(t, "crashall")
 	cfg.Workers, cfg.MaxRestarts = 1, 4
 	p := start(t, cfg)
-	rs, err := mapAll(t, p, ints(n))
+	rs, err := mapAll(t, p, testkit.Ints(n))
 	if !errors.Is(err, pool.ErrDegraded) || !errors.Is(err, pool.ErrNotRun) {
 		t.Fatalf("Map error = %v; want one matching ErrDegraded and ErrNotRun", err)
 	}

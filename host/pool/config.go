@@ -8,18 +8,21 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/pluginpool/pluginpool/host/settings"
 )
 
 // Config describes one plugin's pool. Only Path is required; the zero value
 // of every other field means its default. Start copies the Config: changing
 // it afterwards has no effect. Each field's pool.toml key is in
 // parentheses: the CLI builds a Config from a [plugins.NAME] table (and
-// the [pool] table's defaults), field for field.
+// the [pool] table's defaults), field for field. The settings (Workers to
+// StartTimeout) are pool.toml's pool keys: their defaults and bounds are
+// settings.Pool's.
 //
 //	pool.Config{
 //		Path:         "bin/plugins/printer",
@@ -142,26 +145,44 @@ type Config struct {
 	Stderr io.Writer
 }
 
-// Defaults.
+// Defaults: what a zero Config field means (settings.Pool).
 const (
-	DefaultInFlight      = 2
-	DefaultMaxItemBytes  = 64 << 20
-	DefaultMaxAttempts   = 3
-	DefaultKillGrace     = time.Second
-	DefaultMaxRestarts   = 10
-	DefaultRestartWindow = time.Minute
-	DefaultStartTimeout  = 10 * time.Second
+	DefaultInFlight      = settings.DefaultInFlight
+	DefaultMaxItemBytes  = settings.DefaultMaxItemBytes
+	DefaultMaxAttempts   = settings.DefaultMaxAttempts
+	DefaultKillGrace     = settings.DefaultKillGrace
+	DefaultMaxRestarts   = settings.DefaultMaxRestarts
+	DefaultRestartWindow = settings.DefaultRestartWindow
+	DefaultStartTimeout  = settings.DefaultStartTimeout
+)
+
+// Upper bounds of the Config fields that have one; Start rejects a value
+// past them with ErrInvalidConfig, as config and the CLI do. See package
+// settings for why each is where it is.
+const (
+	WorkersLimit       = settings.WorkersLimit
+	ChunkSizeLimit     = settings.ChunkSizeLimit
+	InFlightLimit      = settings.InFlightLimit
+	MaxItemBytesLimit  = settings.MaxItemBytesLimit
+	MaxAttemptsLimit   = settings.MaxAttemptsLimit
+	MaxRestartsLimit   = settings.MaxRestartsLimit
+	TaskTimeoutLimit   = settings.TaskTimeoutLimit
+	KillGraceLimit     = settings.KillGraceLimit
+	RestartWindowLimit = settings.RestartWindowLimit
+	StartTimeoutLimit  = settings.StartTimeoutLimit
+	MaxMemoryLimit     = settings.MaxMemoryLimit
 )
 
 // withDefaults returns a copy of c with defaults applied, or every problem
-// found, each wrapped in ErrInvalidConfig.
+// found, each wrapped in ErrInvalidConfig. The settings' defaults and
+// bounds are settings.Pool's.
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...)))
+	bad := func(err error) {
+		errs = append(errs, fmt.Errorf("%w: %v", ErrInvalidConfig, err))
 	}
 	if c.Path == "" {
-		bad("Path is required: the plugin executable to run")
+		bad(errors.New("Path is required: the plugin executable to run"))
 	}
 	if c.Name == "" {
 		c.Name = filepath.Base(c.Path)
@@ -175,58 +196,21 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.SHA256 = strings.ToLower(strings.TrimSpace(c.SHA256))
 	if c.SHA256 != "" && !ValidSHA256(c.SHA256) {
-		bad("SHA256 %q is not a 64-digit hex sha256 digest", c.SHA256)
+		bad(fmt.Errorf("SHA256 %q is not a 64-digit hex sha256 digest", c.SHA256))
 	}
-	def := func(v *int, d int, name string) {
-		switch {
-		case *v < 0:
-			bad("%s must be >= 0, got %d", name, *v)
-		case *v == 0:
-			*v = d
-		}
+	for _, err := range settings.Apply(&c, settings.Pool) {
+		bad(err)
 	}
-	defDur := func(v *time.Duration, d time.Duration, name string) {
-		switch {
-		case *v < 0:
-			bad("%s must be >= 0, got %s", name, *v)
-		case *v == 0:
-			*v = d
-		}
+	// max_result_bytes' 0 means max_item_bytes.
+	if c.MaxResultBytes == 0 {
+		c.MaxResultBytes = c.MaxItemBytes
 	}
-	def(&c.Workers, min(runtime.NumCPU(), WorkersLimit), "Workers")
-	def(&c.ChunkSize, 0, "ChunkSize")
-	def(&c.InFlight, DefaultInFlight, "InFlight")
-	def(&c.MaxItemBytes, DefaultMaxItemBytes, "MaxItemBytes")
-	def(&c.MaxAttempts, DefaultMaxAttempts, "MaxAttempts")
-	def(&c.MaxRestarts, DefaultMaxRestarts, "MaxRestarts")
-	def(&c.MaxTasksPerWorker, 0, "MaxTasksPerWorker")
-	defDur(&c.TaskTimeout, 0, "TaskTimeout")
-	defDur(&c.KillGrace, DefaultKillGrace, "KillGrace")
-	defDur(&c.RestartWindow, DefaultRestartWindow, "RestartWindow")
-	defDur(&c.StartTimeout, DefaultStartTimeout, "StartTimeout")
-	def(&c.MaxResultBytes, c.MaxItemBytes, "MaxResultBytes")
-	if c.MaxItemBytes > MaxItemBytesLimit {
-		bad("MaxItemBytes must be at most %d, got %d", MaxItemBytesLimit, c.MaxItemBytes)
-	}
-	atMost(bad, "Workers", c.Workers, WorkersLimit)
-	atMost(bad, "ChunkSize", c.ChunkSize, ChunkSizeLimit)
-	atMost(bad, "InFlight", c.InFlight, InFlightLimit)
-	atMost(bad, "MaxAttempts", c.MaxAttempts, MaxAttemptsLimit)
-	atMost(bad, "MaxRestarts", c.MaxRestarts, MaxRestartsLimit)
-	atMost(bad, "TaskTimeout", c.TaskTimeout, TaskTimeoutLimit)
-	atMost(bad, "KillGrace", c.KillGrace, KillGraceLimit)
-	atMost(bad, "RestartWindow", c.RestartWindow, RestartWindowLimit)
-	atMost(bad, "StartTimeout", c.StartTimeout, StartTimeoutLimit)
-	atMost(bad, "MaxResultBytes", c.MaxResultBytes, MaxItemBytesLimit)
-	atMost(bad, "MaxMemory", c.MaxMemory, MaxMemoryLimit)
 	c.PassEnv = append([]string(nil), c.PassEnv...)
 	switch {
-	case c.MaxMemory < 0:
-		bad("MaxMemory must be >= 0, got %d", c.MaxMemory)
 	case c.MaxMemory > 0 && !groupsSupported:
-		bad("MaxMemory is supported on Linux only")
+		bad(errors.New("MaxMemory is supported on Linux only"))
 	case c.MaxMemory > 0 && c.MaxMemory < MinMaxMemory:
-		bad("MaxMemory must be at least %s (a runtime needs that much to start), got %s", FormatSize(MinMaxMemory), FormatSize(c.MaxMemory))
+		bad(fmt.Errorf("MaxMemory must be at least %s (a runtime needs that much to start), got %s", FormatSize(MinMaxMemory), FormatSize(c.MaxMemory)))
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "pluginpool", Level: hclog.Warn, Output: os.Stderr})
@@ -237,76 +221,13 @@ func (c Config) withDefaults() (Config, error) {
 	return c, errors.Join(errs...)
 }
 
-// atMost reports field name's value v through bad when it is past limit.
-func atMost[T int | int64 | time.Duration](bad func(string, ...any), name string, v, limit T) {
-	if v > limit {
-		bad("%s must be at most %v, got %v", name, limit, v)
-	}
-}
-
 // MinMaxMemory is the smallest MaxMemory: below it neither the Go nor the
 // Python runtime starts.
 const MinMaxMemory = 16 << 20
 
 // FormatSize writes a number of bytes the way pool.toml takes it: "512MiB",
 // "1GiB", or plain bytes when no binary unit divides it.
-func FormatSize(n int64) string {
-	for _, u := range []struct {
-		unit  string
-		shift uint
-	}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}} {
-		if n != 0 && n%(1<<u.shift) == 0 {
-			return fmt.Sprintf("%d%s", n>>u.shift, u.unit)
-		}
-	}
-	return fmt.Sprintf("%dB", n)
-}
-
-// MaxItemBytesLimit is the largest MaxItemBytes: gRPC's ceiling on one
-// message, less room for the rest of the batch.
-const MaxItemBytesLimit = 1<<31 - 1 - 1<<20
-
-// Upper bounds of the other Config fields that have one; Start rejects a
-// value past them with ErrInvalidConfig, as config and the CLI do. A value
-// that large is a typo or a misunderstanding, not a bigger job, and it
-// would fail badly before anything useful happened: --chunk-size
-// 1000000000000 died allocating one batch's item boundaries ("fatal error:
-// out of memory"), and workers = 100000 starts 100000 processes.
-// MaxTasksPerWorker has no bound: a large value only means "rarely".
-const (
-	// WorkersLimit bounds Workers. A worker is a process (~10 MB, a few
-	// ms to start); 1024 is four times the cores of the largest machines,
-	// room for tasks that mostly wait.
-	WorkersLimit = 1024
-	// ChunkSizeLimit bounds ChunkSize, items per batch. A batch's item
-	// boundaries are allocated when it is opened; the adaptive size never
-	// goes past 16384, and 1Mi trivial items are already ~100 ms of work.
-	ChunkSizeLimit = 1 << 20
-	// InFlightLimit bounds InFlight. Two batches per worker hide the round
-	// trip; more only put more items at the mercy of one crash.
-	InFlightLimit = 64
-	// MaxAttemptsLimit bounds MaxAttempts: the runs of each item are
-	// counted in a byte, and a task that failed 100 times will not
-	// succeed the 101st.
-	MaxAttemptsLimit = 100
-	// MaxRestartsLimit bounds MaxRestarts: the pool keeps one record per
-	// restart in the window. It is high enough to mean "never degrade"
-	// (TestChaos kills workers on purpose, thousands of times).
-	MaxRestartsLimit = 1 << 20
-	// TaskTimeoutLimit bounds TaskTimeout: a week. The watchdog adds
-	// KillGrace to it, which must not overflow.
-	TaskTimeoutLimit = 7 * 24 * time.Hour
-	// KillGraceLimit bounds KillGrace: how long a cancelled task may take
-	// to stop.
-	KillGraceLimit = time.Hour
-	// RestartWindowLimit bounds RestartWindow: a day.
-	RestartWindowLimit = 24 * time.Hour
-	// StartTimeoutLimit bounds StartTimeout: a plugin that needs more than
-	// an hour to start is broken.
-	StartTimeoutLimit = time.Hour
-	// MaxMemoryLimit bounds MaxMemory: 1 TiB per worker.
-	MaxMemoryLimit = 1 << 40
-)
+func FormatSize(n int64) string { return settings.FormatSize(n) }
 
 // ValidSHA256 reports whether s is a sha256 digest as Config.SHA256 takes
 // it: 64 lower-case hex digits.

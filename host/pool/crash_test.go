@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // A worker that dies under an idempotent plugin's task: the task is re-run
@@ -20,11 +21,11 @@ import (
 func TestCrashRetried(t *testing.T) {
 	cfg := fixture(t, "crashonce", "POOLTEST_CRASH_ON=500")
 	p := start(t, cfg)
-	rs, err := mapAll(t, p, ints(1000))
+	rs, err := mapAll(t, p, testkit.Ints(1000))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkDoubled(t, rs)
+	testkit.CheckDoubled(t, rs)
 	st := p.Stats()
 	if st.Restarts != 1 || st.Retries < 1 || st.Succeeded != 1000 || st.Failed != 0 {
 		t.Errorf("stats: %+v; want 1 restart, >= 1 retry, 1000 succeeded", st)
@@ -39,7 +40,7 @@ func TestPoisonItem(t *testing.T) {
 	cfg.Workers = 2
 	p := start(t, cfg)
 	first := pids(p)
-	rs, err := mapAll(t, p, ints(1000))
+	rs, err := mapAll(t, p, testkit.Ints(1000))
 	if !errors.Is(err, pool.ErrCrashed) || !strings.Contains(err.Error(), "1 of 1000 items failed") {
 		t.Errorf("Map error = %v; want 1 of 1000 failed, matching ErrCrashed", err)
 	}
@@ -74,11 +75,11 @@ func TestPoisonItem(t *testing.T) {
 		t.Errorf("stats: %+v; want between MaxAttempts and MaxRestarts restarts", st)
 	}
 	// Healed: the pool serves on.
-	rs, err = mapAll(t, p, ints(100))
+	rs, err = mapAll(t, p, testkit.Ints(100))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkDoubled(t, rs)
+	testkit.CheckDoubled(t, rs)
 }
 
 // Chaos: items stream through a pure plugin while another goroutine

@@ -2,6 +2,8 @@ package pool
 
 import (
 	"time"
+
+	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
 )
 
 // Batch sizing. A batch should be a few milliseconds of work: big enough
@@ -13,6 +15,45 @@ const (
 	maxBatchItems   = 16384
 	maxBatchBytes   = 1 << 20
 )
+
+// nextRequest blocks until w has something to send: a cancel, or a batch
+// when w has room for one. It returns nil when w is to stop sending.
+func (p *Pool) nextRequest(w *worker) *workerpb.Batch {
+	p.mu.Lock()
+	for {
+		if w.state != workerRunning {
+			p.mu.Unlock()
+			return nil
+		}
+		if len(w.cancels) > 0 {
+			seq := w.cancels[0]
+			w.cancels = w.cancels[1:]
+			p.mu.Unlock()
+			return &workerpb.Batch{Seq: seq, Cancel: true}
+		}
+		recycle := p.cfg.MaxTasksPerWorker > 0 && w.tasks >= p.cfg.MaxTasksPerWorker
+		if recycle && len(w.inflight) == 0 {
+			w.endLocked(errRecycle)
+			continue
+		}
+		alone := len(w.inflight) > 0 && w.inflight[0].single // nothing may follow it
+		if !recycle && !alone && len(w.inflight) < p.cfg.InFlight {
+			if b := p.cut(w); b != nil {
+				now := time.Now()
+				w.seq++
+				b.w, b.seq, b.sentAt, b.done = w, w.seq, now, 0
+				if len(w.inflight) == 0 {
+					w.headSince, w.progress = now, now
+				}
+				w.inflight = append(w.inflight, b)
+				w.tasks += b.len()
+				p.mu.Unlock()
+				return b.request()
+			}
+		}
+		p.cond.Wait()
+	}
+}
 
 // batchSize is how many items the next batch should hold. Called with
 // p.mu held.

@@ -10,6 +10,12 @@
 //	defer p.Close()
 //	results, err := p.Map(ctx, [][]byte{[]byte("1"), []byte("2"), []byte("3")})
 //
+// A *Pool is the local back-end of package backend: it implements
+// backend.Executor, and Result, Stats and the sentinel errors are
+// backend's, under the pool's names (pool.ErrTask is backend.ErrTask), so
+// code written against either works with both back-ends. Starter makes
+// the backend.StartFunc pipelines and the CLI start a pool with.
+//
 // Items and results are opaque bytes to the pool (JSON, by the SDK's
 // convention); the pool never decodes them. Typed wraps a pool (or any
 // Executor) in typed calls that encode and decode them with the SDK's
@@ -48,5 +54,18 @@
 // Inside, each worker has a sender and a receiver goroutine owned by a
 // supervisor goroutine per slot; batches are cut when a worker has room for
 // one, sized from the observed per-item time (a few milliseconds of work),
-// and at most InFlight batches ride each stream.
+// and at most InFlight batches ride each stream. The files follow those
+// concerns:
+//
+//	pool.go        Start, Close, Terminate: the pool's states
+//	map.go         Map, Apply, Imap, ImapUnordered; job.go, feed.go, batch.go their items
+//	dispatch.go    what a worker is sent next (nextRequest, cut, batch sizing)
+//	answer.go      what comes back: checked (values.go), delivered, resolved
+//	supervisor.go  a slot's life: start, serve, restart with backoff, degrade
+//	worker.go      one worker generation: launch (handshake, Describe, Init), its two loops, its end
+//	proc.go        the plugin process: started (command.go), watched and reaped with its tree (sandbox.go, cgroup_*.go, watcher.go)
+//	output.go      its stdout and stderr: stray lines forwarded, the tail a crash report quotes (logline.go: its log records)
+//	ledger.go      the start ledger the plugin keeps, read after a crash
+//	retire.go      a dead worker's items, settled by crash.go's pure policy (table tests)
+//	watchdog.go    task_timeout
 package pool

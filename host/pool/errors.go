@@ -6,124 +6,73 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
-// Sentinel errors. Every error the pool returns matches one of these with
-// errors.Is; the typed errors below carry the details.
+// ErrInvalidConfig: a Config field is out of range. Fix the field named in
+// the message.
+var ErrInvalidConfig = errors.New("invalid pool config")
+
+// The errors every back-end shares live in package backend; these are the
+// same values under the pool's name, so that errors.Is(err, pool.ErrTask)
+// and errors.Is(err, backend.ErrTask) agree. See backend for what each
+// means. Local processes add the details: a *StartError, *CrashError,
+// *TimeoutError or *DegradedError.
 var (
-	// ErrInvalidConfig: a Config field is out of range. Fix the field named
-	// in the message.
-	ErrInvalidConfig = errors.New("invalid pool config")
-	// ErrClosed: the pool was closed or terminated; start a new one.
-	ErrClosed = errors.New("pool is closed")
-	// ErrStart: a plugin process could not be started. A *StartError says
-	// which step failed; it also matches one of ErrNotFound, ErrChecksum,
-	// ErrInterpreter, ErrHandshake, ErrInit, ErrStartTimeout or
-	// ErrMaxMemory.
-	ErrStart = errors.New("plugin failed to start")
-	// ErrNotFound: the plugin executable is missing or not executable.
-	ErrNotFound = errors.New("plugin executable not found")
-	// ErrChecksum: the executable's sha256 differs from the configured one.
-	ErrChecksum = errors.New("plugin checksum mismatch")
-	// ErrHandshake: the executable did not complete the plugin handshake:
-	// it is not a pluginpool plugin, or it wrote to stdout before serving
-	// (sdk.Serve, pluginpool.serve).
-	ErrHandshake = errors.New("not a pluginpool plugin")
-	// ErrInterpreter: a .py plugin found no Python that can import grpc
-	// and google.protobuf; the message lists the interpreters tried.
-	ErrInterpreter = errors.New("no interpreter for the plugin")
-	// ErrInit: the plugin's Init returned an error.
-	ErrInit = errors.New("plugin init failed")
-	// ErrStartTimeout: the plugin did not finish starting within StartTimeout.
-	ErrStartTimeout = errors.New("plugin start timed out")
-	// ErrDegraded: more than MaxRestarts workers within RestartWindow
-	// failed to start or died before completing a task; the pool stopped:
-	// items it did not run resolve to ErrNotRun, new calls fail fast. A
-	// *DegradedError lists the recent causes.
-	ErrDegraded = errors.New("pool degraded")
-	// ErrTask: the task itself failed (returned an error, panicked, or
-	// could not decode its input). A *TaskError says which.
-	ErrTask = errors.New("task failed")
-	// ErrCrashed: the worker holding the task died, the task ran (or, for
-	// a plugin without the start ledger, may have run), and it is not run
-	// again: the plugin is not idempotent, or the task ran MaxAttempts
-	// times. A *CrashError names the process, how it ended and what the
-	// task was doing.
-	ErrCrashed = errors.New("worker crashed")
+	ErrClosed       = backend.ErrClosed
+	ErrStart        = backend.ErrStart
+	ErrNotFound     = backend.ErrNotFound
+	ErrChecksum     = backend.ErrChecksum
+	ErrHandshake    = backend.ErrHandshake
+	ErrInit         = backend.ErrInit
+	ErrStartTimeout = backend.ErrStartTimeout
+	ErrDegraded     = backend.ErrDegraded
+	ErrTask         = backend.ErrTask
+	ErrCrashed      = backend.ErrCrashed
+	ErrTimeout      = backend.ErrTimeout
+	ErrTooLarge     = backend.ErrTooLarge
+	ErrNotRun       = backend.ErrNotRun
+)
+
+// Start and crash causes only local processes have.
+var (
 	// ErrMaxMemory: the worker running the task exceeded MaxMemory and
 	// died (a *CrashError whose MaxMemory is set, which also matches
 	// ErrCrashed), or a plugin ran out of memory as it started (a
-	// *StartError): raise MaxMemory.
+	// *StartError, which also matches ErrStart): raise MaxMemory.
 	ErrMaxMemory = errors.New("worker exceeded max_memory")
-	// ErrTimeout: the task ran longer than TaskTimeout.
-	ErrTimeout = errors.New("task timed out")
-	// ErrTooLarge: the item is larger than MaxItemBytes, or its result
-	// larger than MaxResultBytes.
-	ErrTooLarge = errors.New("item too large")
-	// ErrNotRun: the pool degraded before it ran the item, or before it
-	// could run it again after its worker died (which is safe: it never
-	// ran, or the plugin is idempotent). The item has no result. Every
-	// such item carries the same *NotRunError: callers with many items
-	// count them rather than report each. It also matches ErrDegraded.
-	ErrNotRun = errors.New("not run")
+	// ErrInterpreter: a .py plugin found no Python that can import grpc
+	// and google.protobuf; the message lists the interpreters tried. A
+	// *StartError, which also matches ErrStart.
+	ErrInterpreter = errors.New("no interpreter for the plugin")
 	// ErrCodec: a typed caller (Typed) could not encode an item, which
 	// then did not run, or could not decode the plugin's result into its
 	// result type. A *CodecError says which and why.
 	ErrCodec = errors.New("cannot encode or decode a typed value")
 )
 
-// TaskErrorKind says how a task failed.
-type TaskErrorKind int
-
-// Task error kinds.
-const (
-	KindError    TaskErrorKind = iota + 1 // the task returned an error
-	KindPanic                             // the task panicked
-	KindDecode                            // the input did not decode into the task's input type
-	KindCanceled                          // the task was cancelled
+// The item-level errors every back-end shares (package backend).
+type (
+	// TaskError is a failure the plugin reported for one task.
+	TaskError = backend.TaskError
+	// TaskErrorKind says how a task failed.
+	TaskErrorKind = backend.TaskErrorKind
+	// TooLargeError reports an item over MaxItemBytes, or a result over
+	// MaxResultBytes.
+	TooLargeError = backend.TooLargeError
+	// NotRunError is the result of an item the pool did not run because
+	// it degraded; its Cause is the *DegradedError.
+	NotRunError = backend.NotRunError
 )
 
-func (k TaskErrorKind) String() string {
-	switch k {
-	case KindError:
-		return "error"
-	case KindPanic:
-		return "panic"
-	case KindDecode:
-		return "decode"
-	case KindCanceled:
-		return "canceled"
-	}
-	return fmt.Sprintf("TaskErrorKind(%d)", int(k))
-}
-
-// TaskError is a failure reported by the plugin for one task. The worker
-// lives on.
-type TaskError struct {
-	Plugin string
-	Kind   TaskErrorKind
-	// Message is the plugin's message, as it sent it: any bytes (invalid
-	// UTF-8, control bytes). For a panic, with its stack. Error shows it
-	// escaped and cut to 16 KiB, safe to print.
-	Message string
-	Attempt int // which run of the task failed (1 = first)
-}
-
-func (e *TaskError) Error() string {
-	msg := quote.Message(e.Message)
-	switch e.Kind {
-	case KindPanic:
-		return fmt.Sprintf("%s: task panicked: %s", e.Plugin, strings.TrimPrefix(msg, "panic: "))
-	case KindDecode:
-		return fmt.Sprintf("%s: bad input: %s", e.Plugin, msg)
-	case KindCanceled:
-		return fmt.Sprintf("%s: task cancelled: %s", e.Plugin, msg)
-	}
-	return fmt.Sprintf("%s: %s", e.Plugin, msg)
-}
-
-func (e *TaskError) Is(target error) bool { return target == ErrTask }
+// Task error kinds (backend.TaskErrorKind).
+const (
+	KindError    = backend.KindError
+	KindPanic    = backend.KindPanic
+	KindDecode   = backend.KindDecode
+	KindCanceled = backend.KindCanceled
+)
 
 // TaskState says what a task was doing when its worker died, as the
 // plugin's start ledger tells (worker.proto).
@@ -218,22 +167,6 @@ func (e *TimeoutError) Error() string {
 
 func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
 
-// TooLargeError reports an item over MaxItemBytes, or a result over
-// MaxResultBytes.
-type TooLargeError struct {
-	Size, Limit int
-	Result      bool // the plugin's result, not the item, was too large
-}
-
-func (e *TooLargeError) Error() string {
-	if e.Result {
-		return fmt.Sprintf("result is %d bytes, over the %d-byte limit (max_result_bytes)", e.Size, e.Limit)
-	}
-	return fmt.Sprintf("item is %d bytes, over the %d-byte limit (max_item_bytes)", e.Size, e.Limit)
-}
-
-func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
-
 // StartError reports a plugin process that failed to start.
 type StartError struct {
 	Plugin string
@@ -276,23 +209,6 @@ func (e *DegradedError) Error() string {
 }
 
 func (e *DegradedError) Is(target error) bool { return target == ErrDegraded }
-
-// NotRunError is the result of an item the pool did not run (again)
-// because it degraded: see ErrNotRun. Cause is the *DegradedError.
-type NotRunError struct {
-	Plugin string
-	Cause  error
-}
-
-func (e *NotRunError) Error() string {
-	// Short: it is every unrun item's error; the cause is told once.
-	return e.Plugin + ": not run: the pool degraded (the degraded error says why)"
-}
-
-func (e *NotRunError) Is(target error) bool { return target == ErrNotRun }
-
-// Unwrap returns the *DegradedError.
-func (e *NotRunError) Unwrap() error { return e.Cause }
 
 // CodecError reports an item a typed caller could not encode (the item
 // did not run), or whose result it could not decode into its result type

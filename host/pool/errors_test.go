@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // A task that fails, panics or cannot decode its input fails alone; the
@@ -27,7 +29,7 @@ func TestTaskErrors(t *testing.T) {
 		120: `"retry"`,
 		400: `"retryforever"`,
 	}
-	items := ints(1000)
+	items := testkit.Ints(1000)
 	for i, s := range special {
 		items[i] = []byte(s)
 	}
@@ -82,11 +84,11 @@ func TestTaskErrors(t *testing.T) {
 	}
 
 	// The pool goes on serving.
-	rs, err = mapAll(t, p, ints(100))
+	rs, err = mapAll(t, p, testkit.Ints(100))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkDoubled(t, rs)
+	testkit.CheckDoubled(t, rs)
 }
 
 // Every error the pool returns matches its sentinel with errors.Is, and
@@ -129,6 +131,27 @@ func TestInvalidConfig(t *testing.T) {
 	for _, want := range []string{"Path is required", "Workers must be >= 0", "MaxAttempts must be >= 0", "SHA256"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+// The errors every back-end shares are backend's, under the pool's names:
+// a caller matching pool.ErrCrashed matches a cluster's crashes too.
+func TestSharedErrors(t *testing.T) {
+	for _, pair := range [][2]error{
+		{pool.ErrClosed, backend.ErrClosed}, {pool.ErrStart, backend.ErrStart}, {pool.ErrNotFound, backend.ErrNotFound},
+		{pool.ErrChecksum, backend.ErrChecksum}, {pool.ErrHandshake, backend.ErrHandshake}, {pool.ErrInit, backend.ErrInit},
+		{pool.ErrStartTimeout, backend.ErrStartTimeout}, {pool.ErrDegraded, backend.ErrDegraded}, {pool.ErrTask, backend.ErrTask},
+		{pool.ErrCrashed, backend.ErrCrashed}, {pool.ErrTimeout, backend.ErrTimeout}, {pool.ErrTooLarge, backend.ErrTooLarge},
+		{pool.ErrNotRun, backend.ErrNotRun},
+	} {
+		if pair[0] != pair[1] {
+			t.Errorf("pool's %v is not backend's", pair[0])
+		}
+	}
+	for _, err := range []error{&pool.CrashError{}, &pool.TimeoutError{}, &pool.StartError{Err: pool.ErrInit}, &pool.DegradedError{}} {
+		if !errors.Is(err, backend.ErrCrashed) && !errors.Is(err, backend.ErrTimeout) && !errors.Is(err, backend.ErrStart) && !errors.Is(err, backend.ErrDegraded) {
+			t.Errorf("%T matches none of backend's sentinels", err)
 		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,10 +21,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 	"github.com/pluginpool/pluginpool/sdk"
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
 )
@@ -37,10 +36,7 @@ import (
 const fixtureEnv = "POOLTEST_FIXTURE"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(sdk.Handshake.MagicCookieKey) == sdk.Handshake.MagicCookieValue {
-		serveFixture(os.Getenv(fixtureEnv))
-		os.Exit(0)
-	}
+	testkit.ServeFixture(fixtureEnv, serveFixture)
 	if os.Getenv("POOLTEST_HOST") != "" {
 		os.Exit(runHost())
 	}
@@ -49,33 +45,19 @@ func TestMain(m *testing.M) {
 	}
 	// Every test closes or terminates its pools; after the last one no
 	// goroutine of the pool, go-plugin or gRPC may be left.
-	goleak.VerifyTestMain(m)
+	os.Exit(testkit.Run(m))
 }
 
 func double(_ context.Context, n int) (int, error) { return 2 * n, nil }
 
-// markerOnce reports whether this is the first time the fixture saw key:
-// it creates a file named after key in POOLTEST_DIR.
-func markerOnce(key string) bool {
-	f, err := os.OpenFile(filepath.Join(os.Getenv("POOLTEST_DIR"), key), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
-}
+// markerOnce reports whether this is the first time the fixture saw key
+// (a file named after it in POOLTEST_DIR).
+func markerOnce(key string) bool { return testkit.MarkerOnce(os.Getenv("POOLTEST_DIR"), key) }
 
-// count appends one byte to POOLTEST_DIR/name, so a test can count events
-// across processes (appends of one byte are atomic).
+// count counts an event across processes, in POOLTEST_DIR/name.
 func count(name string) {
-	dir := os.Getenv("POOLTEST_DIR")
-	if dir == "" {
-		return // the examples count nothing
-	}
-	f, err := os.OpenFile(filepath.Join(dir, name), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err == nil {
-		f.WriteString("x")
-		f.Close()
+	if dir := os.Getenv("POOLTEST_DIR"); dir != "" { // the examples count nothing
+		testkit.Count(dir, name)
 	}
 }
 
@@ -461,14 +443,11 @@ func env(cfg pool.Config, key string) string {
 // counted reads a counter file the fixtures append to (see count).
 func counted(t testing.TB, cfg pool.Config, name string) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(env(cfg, "POOLTEST_DIR"), name))
-	if errors.Is(err, os.ErrNotExist) {
-		return 0
+	n := testkit.Counted(env(cfg, "POOLTEST_DIR"), name)
+	if n < 0 {
+		t.Fatalf("cannot read counter %s", name)
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(b)
+	return n
 }
 
 // hangBound is the generous "does not hang" bound of every blocking call
@@ -492,18 +471,7 @@ func start(t testing.TB, cfg pool.Config) *pool.Pool {
 // does not return within hangBound.
 func bounded(t testing.TB, what string, f func()) {
 	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(hangBound):
-		var b bytes.Buffer
-		pprof.Lookup("goroutine").WriteTo(&b, 2)
-		t.Fatalf("%s did not return within %s; goroutines:\n%s", what, hangBound, b.String())
-	}
+	testkit.Bounded(t, hangBound, what, f)
 }
 
 // mapAll runs p.Map under a hangBound deadline and fails if it hit it.
@@ -541,12 +509,7 @@ func mapAsync(p *pool.Pool, items [][]byte) <-chan mapped {
 // waitUntil polls cond until it holds, failing the test after hangBound.
 func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(hangBound); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testkit.Eventually(t, hangBound, what, cond)
 }
 
 // lines is a concurrency-safe writer that records every Write.
@@ -575,36 +538,12 @@ func (l *lines) Writes() []string {
 	return append([]string(nil), l.writes...)
 }
 
-func ints(n int) [][]byte {
-	items := make([][]byte, n)
-	for i := range items {
-		items[i] = []byte(strconv.Itoa(i))
-	}
-	return items
-}
-
 func strs(ss ...string) [][]byte {
 	items := make([][]byte, len(ss))
 	for i, s := range ss {
 		items[i] = []byte(strconv.Quote(s))
 	}
 	return items
-}
-
-// checkDoubled fails unless every result is 2*i with no error.
-func checkDoubled(t testing.TB, rs []pool.Result) {
-	t.Helper()
-	bad := 0
-	for i, r := range rs {
-		if r.Err != nil || string(r.Value) != strconv.Itoa(2*i) {
-			if bad++; bad <= 10 {
-				t.Errorf("item %d: got %q, err %v; want %d", i, r.Value, r.Err, 2*i)
-			}
-		}
-	}
-	if bad > 10 {
-		t.Errorf("... %d items wrong in all", bad)
-	}
 }
 
 // pids returns the live worker pids (0 for a slot that is restarting).
@@ -639,40 +578,5 @@ func processes(t testing.TB, cfg pool.Config) []int {
 	if runtime.GOOS != "linux" {
 		return nil
 	}
-	want := []byte("POOLTEST_DIR=" + env(cfg, "POOLTEST_DIR") + "\x00")
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil || !bytes.Contains(append([]byte{0}, b...), append([]byte{0}, want...)) {
-			continue
-		}
-		if alive(pid) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-// alive reports whether pid is a live process: it exists and is not a
-// zombie (an exited plugin whose new parent, init or a subreaper, has not
-// reaped it yet is gone for our purposes).
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return runtime.GOOS != "linux" // gone, unless there is no /proc
-	}
-	// pid (comm) state ...: comm may hold spaces and parentheses.
-	rest := b[bytes.LastIndexByte(b, ')')+1:]
-	return !bytes.HasPrefix(bytes.TrimSpace(rest), []byte("Z"))
+	return testkit.Processes(testkit.WithEnv("POOLTEST_DIR=" + env(cfg, "POOLTEST_DIR")))
 }

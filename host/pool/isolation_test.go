@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // connectEnv makes this binary a client that connects to the unix socket
@@ -56,7 +57,7 @@ func TestStdinNotShared(t *testing.T) {
 	cfg := fixture(t, "stdin")
 	cfg.Workers = 2
 	p := start(t, cfg)
-	rs, err := mapAll(t, p, ints(4))
+	rs, err := mapAll(t, p, testkit.Ints(4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestVerifiedExec(t *testing.T) {
 
 	running := func() {
 		t.Helper()
-		rs, err := mapAll(t, p, ints(4))
+		rs, err := mapAll(t, p, testkit.Ints(4))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // Cancelling a Map's context fails its unfinished items with the context's
@@ -171,7 +172,7 @@ func TestTerminate(t *testing.T) {
 func checkClosed(t *testing.T, p *pool.Pool) {
 	t.Helper()
 	ctx := context.Background()
-	rs, err := p.Map(ctx, ints(3))
+	rs, err := p.Map(ctx, testkit.Ints(3))
 	if !errors.Is(err, pool.ErrClosed) || len(rs) != 3 || !errors.Is(rs[2].Err, pool.ErrClosed) {
 		t.Errorf("Map after close: %+v, %v; want ErrClosed for each item", rs, err)
 	}
@@ -179,13 +180,13 @@ func checkClosed(t *testing.T, p *pool.Pool) {
 		t.Errorf("Apply after close: %v; want ErrClosed", err)
 	}
 	n := 0
-	for i, r := range p.Imap(ctx, sliceSeq(ints(3))) {
+	for i, r := range p.Imap(ctx, sliceSeq(testkit.Ints(3))) {
 		if i != n || !errors.Is(r.Err, pool.ErrClosed) {
 			t.Errorf("Imap after close: item %d: %v; want ErrClosed", i, r.Err)
 		}
 		n++
 	}
-	for _, r := range p.ImapUnordered(ctx, sliceSeq(ints(3))) {
+	for _, r := range p.ImapUnordered(ctx, sliceSeq(testkit.Ints(3))) {
 		if !errors.Is(r.Err, pool.ErrClosed) {
 			t.Errorf("ImapUnordered after close: %v; want ErrClosed", r.Err)
 		}

@@ -2,8 +2,6 @@ package pool
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"iter"
 )
 
@@ -162,59 +160,4 @@ func (p *Pool) nextComplete(j *job, seq int) *batch {
 			p.stopJob(j, j.ctx.Err())
 		}
 	}
-}
-
-// FirstError summarizes results as Map's error: nil if none failed, else
-// how many failed, wrapping the first failure. Items not run (ErrNotRun)
-// are counted apart: they share one cause, said once.
-func FirstError(results []Result) error {
-	t := tally{n: len(results)}
-	for i := range results {
-		if err := results[i].Err; err != nil {
-			t.add(i, err)
-		}
-	}
-	return t.err()
-}
-
-// A tally counts a call's failed items for FirstError and ItemsError.
-type tally struct {
-	n                   int // items in the call
-	failed, notRun      int
-	first, firstNotRun  int
-	firstErr, notRunErr error
-}
-
-// add counts item i, which failed with err.
-func (t *tally) add(i int, err error) {
-	if errors.Is(err, ErrNotRun) {
-		if t.notRun == 0 {
-			t.firstNotRun, t.notRunErr = i, err
-		}
-		t.notRun++
-		return
-	}
-	if t.failed == 0 {
-		t.first, t.firstErr = i, err
-	}
-	t.failed++
-}
-
-// err is the summary: nil if nothing failed.
-func (t *tally) err() error {
-	switch {
-	case t.failed == 0 && t.notRun == 0:
-		return nil
-	case t.notRun == 0:
-		return fmt.Errorf("%d of %d items failed; the first, item %d: %w", t.failed, t.n, t.first, t.firstErr)
-	}
-	cause := t.notRunErr
-	if ne, ok := errors.AsType[*NotRunError](cause); ok {
-		cause = ne.Cause // why, said once
-	}
-	if t.failed == 0 {
-		return fmt.Errorf("%d of %d items %w, from item %d: %w", t.notRun, t.n, ErrNotRun, t.firstNotRun, cause)
-	}
-	return fmt.Errorf("%d of %d items failed, the first, item %d: %w; %d %w, from item %d: %w",
-		t.failed, t.n, t.first, t.firstErr, t.notRun, ErrNotRun, t.firstNotRun, cause)
 }

@@ -12,15 +12,16 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 func TestMapOrdered(t *testing.T) {
 	p := start(t, fixture(t, "double"))
-	rs, err := mapAll(t, p, ints(20000))
+	rs, err := mapAll(t, p, testkit.Ints(20000))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkDoubled(t, rs)
+	testkit.CheckDoubled(t, rs)
 	st := p.Stats()
 	if st.Succeeded != 20000 || st.Failed != 0 || st.Restarts != 0 {
 		t.Errorf("stats: %+v", st)
@@ -223,11 +224,11 @@ func TestImapBreakEarly(t *testing.T) {
 		}
 	})
 
-	rs, err := mapAll(t, p, ints(1000))
+	rs, err := mapAll(t, p, testkit.Ints(1000))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkDoubled(t, rs)
+	testkit.CheckDoubled(t, rs)
 	bounded(t, "Close", func() {
 		if err := p.Close(); err != nil {
 			t.Errorf("Close: %v", err)

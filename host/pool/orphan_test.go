@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // runHost is this binary run as a host (POOLTEST_HOST set, from
@@ -98,7 +99,7 @@ func TestOrphans(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // the hanging tasks are running
 	for _, pid := range plugins {
-		if !alive(pid) {
+		if !testkit.Alive(pid) {
 			t.Fatalf("plugin %d died before the host", pid)
 		}
 	}
@@ -145,7 +146,7 @@ func stillAlive(pids []int, d time.Duration) []int {
 	for {
 		var left []int
 		for _, pid := range pids {
-			if alive(pid) {
+			if testkit.Alive(pid) {
 				left = append(left, pid)
 			}
 		}

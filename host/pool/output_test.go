@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // Lines a task prints through the SDK travel with its result, in order;
@@ -19,7 +21,7 @@ func TestOutput(t *testing.T) {
 	cfg.Stderr = stray
 	p := start(t, cfg)
 
-	items := append(ints(41)[1:], []byte("-1"))
+	items := append(testkit.Ints(41)[1:], []byte("-1"))
 	rs, err := mapAll(t, p, items)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/pluginpool/pluginpool/host/backend"
 )
 
 // Pool is one plugin's pool of worker processes. Its methods are safe for
@@ -122,6 +124,16 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 	}
 	return p, nil
 }
+
+var _ backend.Describer = (*Pool)(nil)
+
+// Starter returns the backend.StartFunc that starts a pool for cfg: local
+// plugin processes as the back-end of a pipeline stage or a CLI command.
+func Starter(cfg Config) backend.StartFunc { return backend.Bind(Start, cfg) }
+
+// MaxItemBytes returns the largest item the pool takes (Config.MaxItemBytes,
+// default applied); a larger one fails alone with ErrTooLarge.
+func (p *Pool) MaxItemBytes() int { return p.cfg.MaxItemBytes }
 
 // Info returns what the plugin reported about itself at start.
 func (p *Pool) Info() Info {

@@ -5,33 +5,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/internal/hist"
 )
 
-// Stats is a snapshot of a pool's counters since Start.
-type Stats struct {
-	Plugin    string
-	Succeeded int64 // items that returned a result
-	Failed    int64 // items that resolved to an error, NotRun excluded
-	NotRun    int64 // items the pool did not run because it degraded (ErrNotRun)
-	Retries   int64 // runs of tasks that had run before: after a crash that cost a run, or a retry request
-	Timeouts  int64 // tasks past TaskTimeout
-	Restarts  int64 // worker restarts (recycling excluded)
-	Workers   []WorkerStats
-	// Latency percentiles of one task's time in a worker, estimated per
-	// batch as its time at the head of the worker's queue over its items.
-	P50, P95, P99 time.Duration
-}
+// Stats is a snapshot of a pool's counters since Start
+// (backend.Stats): each worker slot's Pid is its current plugin process,
+// 0 while it restarts.
+type Stats = backend.Stats
 
-// WorkerStats describes one worker slot.
-type WorkerStats struct {
-	Slot     int
-	Pid      int   // the current process, 0 while restarting
-	Tasks    int64 // tasks answered in this slot, all generations
-	Batches  int64
-	Restarts int64
-	Busy     time.Duration // time with a batch at the head of its queue
-}
+// WorkerStats describes one worker slot (backend.WorkerStats).
+type WorkerStats = backend.WorkerStats
 
 // counters are the pool's statistics; their own lock, so the hot path
 // never waits on the pool's.

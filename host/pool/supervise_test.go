@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // A task that ignores its timeout is cancelled, then its worker is killed
@@ -100,7 +101,7 @@ func TestDegraded(t *testing.T) {
 
 	// Map either waits for the restarts to run out or finds the pool
 	// already degraded; either way it fails, and does not hang.
-	rs, err := mapAll(t, p, ints(10))
+	rs, err := mapAll(t, p, testkit.Ints(10))
 	var de *pool.DegradedError
 	if !errors.As(err, &de) || !errors.Is(err, pool.ErrDegraded) {
 		t.Fatalf("Map on a degrading pool: %v; want a *DegradedError", err)
@@ -127,7 +128,7 @@ func TestDegraded(t *testing.T) {
 	if _, err := p.Apply(context.Background(), []byte("1")); !errors.As(err, &de) {
 		t.Errorf("Apply on a degraded pool: %v", err)
 	}
-	for _, r := range p.Imap(context.Background(), sliceSeq(ints(3))) {
+	for _, r := range p.Imap(context.Background(), sliceSeq(testkit.Ints(3))) {
 		if !errors.Is(r.Err, pool.ErrDegraded) {
 			t.Errorf("Imap on a degraded pool: %v", r.Err)
 		}
@@ -160,7 +161,7 @@ func TestRecycle(t *testing.T) {
 	cfg.MaxTasksPerWorker = 100
 	p := start(t, cfg)
 	first := pids(p)
-	rs, err := mapAll(t, p, ints(1000))
+	rs, err := mapAll(t, p, testkit.Ints(1000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestTaskIDs(t *testing.T) {
 	p := start(t, fixture(t, "ids"))
 	seen := map[string]bool{}
 	for range 2 {
-		rs, err := mapAll(t, p, ints(2000))
+		rs, err := mapAll(t, p, testkit.Ints(2000))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/internal/codec"
 )
 
@@ -133,7 +134,7 @@ func (c *Caller[In, Out]) Map(ctx context.Context, items []In) ([]Out, error) {
 	if len(items) == 0 {
 		return out, nil
 	}
-	t := tally{n: len(items)}
+	t := backend.Tally{Items: len(items)}
 	// Results decode into v and are copied into out: a decoder bound to
 	// one variable picks its path once.
 	v := new(Out)
@@ -160,7 +161,7 @@ func (c *Caller[In, Out]) Map(ctx context.Context, items []In) ([]Out, error) {
 			}
 		}
 		if err != nil {
-			t.add(i, err)
+			t.Add(i, err)
 			failed = append(failed, ItemError{Index: i, Err: err})
 			lastErr = err
 		}
@@ -172,14 +173,14 @@ func (c *Caller[In, Out]) Map(ctx context.Context, items []In) ([]Out, error) {
 		// item read got, as Executor.Map's unfinished items do.
 		err := cmp.Or(lastErr, ctx.Err(), ErrClosed)
 		for i := next; i < len(items); i++ {
-			t.add(i, err)
+			t.Add(i, err)
 			failed = append(failed, ItemError{Index: i, Err: err})
 		}
 	}
 	if failed == nil {
 		return out, nil
 	}
-	return out, &ItemsError{Items: len(items), Failed: failed, msg: t.err()}
+	return out, &ItemsError{Items: len(items), Failed: failed, msg: t.Err()}
 }
 
 // Apply runs one item and returns its value, like Python's Pool.apply.

@@ -118,7 +118,7 @@ func (r *run) start(cfg pool.Config) *pool.Pool {
 	if err != nil {
 		r.Fatalf("Start: %v", err)
 	}
-	r.Cleanup(func() { bounded(r.T, "Terminate", func() { p.Terminate() }) })
+	r.Cleanup(func() { testkit.Bounded(r.T, hangBound, "Terminate", func() { p.Terminate() }) })
 	return p
 }
 
@@ -408,7 +408,7 @@ var cases = []struct {
 		}()
 		var rs []pool.Result
 		var err error
-		bounded(r.T, "a cancelled Map", func() { rs, err = p.Map(ctx, bs(items...)) })
+		testkit.Bounded(r.T, hangBound, "a cancelled Map", func() { rs, err = p.Map(ctx, bs(items...)) })
 		if !errors.Is(err, context.Canceled) {
 			r.Errorf("Map: %v; want context.Canceled", err)
 		}
@@ -421,7 +421,7 @@ var cases = []struct {
 		// the plugin may start the next batch's first task before that
 		// batch's cancel arrives. Every task that started must see its
 		// cancellation; no other task may start.
-		waitFor(r.T, "the running tasks to see their cancellation", func() bool {
+		testkit.Eventually(r.T, hangBound, "the running tasks to see their cancellation", func() bool {
 			return r.counted("cancelled") == r.counted("started")
 		})
 		started := r.counted("started")
@@ -456,7 +456,7 @@ var cases = []struct {
 		// Stray output is forwarded asynchronously, line by line, tagged.
 		for _, stream := range []string{"stdout", "stderr"} {
 			re := regexp.MustCompile(`(?m)^\[print\[\d\] pid \d+ ` + stream + `\] stray ` + stream + `$`)
-			waitFor(r.T, "stray "+stream, func() bool { return re.MatchString(stray.String()) })
+			testkit.Eventually(r.T, hangBound, "stray "+stream, func() bool { return re.MatchString(stray.String()) })
 		}
 		if strings.Contains(stray.String(), "Number:") {
 			r.Errorf("task output leaked to the stray output: %q", stray)
@@ -473,7 +473,7 @@ var cases = []struct {
 		// key/value pairs and the worker's tags; info stays below the
 		// host's level.
 		re := regexp.MustCompile(`\[WARN\] +sdktest\.log: fixture warning: .*\bitem=3\b`)
-		waitFor(r.T, "the plugin's warning in the host log", func() bool { return re.MatchString(log.String()) })
+		testkit.Eventually(r.T, hangBound, "the plugin's warning in the host log", func() bool { return re.MatchString(log.String()) })
 		for _, want := range []string{"slot=", "pid="} {
 			if !strings.Contains(log.String(), want) {
 				r.Errorf("host log lacks %q:\n%s", want, log)
@@ -488,7 +488,7 @@ var cases = []struct {
 		p = r.start(cfg)
 		r.mapAll(p, "4")
 		info := regexp.MustCompile(`\[INFO\] +sdktest\.log: fixture info: .*\bitem=4\b`)
-		waitFor(r.T, "the plugin's info line at level info", func() bool { return info.MatchString(log.String()) })
+		testkit.Eventually(r.T, hangBound, "the plugin's info line at level info", func() bool { return info.MatchString(log.String()) })
 	}},
 	{"large items", func(r *run) {
 		// Over gRPC's 4 MiB default message limit, both ways.
@@ -556,7 +556,7 @@ var cases = []struct {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "sdktest", Level: hclog.Debug, Output: log})
 		p := r.start(cfg)
 		r.value(r.mapAll(p, "1"), 0, "2")
-		bounded(r.T, "Close", func() {
+		testkit.Bounded(r.T, hangBound, "Close", func() {
 			if err := p.Close(); err != nil {
 				r.Errorf("Close: %v", err)
 			}
@@ -581,30 +581,4 @@ func workerPids(p *pool.Pool) []int {
 		out = append(out, w.Pid)
 	}
 	return out
-}
-
-// bounded runs f and fails t if it does not return within hangBound.
-func bounded(t *testing.T, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(hangBound):
-		t.Fatalf("%s did not return within %s", what, hangBound)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(hangBound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pluginpool/pluginpool/host/pipeline"
 	"github.com/pluginpool/pluginpool/host/pool"
 	"github.com/pluginpool/pluginpool/internal/python"
 	"github.com/pluginpool/pluginpool/internal/quote"
@@ -80,17 +81,17 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 		return usageError{fmt.Errorf("--timeout must be > 0, got %s", o.timeout)}
 	}
 	if err := checkFile(cfg.Path); err != nil {
-		return o.fail(ExitStart, "check %s: %v", name, err)
+		return exitf(ExitStart, "check %s: %v", name, err)
 	}
 	// One worker; a crash is reported, not retried.
 	cfg.Workers, cfg.MaxAttempts = 1, 1
 	began := time.Now()
-	p, err := pool.Start(ctx, cfg)
+	p, err := o.startHere(ctx, name, cfg)
 	if err != nil {
 		if ctx.Err() != nil {
-			return errReported
+			return ctx.Err()
 		}
-		return o.fail(ExitStart, "check %s: %s", name, explainStart(err))
+		return exitf(ExitStart, "check %s: %s", name, explainStart(err))
 	}
 	defer p.Terminate()
 	started := time.Since(began)
@@ -133,7 +134,7 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 		took time.Duration
 	)
 	for i, s := range samples {
-		item = argItem(s)
+		item = pipeline.ArgItem(s)
 		tctx, cancel := context.WithTimeout(ctx, o.timeout)
 		began := time.Now()
 		r, _ = p.Apply(tctx, item)
@@ -141,7 +142,7 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 		timedOut := tctx.Err() != nil && ctx.Err() == nil
 		cancel()
 		if ctx.Err() != nil {
-			return errReported
+			return ctx.Err()
 		}
 		if timedOut {
 			r.Err = fmt.Errorf("no result within --timeout %s", o.timeout)
@@ -154,7 +155,7 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 	}
 	if r.Err != nil {
 		field("task", "%s → failed", quote.Item(item))
-		return o.fail(ExitFailed, "check %s: %s", name, explainTask(r.Err, item, explicit))
+		return exitf(ExitFailed, "check %s: %s", name, explainTask(r.Err, item, explicit))
 	}
 	var got []string
 	if r.Value != nil {
@@ -167,7 +168,7 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 	}
 	field("task", "%s → %s in %s", quote.Item(item), strings.Join(got, "; "), roundDuration(took))
 	if err := p.Close(); err != nil {
-		return o.fail(ExitStart, "check %s: %v", name, err)
+		return exitf(ExitStart, "check %s: %v", name, err)
 	}
 	fmt.Fprintf(o.io.Out, "ok: %s works\n", name)
 	return nil

@@ -2,10 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,18 +11,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
-	"go.uber.org/goleak"
 
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 	"github.com/pluginpool/pluginpool/sdk"
 )
 
@@ -41,30 +37,18 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(sdk.Handshake.MagicCookieKey) == sdk.Handshake.MagicCookieValue {
-		serveFixture(os.Getenv(fixtureEnv))
-		os.Exit(1) // Serve never returns
-	}
+	testkit.ServeFixture(fixtureEnv, serveFixture)
 	os.Exit(setupAndRun(m))
 }
 
 func setupAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "pluginpool-cli-test-")
+	dir, err := testkit.Build(testkit.Double, testkit.Printer, testkit.CLI)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
 	binDir = dir
-	// One go build for the three: it builds them in parallel.
-	build := exec.Command(goTool(), "build", "-o", dir+string(filepath.Separator),
-		"github.com/pluginpool/pluginpool/plugins/double",
-		"github.com/pluginpool/pluginpool/plugins/printer",
-		"github.com/pluginpool/pluginpool/host/cmd/pluginpool")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the plugins and the CLI: %v\n%s", err, out)
-		return 1
-	}
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -76,14 +60,7 @@ func setupAndRun(m *testing.M) int {
 		return 1
 	}
 	// Main and every pool it starts must be gone when it returns.
-	if code := m.Run(); code != 0 {
-		return code
-	}
-	if err := goleak.Find(); err != nil {
-		fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-		return 1
-	}
-	return 0
+	return testkit.Run(m)
 }
 
 func testConfig(dir, self string) string {
@@ -118,15 +95,6 @@ path = "missing"
 path = "script.sh"
 `) + fixture("logger", "logger") + fixture("panicky", "panicky")
 }
-
-func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
-		return p
-	}
-	return "go"
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // serveFixture serves a fixture plugin in this process.
 func serveFixture(mode string) {
@@ -165,25 +133,6 @@ func serveFixture(mode string) {
 	sdk.Serve(p)
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a pool's
-// loggers and output forwarders.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // cli runs Main with the test config and stdin, returning stdout, stderr
 // and the exit status.
 func cli(t *testing.T, stdin io.Reader, args ...string) (string, string, ExitCode) {
@@ -191,7 +140,7 @@ func cli(t *testing.T, stdin io.Reader, args ...string) (string, string, ExitCod
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
-	var out, errb syncBuffer
+	var out, errb testkit.Buffer
 	code := Main(context.Background(), append([]string{"-c", cfgPath}, args...), IOStreams{In: stdin, Out: &out, Err: &errb})
 	return out.String(), errb.String(), code
 }
@@ -440,6 +389,45 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestPlugins lists the configured plugins, one process of each started
+// to ask its version: a row per plugin, in name order, with why one cannot
+// start, and exit 3 when one cannot.
+func TestPlugins(t *testing.T) {
+	script := filepath.Join(binDir, "script.sh") // as TestCheck writes it
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'something broke' >&2\necho hello\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errText, code := cli(t, nil, "plugins")
+	q := regexp.QuoteMeta
+	want := []string{
+		`^NAME +VERSION +WORKERS +PATH +STATUS$`,
+		`^badformat +- +\d+ \(one per core\) +` + q(filepath.Join(binDir, "printer")) + ` +cannot start: .*no verb`,
+		`^double +1\.0\.0 +\d+ \(one per core\) +` + q(filepath.Join(binDir, "double")) + ` +ok$`,
+		`^logger +0\.0\.1 +1 +` + q(self) + ` +ok$`,
+		`^missing +- +\d+ \(one per core\) +` + q(filepath.Join(binDir, "missing")) + ` +cannot start: .*not found`,
+		`^panicky +0\.0\.1 +1 +` + q(self) + ` +ok$`,
+		`^printer +1\.0\.0 +\d+ \(one per core\) +` + q(filepath.Join(binDir, "printer")) + ` +ok$`,
+		`^script +- +\d+ \(one per core\) +` + q(script) + ` +cannot start: .*not a pluginpool plugin`,
+	}
+	if code != ExitStart {
+		t.Errorf("plugins: exit %d, want %d; stderr:\n%s", code, ExitStart, errText)
+	}
+	// A status may span lines (a start error ends with the plugin's last
+	// stderr lines): each row is found in order, from its start.
+	at := 0
+	for _, re := range want {
+		loc := regexp.MustCompile("(?m)" + re).FindStringIndex(out[at:])
+		if loc == nil {
+			t.Fatalf("plugins: no line matching %s after offset %d; stdout:\n%s", re, at, out)
+		}
+		at += loc[1]
+	}
+}
+
 func TestNewPlugin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a module with go build")
@@ -472,7 +460,7 @@ func TestNewPlugin(t *testing.T) {
 	// The next steps it prints: tidy, test, build, check.
 	goCmd := func(args ...string) {
 		t.Helper()
-		cmd := exec.Command(goTool(), args...)
+		cmd := exec.Command(testkit.GoTool(), args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -500,7 +488,7 @@ func TestNewPlugin(t *testing.T) {
 // counters appear and grow.
 func TestMetrics(t *testing.T) {
 	inR, inW := io.Pipe()
-	var out, errb syncBuffer
+	var out, errb testkit.Buffer
 	done := make(chan ExitCode, 1)
 	go func() {
 		done <- Main(context.Background(),
@@ -509,7 +497,7 @@ func TestMetrics(t *testing.T) {
 	}()
 	var url string
 	urlRE := regexp.MustCompile(`serving Prometheus metrics: url=(\S+)`)
-	waitFor(t, "the metrics URL in the log", func() bool {
+	testkit.Eventually(t, time.Minute, "the metrics URL in the log", func() bool {
 		m := urlRE.FindStringSubmatch(errb.String())
 		if m != nil {
 			url = m[1]
@@ -550,7 +538,7 @@ func TestMetrics(t *testing.T) {
 
 	feed(1, 1000)
 	var text string
-	waitFor(t, "1000 items in the metrics", func() bool { text = scrape(); return ok(text) >= 1000 })
+	testkit.Eventually(t, time.Minute, "1000 items in the metrics", func() bool { text = scrape(); return ok(text) >= 1000 })
 	for _, want := range []string{
 		`pluginpool_items_total{plugin="double",result="failed"} 0`,
 		`pluginpool_retries_total{plugin="double"} 0`,
@@ -569,7 +557,7 @@ func TestMetrics(t *testing.T) {
 	}
 	first := ok(text)
 	feed(1001, 3000)
-	waitFor(t, "3000 items in the metrics", func() bool { text = scrape(); return ok(text) >= 3000 })
+	testkit.Eventually(t, time.Minute, "3000 items in the metrics", func() bool { text = scrape(); return ok(text) >= 3000 })
 	if n := ok(text); n <= first {
 		t.Errorf("items_total did not grow: %d then %d", first, n)
 	}
@@ -591,17 +579,6 @@ func TestMetrics(t *testing.T) {
 	}
 	if _, err := client.Get(url); err == nil {
 		t.Errorf("the metrics server still answers after the command ended")
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -636,21 +613,8 @@ func (pt procTest) command(args ...string) *exec.Cmd {
 	return cmd
 }
 
-// plugins returns the pids of running processes of the test's double.
-func (pt procTest) plugins() []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == pt.double {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+// plugins returns the pids of live processes of the test's double.
+func (pt procTest) plugins() []int { return testkit.Processes(testkit.Running(pt.double)) }
 
 // noneLeft fails the test if a plugin process outlives the CLI.
 func (pt procTest) noneLeft(t *testing.T) {
@@ -666,20 +630,6 @@ func (pt procTest) noneLeft(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func exitCode(err error) int {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ee.ExitCode()
-	}
-	if err != nil {
-		return -1
-	}
-	return 0
 }
 
 // feedForever writes numbered lines to w until a write fails.
@@ -718,9 +668,9 @@ func TestStdinNotStolen(t *testing.T) {
 	}
 	cmd := exec.Command(filepath.Join(binDir, "pluginpool"), "-c", config, "map", "stdinthief")
 	cmd.Stdin = strings.NewReader(in.String())
-	var out, errb syncBuffer
+	var out, errb testkit.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if code := exitCode(cmd.Run()); code != 0 {
+	if code := testkit.ExitStatus(cmd.Run()); code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
 	if out.String() != in.String() {
@@ -743,7 +693,7 @@ func TestStdoutClosed(t *testing.T) {
 	cmd := pt.command("map", "double")
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	var errb syncBuffer
+	var errb testkit.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -754,7 +704,7 @@ func TestStdoutClosed(t *testing.T) {
 	if line != "2\n" {
 		t.Errorf("first line %q (%v), want \"2\\n\"", line, err)
 	}
-	code := exitCode(cmd.Wait())
+	code := testkit.ExitStatus(cmd.Wait())
 	t.Logf("exit %d", code)
 	if code != 141 && code != 0 {
 		t.Errorf("exit %d, want 141 (SIGPIPE) or 0", code)
@@ -770,17 +720,17 @@ func TestInterrupt(t *testing.T) {
 	pt := newProcTest(t)
 	cmd := pt.command("map", "double")
 	stdin, _ := cmd.StdinPipe()
-	var out, errb syncBuffer
+	var out, errb testkit.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer stdin.Close()
 	io.WriteString(stdin, "1\n2\n3\n") // and more never comes
-	waitFor(t, "two plugin processes", func() bool { return len(pt.plugins()) == 2 })
+	testkit.Eventually(t, time.Minute, "two plugin processes", func() bool { return len(pt.plugins()) == 2 })
 	time.Sleep(50 * time.Millisecond) // let the items through
 	cmd.Process.Signal(os.Interrupt)
-	if code := exitCode(cmd.Wait()); code != 130 {
+	if code := testkit.ExitStatus(cmd.Wait()); code != 130 {
 		t.Errorf("exit %d, want 130; stderr %q", code, errb.String())
 	}
 	pt.noneLeft(t)
@@ -806,7 +756,7 @@ func TestProgressBar(t *testing.T) {
 		}
 		cmd := pt.command(args...)
 		stdin, _ := cmd.StdinPipe()
-		var out syncBuffer
+		var out testkit.Buffer
 		cmd.Stdout = &out
 		var stderr func() string
 		if tc.tty {
@@ -815,7 +765,7 @@ func TestProgressBar(t *testing.T) {
 				t.Skipf("no pseudo-terminal: %v", err)
 			}
 			cmd.Stderr = tty
-			var got syncBuffer
+			var got testkit.Buffer
 			copied := make(chan struct{})
 			go func() {
 				io.Copy(&got, ptmx) // ends with EIO once the CLI exits
@@ -824,7 +774,7 @@ func TestProgressBar(t *testing.T) {
 			defer ptmx.Close()
 			stderr = func() string { tty.Close(); <-copied; return got.String() }
 		} else {
-			var got syncBuffer
+			var got testkit.Buffer
 			cmd.Stderr = &got
 			stderr = got.String
 		}
@@ -840,8 +790,8 @@ func TestProgressBar(t *testing.T) {
 		text := stderr()
 		// "double (5, 25 items/s) [0s]", or "0 items/hr" before any item.
 		hasBar := regexp.MustCompile(`double \(\d+, \d+ items/`).MatchString(text)
-		if exitCode(err) != 0 || out.String() != "2\n4\n6\n8\n10\n" || hasBar != tc.bar {
-			t.Errorf("tty %v %s: exit %d, stdout %q, stderr %q; want a bar: %v", tc.tty, tc.flag, exitCode(err), out.String(), text, tc.bar)
+		if testkit.ExitStatus(err) != 0 || out.String() != "2\n4\n6\n8\n10\n" || hasBar != tc.bar {
+			t.Errorf("tty %v %s: exit %d, stdout %q, stderr %q; want a bar: %v", tc.tty, tc.flag, testkit.ExitStatus(err), out.String(), text, tc.bar)
 		}
 	}
 	pt.noneLeft(t)
@@ -869,6 +819,29 @@ func TestPrintStats(t *testing.T) {
   slot  pid    tasks  batches  restarts  busy
   0     41101  600    7        1         75%
   1     -      400    5        0         25%
+`
+	if b.String() != want {
+		t.Errorf("printStats:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// On a cluster a worker is a daemon on some machine: named by id and
+// host, its restarts its own.
+func TestPrintStatsCluster(t *testing.T) {
+	var b strings.Builder
+	printStats(&b, pool.Stats{
+		Plugin: "double", Succeeded: 1000,
+		Workers: []pool.WorkerStats{
+			{Slot: 0, ID: "a-14569-L308pM", Host: "a", Pid: 14569, Tasks: 600, Batches: 7, Busy: time.Second},
+			{Slot: 1, ID: "b-2210-x8Qw1z", Pid: 0, Tasks: 400, Batches: 5, Busy: 500 * time.Millisecond},
+		},
+	}, 2*time.Second)
+	want := `double: 1000 items (1000 ok, 0 failed) in 2s, 500 items/s
+  retries 0, timeouts 0, worker restarts 0
+  task latency p50 0s, p95 0s, p99 0s
+  slot  pid    tasks  batches  restarts  busy  worker          host
+  0     14569  600    7        -         50%   a-14569-L308pM  a
+  1     -      400    5        -         25%   b-2210-x8Qw1z   -
 `
 	if b.String() != want {
 		t.Errorf("printStats:\n%s\nwant:\n%s", b.String(), want)
@@ -912,7 +885,7 @@ func TestMetricsStages(t *testing.T) {
 // TestProgressWriter: with a bar on, a write to stderr wipes the bar first
 // and comes out whole; Finish wipes the bar and restores stderr.
 func TestProgressWriter(t *testing.T) {
-	var errb syncBuffer
+	var errb testkit.Buffer
 	g := &globalOptions{io: IOStreams{Err: &errb, ErrIsTerminal: true}}
 	t.Setenv("TERM", "xterm")
 	p := newProgress(g, "double", 10)
@@ -920,7 +893,7 @@ func TestProgressWriter(t *testing.T) {
 		t.Fatal("no bar with stderr a terminal")
 	}
 	p.Add(4)
-	waitFor(t, "a bar", func() bool { return strings.Contains(errb.String(), "(4/10, ") })
+	testkit.Eventually(t, time.Minute, "a bar", func() bool { return strings.Contains(errb.String(), "(4/10, ") })
 	fmt.Fprintf(g.io.Err, "pluginpool: line 3: bad\n")
 	p.Finish()
 	if g.io.Err != &errb {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -13,6 +11,7 @@ import (
 	"github.com/pluginpool/pluginpool/host/cluster"
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/host/settings"
 )
 
 // tokenEnv passes the server's token to worker, workers, map, apply and
@@ -25,8 +24,8 @@ type clusterOptions struct {
 	url                    string
 	credentials, nkey      string
 	tlsCA, tlsCert, tlsKey string
-	replicas               int
-	local                  bool // map, apply, run: ignore [cluster]
+	settings               *settingFlags // --replicas
+	local                  bool          // map, apply, run: ignore [cluster]
 }
 
 // addConnFlags registers the connection flags on fs; urlFlag names the
@@ -38,7 +37,7 @@ func (c *clusterOptions) addConnFlags(fs *pflag.FlagSet, urlFlag, urlHelp string
 	fs.StringVar(&c.tlsCA, "tls-ca", "", "CA `file` that signed the server's certificate (turns TLS on)")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "client certificate `file`, for servers that verify clients")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "client key `file`, with --tls-cert")
-	fs.IntVar(&c.replicas, "replicas", 0, "copies of the stream and buckets if this client creates them\n(default: [cluster] replicas, else 1)")
+	c.settings = addSettingFlags(fs, settings.Cluster, []string{"replicas"}, nil)
 }
 
 // addJobFlags registers --cluster and --local for map, apply and run.
@@ -58,11 +57,12 @@ func (c *clusterOptions) wanted(f *config.File) bool {
 
 // nats resolves the connection: flags, then [cluster], then the token from
 // the environment.
-func (c *clusterOptions) nats(f *config.File) cluster.NATS {
+func (c *clusterOptions) nats(f *config.File) (cluster.NATS, error) {
 	var n cluster.NATS
 	if f != nil && f.Cluster != nil {
 		fc := f.Cluster
-		n = cluster.NATS{URL: fc.URL, CredsFile: fc.Credentials, NKeyFile: fc.NKey, TLSCA: fc.TLSCA, TLSCert: fc.TLSCert, TLSKey: fc.TLSKey, Replicas: fc.Replicas}
+		n = cluster.NATS{URL: fc.URL, CredsFile: fc.Credentials, NKeyFile: fc.NKey, TLSCA: fc.TLSCA, TLSCert: fc.TLSCert, TLSKey: fc.TLSKey}
+		settings.Copy(&n, fc, settings.Cluster) // replicas
 	}
 	set := func(dst *string, v string) {
 		if v != "" {
@@ -76,58 +76,27 @@ func (c *clusterOptions) nats(f *config.File) cluster.NATS {
 	set(&n.TLSCA, c.tlsCA)
 	set(&n.TLSCert, c.tlsCert)
 	set(&n.TLSKey, c.tlsKey)
-	if c.replicas > 0 {
-		n.Replicas = c.replicas
-	}
 	if n.CredsFile == "" && n.NKeyFile == "" {
 		n.Token = os.Getenv(tokenEnv)
 	}
-	return n
-}
-
-// startExecutor starts where a job's items run: a local pool, or, when
-// the cluster is wanted, an executor on it for the plugin cfg names. name
-// is what the user typed: a configured plugin or a path.
-func (g *globalOptions) startExecutor(ctx context.Context, c *clusterOptions, name string, cfg pool.Config) (pool.Executor, error) {
-	f, err := g.loadConfig()
-	if err != nil {
-		return nil, err
-	}
-	if !c.wanted(f) {
-		p, err := pool.Start(ctx, cfg)
-		if err != nil {
-			return nil, err // not a nil *Pool in a non-nil Executor
-		}
-		return p, nil
-	}
-	return c.start(ctx, f, name, cfg)
-}
-
-// start starts an executor on the cluster for the plugin cfg, which the
-// user named name.
-func (c *clusterOptions) start(ctx context.Context, f *config.File, name string, cfg pool.Config) (pool.Executor, error) {
-	cc, err := c.jobConfig(f, name, cfg)
-	if err != nil {
-		return nil, err
-	}
-	e, err := cluster.Start(ctx, cc)
-	if err != nil {
-		return nil, err
-	}
-	return e, nil
+	return n, c.settings.apply(&n)
 }
 
 // jobConfig is the cluster executor's config for the plugin cfg. A plugin
 // named by path is pinned to that file's sha256: the workers must run
 // exactly it (under its base name).
 func (c *clusterOptions) jobConfig(f *config.File, name string, cfg pool.Config) (cluster.Config, error) {
-	cc := cluster.FromPool(cfg, c.nats(f))
+	n, err := c.nats(f)
+	if err != nil {
+		return cluster.Config{}, err
+	}
+	cc := cluster.FromPool(cfg, n)
 	if f != nil {
 		if pl := f.Plugins[name]; pl != nil {
 			cc.Version = pl.Version
 		}
 		if fc := f.Cluster; fc != nil {
-			cc.AckWait, cc.HostTimeout, cc.Window = fc.AckWait, fc.HostTimeout, fc.Window
+			settings.Copy(&cc, fc, settings.Cluster) // ack_wait, host_timeout, window
 		}
 	}
 	if strings.ContainsRune(name, '/') && cc.SHA256 == "" {
@@ -138,18 +107,6 @@ func (c *clusterOptions) jobConfig(f *config.File, name string, cfg pool.Config)
 		cc.SHA256 = sum
 	}
 	return cc, nil
-}
-
-// connectError reports a cluster that could not be reached: exit 3, like a
-// plugin that could not start.
-func (g *globalOptions) clusterError(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return errReported
-	}
-	if errors.Is(err, cluster.ErrInvalidConfig) {
-		return usageError{err}
-	}
-	return g.fail(ExitStart, "%v", err)
 }
 
 func init() {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // crashDir returns a directory whose pool.toml has the crashfrom fixture
@@ -28,15 +30,6 @@ max_restarts = 2
 `, self, fixtureEnv)+extra, files)
 }
 
-// numbers returns the lines "1".."n", one per line.
-func numbers(n int) string {
-	var b strings.Builder
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "%d\n", i)
-	}
-	return b.String()
-}
-
 // A plugin that crashes on every item from 1000 on degrades its pool: map
 // reports the one item that used up its attempts, why the pool degraded
 // (once), and how many items were not run, from which line, counting the
@@ -46,7 +39,7 @@ func TestMapDegraded(t *testing.T) {
 	dir := crashDir(t, "", map[string]string{})
 	var sizes []int
 	for _, n := range []int{20_000, 100_000} {
-		stdout, stderr, code := mainIn(t, dir, strings.NewReader(numbers(n)), nil, "map", "crashfrom")
+		stdout, stderr, code := mainIn(t, dir, strings.NewReader(testkit.Numbers(1, n)), nil, "map", "crashfrom")
 		if code != ExitStart {
 			t.Errorf("%d items: exit %d; want %d", n, code, ExitStart)
 		}
@@ -91,7 +84,7 @@ func TestRunDegradedLeavesOutput(t *testing.T) {
 stages = ["double", "crashfrom"]
 input = "in.txt"
 output = "out.txt"
-`, map[string]string{"in.txt": numbers(n), "out.txt": "results of an earlier run\n"})
+`, map[string]string{"in.txt": testkit.Numbers(1, n), "out.txt": "results of an earlier run\n"})
 	stdout, stderr, code := mainIn(t, dir, nil, nil, "run", "p")
 	if code != ExitStart || stdout != "" {
 		t.Errorf("exit %d, stdout %q; want 3 and nothing", code, stdout)
@@ -120,7 +113,7 @@ func TestMapDegradedOpenInput(t *testing.T) {
 	dir := crashDir(t, "", map[string]string{})
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	go pw.Write([]byte(numbers(5000))) // and never closed
+	go pw.Write([]byte(testkit.Numbers(1, 5000))) // and never closed
 	done := make(chan struct{})
 	var stderr string
 	var code ExitCode

@@ -17,6 +17,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/pluginpool/pluginpool/internal/testkit"
 	"github.com/pluginpool/pluginpool/sdk"
 )
 
@@ -125,7 +126,7 @@ func TestTerminalOutputEscaped(t *testing.T) {
 	defer ptmx.Close()
 	cmd := exec.Command(filepath.Join(binDir, "pluginpool"), "-c", filepath.Join(dir, "pool.toml"), "map", "badbytes", `"print"`, "2")
 	cmd.Stdout = tty
-	var errb syncBuffer
+	var errb testkit.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -231,7 +232,7 @@ func TestSignalWhileLoading(t *testing.T) {
 		t.Skipf("mkfifo: %v", err)
 	}
 	cmd := exec.Command(filepath.Join(binDir, "pluginpool"), "-c", fifo, "validate")
-	var out, errb syncBuffer
+	var out, errb testkit.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -243,14 +244,14 @@ func TestSignalWhileLoading(t *testing.T) {
 	}
 	defer w.Close()
 	io.WriteString(w, "[pool]\nworkers = 2\n") // and the rest never comes
-	waitFor(t, "the CLI to handle SIGTERM", func() bool { return catches(cmd.Process.Pid, syscall.SIGTERM) })
+	testkit.Eventually(t, time.Minute, "the CLI to handle SIGTERM", func() bool { return catches(cmd.Process.Pid, syscall.SIGTERM) })
 	began := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		if code := exitCode(err); code != 143 || out.String() != "" || errb.String() != "" {
+		if code := testkit.ExitStatus(err); code != 143 || out.String() != "" || errb.String() != "" {
 			t.Errorf("exit %d, stdout %q, stderr %q; want 143 and nothing", code, out.String(), errb.String())
 		}
 		t.Logf("exited %s after SIGTERM", time.Since(began).Round(time.Millisecond))
@@ -304,26 +305,26 @@ output = "out.jsonl"
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out, errb syncBuffer
+		var out, errb testkit.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		io.WriteString(stdin, "1\n2\n3\n") // and more never comes
-		waitFor(t, "the plugin processes", func() bool { return len(pt.plugins()) >= 2 })
+		testkit.Eventually(t, time.Minute, "the plugin processes", func() bool { return len(pt.plugins()) >= 2 })
 		if args[0] == "run" {
-			waitFor(t, "run's temporary file", func() bool {
-				return slices.ContainsFunc(listDir(t, dir), func(n string) bool { return strings.HasPrefix(n, ".out.jsonl.tmp-") })
+			testkit.Eventually(t, time.Minute, "run's temporary file", func() bool {
+				return slices.ContainsFunc(testkit.DirNames(t, dir), func(n string) bool { return strings.HasPrefix(n, ".out.jsonl.tmp-") })
 			})
 		} else {
-			waitFor(t, "map's results", func() bool { return out.String() == "2\n4\n6\n" })
+			testkit.Eventually(t, time.Minute, "map's results", func() bool { return out.String() == "2\n4\n6\n" })
 		}
 		cmd.Process.Signal(syscall.SIGHUP)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
 		case err := <-done:
-			if code := exitCode(err); code != 129 {
+			if code := testkit.ExitStatus(err); code != 129 {
 				t.Errorf("%s: exit %d, want 129; stderr %q", args[0], code, errb.String())
 			}
 		case <-time.After(30 * time.Second):
@@ -334,7 +335,7 @@ output = "out.jsonl"
 		stdin.Close()
 		pt.noneLeft(t)
 	}
-	if names := listDir(t, dir); !slices.Equal(names, []string{"double", "out.jsonl", "pool.toml"}) {
+	if names := testkit.DirNames(t, dir); !slices.Equal(names, []string{"double", "out.jsonl", "pool.toml"}) {
 		t.Errorf("after SIGHUP the directory holds %v; want no temporary file", names)
 	}
 	if b, _ := os.ReadFile(target); string(b) != "the previous run's results\n" {

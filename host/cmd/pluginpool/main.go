@@ -10,6 +10,12 @@
 // status is 0 when every item succeeded, 1 when some failed, 2 for a bad
 // command line or config, 3 when a plugin could not start, and 128+N after
 // signal N (130 for Ctrl-C, 141 when stdout was closed early).
+//
+// Inside, commands are thin: they resolve where the work runs (site.go:
+// this machine's processes or a cluster's workers), hand a pipeline.Spec to
+// job.go, which runs and reports it in the command's words (map and apply
+// are a pipeline of one stage), and return an error; exit.go's status is
+// the one place an error becomes an exit status.
 package main
 
 import (

@@ -1,33 +1,20 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"iter"
-	"os"
 	"runtime"
-	"slices"
-	"strings"
-	"sync"
-	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/pluginpool/pluginpool/host/config"
-	"github.com/pluginpool/pluginpool/host/jsonl"
+	"github.com/pluginpool/pluginpool/host/backend"
+	"github.com/pluginpool/pluginpool/host/pipeline"
 	"github.com/pluginpool/pluginpool/host/pool"
-	"github.com/pluginpool/pluginpool/internal/quote"
+	"github.com/pluginpool/pluginpool/host/settings"
 )
 
 // mapOptions are the flags of map and apply.
 type mapOptions struct {
 	*globalOptions
-	workers   int
-	chunkSize int
+	settings  *settingFlags // -w/--workers; map: --chunk-size
 	unordered bool
 	stats     bool
 	batching  bool // map, not apply: takes --progress and --metrics-addr
@@ -37,9 +24,12 @@ type mapOptions struct {
 func (o *mapOptions) addFlags(cmd *cobra.Command, batching bool) {
 	f := cmd.Flags()
 	o.batching = batching
-	f.IntVarP(&o.workers, "workers", "w", 0, "plugin processes to start (default: the plugin's workers in the\nconfig, else one per core)")
+	keys := []string{"workers"}
 	if batching {
-		f.IntVar(&o.chunkSize, "chunk-size", 0, "items per batch (default: adaptive, a few ms of work per batch)")
+		keys = append(keys, "chunk_size")
+	}
+	o.settings = addSettingFlags(f, settings.Pool, keys, nil)
+	if batching {
 		f.BoolVar(&o.unordered, "unordered", false, "write results as they complete, not in input order")
 	}
 	f.BoolVar(&o.stats, "stats", false, "print statistics to stderr at the end: items ok and failed, items/s,\nretries, timeouts, task latency p50/p95/p99, and per worker its tasks,\nrestarts and busy time")
@@ -50,31 +40,13 @@ func (o *mapOptions) addFlags(cmd *cobra.Command, batching bool) {
 	o.conn.addJobFlags(f)
 }
 
-// config resolves the plugin and applies the flags.
-func (o *mapOptions) config(cmd *cobra.Command, name string) (pool.Config, error) {
-	cfg, err := o.poolConfig(name)
+// config resolves the plugin where s runs it and applies the flags.
+func (o *mapOptions) config(cmd *cobra.Command, s site, name string) (pool.Config, error) {
+	cfg, err := s.plugin(name)
 	if err != nil {
-		// On a cluster the workers know the plugin: this machine need
-		// not have it.
-		f, ferr := o.loadConfig()
-		if ferr != nil || !o.conn.wanted(f) || strings.ContainsRune(name, '/') || !config.ValidName(name) {
-			return cfg, err
-		}
-		cfg = o.finish(pool.Config{Name: name})
+		return cfg, err
 	}
-	if cmd.Flags().Changed("workers") {
-		if o.workers < 1 || o.workers > pool.WorkersLimit {
-			return cfg, usageError{fmt.Errorf("--workers must be between 1 and %d, got %d", pool.WorkersLimit, o.workers)}
-		}
-		cfg.Workers = o.workers
-	}
-	if cmd.Flags().Changed("chunk-size") {
-		if o.chunkSize < 1 || o.chunkSize > pool.ChunkSizeLimit {
-			return cfg, usageError{fmt.Errorf("--chunk-size must be between 1 and %d, got %d", pool.ChunkSizeLimit, o.chunkSize)}
-		}
-		cfg.ChunkSize = o.chunkSize
-	}
-	return cfg, nil
+	return cfg, o.settings.apply(&cfg)
 }
 
 func newMapCmd(g *globalOptions) *cobra.Command {
@@ -146,7 +118,6 @@ A failed task is reported on stderr and the exit status is 1.`,
 		ValidArgsFunction: completePlugin(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("workers") {
-				o.workers = 1
 				cmd.Flags().Set("workers", "1")
 			}
 			return o.runMap(cmd, args[0], args[1:])
@@ -156,318 +127,32 @@ A failed task is reported on stderr and the exit status is 1.`,
 	return cmd
 }
 
-// argItem turns a command-line argument into an item: JSON as is, anything
-// else as a JSON string.
-func argItem(s string) []byte {
-	if json.Valid([]byte(s)) {
-		return []byte(s)
-	}
-	b, _ := json.Marshal(s)
-	return b
-}
-
 func (o *mapOptions) runMap(cmd *cobra.Command, name string, args []string) error {
-	ctx := cmd.Context()
-	var prog *progress
-	if o.batching {
-		// Before the pool's config: its loggers then write through the
-		// bar's stderr, which wipes the bar before each line.
-		total := len(args)
-		if total == 0 {
-			total = -1 // stdin: unknown
-		}
-		prog = newProgress(o.globalOptions, name, total)
-		defer prog.Finish()
-	}
-	cfg, err := o.config(cmd, name)
+	s, err := o.site(&o.conn)
 	if err != nil {
 		return err
 	}
-	metrics, err := startMetrics(o.globalOptions)
+	cfg, err := o.config(cmd, s, name)
 	if err != nil {
 		return err
 	}
-	defer metrics.Close()
-	var (
-		items  iter.Seq[[]byte]
-		where  func(i int) string
-		reader *jsonl.Reader
-		abort  = func() {}
-	)
+	// A pipeline of one stage: the items from the arguments, else stdin.
+	spec := pipeline.Spec{Output: o.io.Out, Unordered: o.unordered}
+	total := -1 // stdin: unknown
 	if len(args) > 0 {
 		// No more workers than items: each start costs a few ms.
 		if cfg.Workers == 0 {
 			cfg.Workers = runtime.NumCPU()
 		}
 		cfg.Workers = min(cfg.Workers, len(args))
-		list := make([][]byte, len(args))
-		for i, a := range args {
-			list[i] = argItem(a)
-		}
-		items = slices.Values(list)
-		where = func(i int) string { return fmt.Sprintf("item %d (%s)", i+1, quote.Item([]byte(args[i]))) }
+		spec.Args, total = args, len(args)
 	} else {
-		in := o.io.In
-		in, abort = abortable(in)
-		// On a signal, let go of the input at once: Imap's feeder may be
-		// blocked reading it, and the loop below waits for the feeder.
-		defer context.AfterFunc(ctx, abort)()
-		limit := cfg.MaxItemBytes
-		if limit == 0 {
-			limit = pool.DefaultMaxItemBytes
-		}
-		reader = jsonl.NewReader(in, false, limit)
-		items = reader.Items()
-		where = func(i int) string { return fmt.Sprintf("line %d", reader.Line(i)) }
+		spec.Input, spec.InputName = o.io.In, "stdin"
 	}
-
-	if o.batching && cmd.Flags().Changed("workers") {
-		if f, _ := o.loadConfig(); o.conn.wanted(f) {
-			o.logger().Warn("-w/--workers has no effect on a cluster: each worker runs the plugin as its own pool.toml says")
-		}
+	if o.batching {
+		o.settings.warnIgnored(s, o.logger())
 	}
-	p, err := o.startExecutor(ctx, &o.conn, name, cfg)
-	if err != nil {
-		abort()
-		return o.clusterError(ctx, err)
-	}
-	metrics.Add(p)
-	began := time.Now()
-	out := jsonl.NewWriter(o.io.Out)
-	out.FlushEvery(outputFlush)
-	defer out.Close()
-	seq := p.Imap
-	if o.unordered {
-		seq = p.ImapUnordered
-	}
-	var (
-		total, failed int
-		notRun        = notRunCount{first: -1}
-		writeErr      error
-	)
-	defer notRun.stop()
-	for i, r := range seq(ctx, items) {
-		// Checked per item, cancellation cost ~20 ns an item; failed items
-		// (all of them once ctx is done) are checked before they are reported.
-		if (total&1023 == 0 || r.Err != nil) && canceled(ctx) {
-			abort() // the loop's exit waits for the input to let go
-			break
-		}
-		total++
-		prog.Add(1)
-		if r.Err != nil {
-			if errors.Is(r.Err, pool.ErrNotRun) {
-				// The pool degraded: counted, and summed up once below.
-				notRun.add(i, reader, abort)
-				continue
-			}
-			failed++
-			o.report(where(i), r.Err, reader, i)
-		}
-		if err := out.Write(r); err != nil {
-			writeErr = err
-			abort()
-			break
-		}
-	}
-	var (
-		closeErr error
-		stats    pool.Stats
-	)
-	if ctx.Err() == nil && writeErr == nil {
-		stats = p.Stats() // while the workers are there to show
-		closeErr = p.Close()
-	}
-	// Items the pool never took count as not run: total is what it took.
-	inputItems := len(args)
-	if errors.Is(closeErr, pool.ErrDegraded) && reader != nil {
-		notRun.add(-1, reader, abort) // bounds counting an input that stays open
-		inputItems = reader.Rest()
-	}
-	notRun.stop()
-	abort()
-	prog.Finish()
-	if writeErr == nil {
-		writeErr = out.Close()
-	}
-	switch {
-	case ctx.Err() != nil:
-		p.Terminate()
-		return errReported
-	case writeErr != nil:
-		p.Terminate()
-		if errors.Is(writeErr, syscall.EPIPE) {
-			// stdout was closed early (| head): stop quietly, as a
-			// SIGPIPE-killed process would.
-			o.code = exitSignal(syscall.SIGPIPE)
-			return errReported
-		}
-		return o.fail(ExitFailed, "writing results: %v", writeErr)
-	}
-	if o.stats {
-		printStats(o.io.Err, stats, time.Since(began))
-	}
-	if errors.Is(closeErr, pool.ErrDegraded) {
-		fmt.Fprintf(o.io.Err, "pluginpool: %v\n", closeErr)
-		missing := max(inputItems-(total-notRun.n), 0)
-		first := notRun.first
-		if first < 0 || inputItems > total && total < first {
-			first = total // the first item the pool never took
-		}
-		var also string
-		if failed > 0 {
-			also = fmt.Sprintf("; %d failed", failed)
-		}
-		if reader != nil && reader.Err() != nil {
-			err := reader.Err()
-			// Let go of (an idle pipe), or unreadable: a lower bound.
-			return o.fail(ExitStart, "at least %d items were not run, from %s, because the pool degraded (the input was not read to its end: %v)%s", missing, where(first), err, also)
-		}
-		return o.fail(ExitStart, "%d of %d items were not run, from %s, because the pool degraded%s", missing, inputItems, where(first), also)
-	}
-	if reader != nil {
-		if err := reader.Err(); err != nil {
-			return o.fail(ExitFailed, "reading stdin: %v", err)
-		}
-	}
-	if closeErr != nil {
-		return o.fail(ExitStart, "%v", closeErr)
-	}
-	if failed > 0 {
-		if total > 1 {
-			return o.fail(ExitFailed, "%d of %d items failed", failed, total)
-		}
-		o.code = ExitFailed
-		return errReported
-	}
-	return nil
+	spec.Stages = []backend.StartFunc{s.starter(name, cfg)}
+	j := &job{globalOptions: o.globalOptions, single: true, name: name, total: total, stats: o.stats, bar: o.batching}
+	return j.run(cmd.Context(), spec)
 }
-
-// notRunCount counts the items a degraded pool did not run, for one
-// summary line instead of one per item: they share one cause.
-type notRunCount struct {
-	n        int
-	first    int // the lowest index counted; -1 before one
-	stopIdle func()
-}
-
-// add counts item i (i < 0: none, only arm the idle bound). From the first
-// one on, the input is let go of if it stays open with nothing to read
-// (tail -f): the pool will take no more, and the summary counts the rest.
-func (c *notRunCount) add(i int, r *jsonl.Reader, abort func()) {
-	if c.stopIdle == nil {
-		c.stopIdle = func() {}
-		if r != nil {
-			c.stopIdle = r.AbortWhenIdle(abort, inputIdle)
-		}
-	}
-	if i < 0 {
-		return
-	}
-	c.n++
-	if c.first < 0 || i < c.first {
-		c.first = i
-	}
-}
-
-func (c *notRunCount) stop() {
-	if c.stopIdle != nil {
-		c.stopIdle()
-	}
-}
-
-// inputIdle is how long the count of a degraded run's unread input waits
-// for more of it.
-const inputIdle = time.Second
-
-// report writes one failed item to stderr.
-func (o *mapOptions) report(where string, err error, r *jsonl.Reader, i int) {
-	if r != nil {
-		if n, ok := r.Oversize(i); ok {
-			var tl *pool.TooLargeError
-			if errors.As(err, &tl) {
-				err = &pool.TooLargeError{Size: n, Limit: tl.Limit}
-			}
-		}
-	}
-	fmt.Fprintf(o.io.Err, "pluginpool: %s: %s\n", where, quote.Text(err.Error()))
-}
-
-// abortable returns a reader whose blocked Read can be abandoned. A read
-// from a pipe or terminal blocks in the kernel and cannot be interrupted, so
-// it runs on a goroutine of its own; abort makes Read return at once and
-// leaves that goroutine to end with the process. Regular files never block
-// and are read directly. abort is safe to call more than once, from any
-// goroutine.
-func abortable(r io.Reader) (io.Reader, func()) {
-	if f, ok := r.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-			return r, func() {}
-		}
-	}
-	ar := &abortReader{chunks: make(chan chunk, 2), done: make(chan struct{})}
-	go ar.pump(r)
-	var once sync.Once
-	return ar, func() { once.Do(func() { close(ar.done) }) }
-}
-
-type chunk struct {
-	b   []byte
-	err error
-}
-
-type abortReader struct {
-	chunks chan chunk
-	done   chan struct{}
-	cur    []byte
-	err    error
-}
-
-func (a *abortReader) pump(r io.Reader) {
-	for {
-		buf := make([]byte, 256<<10)
-		n, err := r.Read(buf)
-		select {
-		case a.chunks <- chunk{buf[:n], err}:
-		case <-a.done:
-			return
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-var errAborted = errors.New("input abandoned")
-
-func (a *abortReader) Read(p []byte) (int, error) {
-	for len(a.cur) == 0 {
-		if a.err != nil {
-			return 0, a.err
-		}
-		select {
-		case c := <-a.chunks:
-			a.cur, a.err = c.b, c.err
-		case <-a.done:
-			return 0, errAborted
-		}
-	}
-	n := copy(p, a.cur)
-	a.cur = a.cur[n:]
-	return n, nil
-}
-
-// canceled reports whether ctx is done without taking its lock, for
-// loops that check once per item.
-func canceled(ctx context.Context) bool {
-	select {
-	case <-ctx.Done():
-		return true
-	default:
-		return false
-	}
-}
-
-// outputFlush is how long a result may sit in the output buffer: results of
-// a slow or stalled input (tail -f) show up within it.
-const outputFlush = 100 * time.Millisecond

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/pflag"
 
-	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/host/backend"
 )
 
 // addMetricsFlag registers --metrics-addr on fs. Commands that call
@@ -24,14 +24,15 @@ func addMetricsFlag(fs *pflag.FlagSet, g *globalOptions) {
 	fs.StringVar(&g.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics while running\n(e.g. 127.0.0.1:9090; port 0 picks one, logged at --log-level info).\nWithout a HOST (:9090) it listens on every interface, open to\nother machines: give 127.0.0.1:9090 to keep it local")
 }
 
-// statsSource is what the metrics read at scrape time: a *pool.Pool.
+// statsSource is what the metrics read at scrape time: a stage's
+// backend.Executor, local or on a cluster.
 type statsSource interface {
-	Stats() pool.Stats
+	Stats() backend.Stats
 }
 
 // metricsServer serves Prometheus metrics about the pools added to it, on
 // its own registry (never the global one). Counters are read from
-// pool.Stats when scraped, so the hot path pays nothing for them. A nil
+// backend.Stats when scraped, so the hot path pays nothing for them. A nil
 // *metricsServer is valid and serves nothing.
 type metricsServer struct {
 	col  *poolCollector
@@ -104,7 +105,7 @@ func (m *metricsServer) Add(p statsSource, labelValues ...string) {
 
 // AddSet adds pools that come and go, such as a worker's plugins: stats
 // is called at each scrape for their current statistics.
-func (m *metricsServer) AddSet(stats func() []pool.Stats) {
+func (m *metricsServer) AddSet(stats func() []backend.Stats) {
 	if m == nil {
 		return
 	}
@@ -139,7 +140,7 @@ func (m *metricsServer) Close() {
 type poolCollector struct {
 	mu    sync.Mutex
 	pools []collectedPool
-	sets  []func() []pool.Stats
+	sets  []func() []backend.Stats
 
 	items, retries, timeouts, restarts, latency            *prometheus.Desc
 	workerTasks, workerBatches, workerRestarts, workerBusy *prometheus.Desc
@@ -147,7 +148,7 @@ type poolCollector struct {
 }
 
 type snapshot struct {
-	stats  pool.Stats
+	stats  backend.Stats
 	labels []string
 }
 
@@ -192,11 +193,11 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector: one pool.Stats snapshot per pool.
+// Collect implements prometheus.Collector: one backend.Stats snapshot per pool.
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	pools := append([]collectedPool(nil), c.pools...)
-	sets := append([]func() []pool.Stats(nil), c.sets...)
+	sets := append([]func() []backend.Stats(nil), c.sets...)
 	c.mu.Unlock()
 	var snaps []snapshot
 	for _, cp := range pools {

@@ -136,12 +136,12 @@ func (o *newPluginOptions) runGo(name, dir string) error {
 	}
 	absDir, err := filepath.Abs(dir)
 	if err != nil {
-		return o.fail(ExitFailed, "new-plugin: %v", err)
+		return exitf(ExitFailed, "new-plugin: %v", err)
 	}
 	checkout := o.replace
 	if checkout != "" {
 		if checkout, err = filepath.Abs(checkout); err != nil {
-			return o.fail(ExitFailed, "new-plugin: %v", err)
+			return exitf(ExitFailed, "new-plugin: %v", err)
 		}
 		if !isCheckout(checkout) {
 			return usageError{fmt.Errorf("--replace %s: no go.mod with module %s there", o.replace, modulePath)}
@@ -210,17 +210,17 @@ func (o *newPluginOptions) writeFiles(dir, absDir string, files []newFile) error
 		}
 	}
 	if len(exist) > 0 {
-		return o.fail(ExitUsage, "new-plugin: not overwriting %s; choose another DIR, or remove them", strings.Join(exist, ", "))
+		return exitf(ExitUsage, "new-plugin: not overwriting %s; choose another DIR, or remove them", strings.Join(exist, ", "))
 	}
 	if err := os.MkdirAll(absDir, 0o755); err != nil {
-		return o.fail(ExitFailed, "new-plugin: %v", err)
+		return exitf(ExitFailed, "new-plugin: %v", err)
 	}
 	for i, f := range files {
 		if err := writeNew(filepath.Join(absDir, f.name), f.data); err != nil {
 			for _, done := range files[:i] {
 				os.Remove(filepath.Join(absDir, done.name))
 			}
-			return o.fail(ExitFailed, "new-plugin: %v", err)
+			return exitf(ExitFailed, "new-plugin: %v", err)
 		}
 	}
 	return nil
@@ -230,7 +230,7 @@ func (o *newPluginOptions) writeFiles(dir, absDir string, files []newFile) error
 func (o *newPluginOptions) runPython(ctx context.Context, name, dir string) error {
 	absDir, err := filepath.Abs(dir)
 	if err != nil {
-		return o.fail(ExitFailed, "new-plugin: %v", err)
+		return exitf(ExitFailed, "new-plugin: %v", err)
 	}
 	d := pyTemplateData{Name: name, Module: strings.ReplaceAll(name, "-", "_")}
 	script, test := d.Module+".py", "test_"+d.Module+".py"

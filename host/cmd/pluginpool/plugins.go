@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
 func newPluginsCmd(g *globalOptions) *cobra.Command {
@@ -57,13 +59,21 @@ func listPlugins(ctx context.Context, g *globalOptions, f *config.File) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := g.finish(cfg)
-			c.Workers, c.MaxRestarts = 1, 0
+			c := cfg
+			c.Workers = 1
 			sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 			defer cancel()
-			p, err := pool.Start(sctx, c)
+			p, err := g.startHere(sctx, n, c)
 			if err != nil {
-				rows[i] = row{"-", "cannot start: " + err.Error()}
+				// A cell of a table: the error's first line, escaped (a
+				// script's stderr may carry tabs and control bytes); check
+				// shows the whole of it.
+				first, _, more := strings.Cut(err.Error(), "\n")
+				status := "cannot start: " + quote.Text(strings.ReplaceAll(first, "\t", " "))
+				if more {
+					status += " (pluginpool check " + n + " shows more)"
+				}
+				rows[i] = row{"-", status}
 				return
 			}
 			info := p.Info()
@@ -87,8 +97,7 @@ func listPlugins(ctx context.Context, g *globalOptions, f *config.File) error {
 	}
 	tw.Flush()
 	if failed > 0 {
-		g.code = ExitStart
-		return errReported
+		return quiet(ExitStart) // the table says which and why
 	}
 	return nil
 }

@@ -22,20 +22,6 @@ import (
 	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
-// ExitCode is the process exit status.
-type ExitCode int
-
-// Exit codes.
-const (
-	ExitOK     ExitCode = 0 // every item succeeded
-	ExitFailed ExitCode = 1 // some items failed, or the input could not be read
-	ExitUsage  ExitCode = 2 // bad command line or config
-	ExitStart  ExitCode = 3 // a plugin could not start, or its pool degraded
-)
-
-// exitSignal is the conventional status after signal sig: 128+sig.
-func exitSignal(sig syscall.Signal) ExitCode { return ExitCode(128 + int(sig)) }
-
 // IOStreams are the process's standard streams, injected so tests can
 // assert exact output.
 type IOStreams struct {
@@ -68,7 +54,6 @@ type globalOptions struct {
 	metricsAddr string
 	io          IOStreams
 	ctx         context.Context // Main's: done after a signal
-	code        ExitCode        // set by the command that ran
 	// daemon marks a command that handles its own signals (server, worker:
 	// SIGTERM drains, SIGHUP reloads); Main then leaves them alone, and
 	// the command's status is its own, not 128+N.
@@ -88,7 +73,7 @@ func Main(ctx context.Context, args []string, io IOStreams) ExitCode {
 		// cursor or retitle the window. Redirected, it is written as is.
 		io.Out = quote.NewWriter(io.Out)
 	}
-	g := &globalOptions{io: io, ctx: ctx, code: ExitOK}
+	g := &globalOptions{io: io, ctx: ctx}
 	sigs := make(chan os.Signal, 1)
 	// SIGPIPE is watched so that a write to a closed stdout returns EPIPE
 	// (handled as a quiet stop) instead of killing the process before it
@@ -116,40 +101,12 @@ func Main(ctx context.Context, args []string, io IOStreams) ExitCode {
 	root.SetIn(io.In)
 	root.SetOut(io.Out)
 	root.SetErr(io.Err)
-	err := root.ExecuteContext(ctx)
-	var se *signalError
-	if errors.As(context.Cause(ctx), &se) {
-		return exitSignal(se.sig)
-	}
+	code, err := status(ctx, root.ExecuteContext(ctx))
 	if err != nil {
-		var ue usageError
-		if errors.As(err, &ue) || !errors.Is(err, errReported) {
-			fmt.Fprintf(io.Err, "pluginpool: %s\n", quote.Text(err.Error()))
-			if g.code == ExitOK {
-				g.code = ExitUsage
-			}
-		}
+		// Escaped: the message may quote an item or relay a plugin's bytes.
+		fmt.Fprintf(io.Err, "pluginpool: %s\n", quote.Text(err.Error()))
 	}
-	return g.code
-}
-
-// signalError is the cancellation cause after a signal.
-type signalError struct{ sig syscall.Signal }
-
-func (e *signalError) Error() string { return "interrupted by " + e.sig.String() }
-
-// usageError is a bad command line.
-type usageError struct{ error }
-
-// errReported marks an error already written to stderr.
-var errReported = errors.New("reported")
-
-// fail records code and returns an error Main will not print again. The
-// message is escaped: it may quote an item or relay a plugin's bytes.
-func (g *globalOptions) fail(code ExitCode, format string, args ...any) error {
-	fmt.Fprintf(g.io.Err, "pluginpool: %s\n", quote.Text(fmt.Sprintf(format, args...)))
-	g.code = code
-	return errReported
+	return code
 }
 
 func newRootCmd(ctx context.Context, g *globalOptions) *cobra.Command {
@@ -292,12 +249,4 @@ func (g *globalOptions) finish(cfg pool.Config) pool.Config {
 	cfg.Logger = g.logger()
 	cfg.Stderr = g.io.Err
 	return cfg
-}
-
-// startError reports a failed pool start and sets the exit status.
-func (g *globalOptions) startError(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return errReported
-	}
-	return g.fail(ExitStart, "%v", err)
 }

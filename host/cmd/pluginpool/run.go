@@ -1,19 +1,14 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"sync"
-	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/pluginpool/pluginpool/host/cluster"
+	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pipeline"
 	"github.com/pluginpool/pluginpool/host/pool"
@@ -94,7 +89,7 @@ func (o *runOptions) pickPipeline(name string) (*config.File, *config.Pipeline, 
 	f, err := o.load()
 	if err != nil {
 		if o.ctx.Err() != nil {
-			return nil, nil, errReported // a signal: Main says nothing more
+			return nil, nil, o.ctx.Err() // a signal: Main says nothing more
 		}
 		if errors.Is(err, os.ErrNotExist) && !errors.Is(err, config.ErrInvalid) {
 			return nil, nil, usageError{fmt.Errorf("%w; pass -c FILE to name the config", err)}
@@ -113,15 +108,12 @@ func (o *runOptions) pickPipeline(name string) (*config.File, *config.Pipeline, 
 	return f, pp, nil
 }
 
-// spec builds the run's pipeline.Spec, flags applied. Input and Output
-// are left unset for "-".
-func (o *runOptions) spec(cmd *cobra.Command, f *config.File, pp *config.Pipeline) (pipeline.Spec, error) {
-	spec, err := pipeline.FromConfig(f, pp)
+// spec builds the run's pipeline.Spec, flags applied, its stages where s
+// runs them. Input and Output are left unset for "-".
+func (o *runOptions) spec(cmd *cobra.Command, s site, f *config.File, pp *config.Pipeline) (pipeline.Spec, error) {
+	spec, err := pipeline.FromConfig(f, pp, func(cfg pool.Config) backend.StartFunc { return s.starter(cfg.Name, cfg) })
 	if err != nil {
 		return pipeline.Spec{}, err
-	}
-	for i := range spec.Stages {
-		spec.Stages[i] = o.finish(spec.Stages[i])
 	}
 	// Paths on the command line are relative to the working directory;
 	// those in the config, to the config's directory (FromConfig resolved
@@ -147,117 +139,43 @@ func (o *runOptions) spec(cmd *cobra.Command, f *config.File, pp *config.Pipelin
 	if o.unordered {
 		spec.Unordered = true
 	}
-	if o.conn.wanted(f) {
-		// Every stage on the cluster: the workers run each plugin as
-		// their own pool.toml says; this one names and pins them.
-		spec.Start = func(ctx context.Context, cfg pool.Config) (pool.Executor, error) {
-			return o.conn.start(ctx, f, cfg.Name, cfg)
-		}
+	if spec.InputPath == "" {
+		spec.Input, spec.InputName = o.io.In, "stdin"
+	}
+	if spec.OutputPath == "" {
+		spec.Output = o.io.Out
 	}
 	return spec, nil
 }
 
 func (o *runOptions) run(cmd *cobra.Command, name string) error {
-	ctx := cmd.Context()
 	f, pp, err := o.pickPipeline(name)
 	if err != nil {
 		return err
 	}
-	// Before the stages' configs: their loggers then write through the
-	// bar's stderr, which wipes the bar before each line. The number of
-	// items is not known ahead: no ETA.
-	prog := newProgress(o.globalOptions, pp.Name, -1)
-	defer prog.Finish()
-	spec, err := o.spec(cmd, f, pp)
+	s, err := o.site(&o.conn)
 	if err != nil {
 		return err
 	}
-	metrics, err := startMetrics(o.globalOptions, "stage")
+	spec, err := o.spec(cmd, s, f, pp)
 	if err != nil {
 		return err
 	}
-	defer metrics.Close()
-	spec.Started = func(pools []pool.Executor) {
-		for i, p := range pools {
-			metrics.Add(p, strconv.Itoa(i+1))
-		}
-	}
-	done := prog.counter()
-	spec.Progress = func(int, int) { done.Inc() } // calls are never concurrent
-	if spec.InputPath == "" {
-		in, abort := abortable(o.io.In)
-		var once sync.Once
-		stop := func() { once.Do(abort) }
-		defer stop() // lets a reader blocked on stdin go
-		spec.Input, spec.InputName, spec.AbortInput = in, "stdin", stop
-	}
-	if spec.OutputPath == "" {
-		spec.Output = o.io.Out
-	}
-	spec.OnFailure = func(f *pipeline.Failure) {
-		fmt.Fprintf(o.io.Err, "pluginpool: %s\n", quote.Text(f.Error()))
-	}
-
-	began := time.Now()
-	sum, err := pipeline.Run(ctx, spec)
-	done.Flush()
-	prog.Finish()
-	if o.stats && sum.Stages != nil {
-		d := time.Since(began)
-		for i, st := range sum.Stages {
-			st.Plugin = fmt.Sprintf("stage %d (%s)", i+1, st.Plugin)
-			printStats(o.io.Err, st, d)
-		}
-	}
-	var (
-		degraded *pool.DegradedError
-		stopped  *pipeline.DegradedError
-	)
-	switch {
-	case ctx.Err() != nil:
-		// Interrupted: Main turns a signal into 128+N; any other
-		// cancellation is a failure.
-		o.code = ExitFailed
-		return errReported
-	case err == nil:
-		return nil
-	case errors.As(err, &stopped):
-		// One summary, not a line per item: they share one cause.
-		fmt.Fprintf(o.io.Err, "pluginpool: stage %d: %v\n", stopped.Stage+1, stopped.Err)
-		msg := fmt.Sprintf("%d of %d items were not run, from line %d, because stage %d (%s) degraded",
-			stopped.NotRun, stopped.Items, stopped.Line, stopped.Stage+1, stopped.Plugin)
-		if stopped.Partial {
-			msg = "at least " + msg + " (the input was not read to its end)"
-		}
-		if sum.Failed > 0 {
-			msg += fmt.Sprintf("; %d failed", sum.Failed)
-		}
-		if spec.OutputPath != "" {
-			msg += "; " + spec.OutputPath + " is left as it was"
-		}
-		return o.fail(ExitStart, "%s", msg)
-	case errors.Is(err, pipeline.ErrFailed):
-		code := ExitFailed
-		if errors.As(err, &degraded) {
-			code = ExitStart
-		}
-		return o.fail(code, "%d of %d items failed", sum.Failed, sum.Items)
-	case errors.Is(err, pool.ErrStart), errors.Is(err, cluster.ErrConnect):
-		return o.startError(ctx, err)
-	case errors.Is(err, syscall.EPIPE):
-		// stdout was closed early (| head): stop quietly, as a
-		// SIGPIPE-killed process would.
-		o.code = exitSignal(syscall.SIGPIPE)
-		return errReported
-	case errors.As(err, &degraded):
-		return o.fail(ExitStart, "%v", err)
-	}
-	return o.fail(ExitFailed, "%v", err)
+	// The number of items is not known ahead: no ETA.
+	j := &job{globalOptions: o.globalOptions, name: pp.Name, total: -1, stats: o.stats, bar: true}
+	return j.run(cmd.Context(), spec)
 }
 
 // configProblems prints each problem of a config that did not load, one
 // per line, and returns the usage status.
 func (g *globalOptions) configProblems(err error) error {
+	g.printProblems(err)
+	return quiet(ExitUsage)
+}
+
+// printProblems prints each problem of a config that did not load, one
+// per line.
+func (g *globalOptions) printProblems(err error) {
 	for _, e := range flatten(err) {
 		var ce *config.Error
 		if errors.As(e, &ce) {
@@ -266,8 +184,6 @@ func (g *globalOptions) configProblems(err error) error {
 			fmt.Fprintf(g.io.Err, "pluginpool: %s\n", quote.Text(e.Error()))
 		}
 	}
-	g.code = ExitUsage
-	return errReported
 }
 
 // flatten returns the errors joined in err (errors.Join), or err alone.

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
 // The run and validate tests use the plugins TestMain built into binDir
@@ -51,7 +53,7 @@ func mainIn(t *testing.T, dir string, stdin io.Reader, out io.Writer, args ...st
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.Buffer
 	if out == nil {
 		out = &stdout
 	}
@@ -100,7 +102,7 @@ output = "out.txt"
 	if err != nil || string(got) != "Number: 4\nNumber: 8\nNumber: 16\n" {
 		t.Errorf("out.txt: %q, %v", got, err)
 	}
-	if names := listDir(t, dir); !slices.Equal(names, []string{"in.jsonl", "out.txt", "pool.toml"}) {
+	if names := testkit.DirNames(t, dir); !slices.Equal(names, []string{"in.jsonl", "out.txt", "pool.toml"}) {
 		t.Errorf("directory holds %v", names)
 	}
 }
@@ -185,7 +187,7 @@ output = "out.jsonl"
 	if code != ExitStart || !strings.HasPrefix(errs, "pluginpool: stage 2: gone: cannot start ") {
 		t.Errorf("run with a missing plugin: exit %d, stderr %q", code, errs)
 	}
-	if names := listDir(t, dir); !slices.Equal(names, []string{"pool.toml"}) {
+	if names := testkit.DirNames(t, dir); !slices.Equal(names, []string{"pool.toml"}) {
 		t.Errorf("directory holds %v", names)
 	}
 }
@@ -197,15 +199,11 @@ func TestRunStdoutClosed(t *testing.T) {
 stages = ["double", "double"]
 `, map[string]string{})
 	in := strings.NewReader(strings.Repeat("1\n", 300000))
-	_, errs, code := mainIn(t, dir, in, &errWriter{err: syscall.EPIPE}, "run")
+	_, errs, code := mainIn(t, dir, in, &testkit.FailingWriter{Err: syscall.EPIPE}, "run")
 	if code != exitSignal(syscall.SIGPIPE) || errs != "" {
 		t.Errorf("exit %d, stderr %q; want 141 and nothing", code, errs)
 	}
 }
-
-type errWriter struct{ err error }
-
-func (w *errWriter) Write([]byte) (int, error) { return 0, w.err }
 
 // SIGINT mid-run: exit 130, and neither the output file nor its temporary
 // file is left. Runs the CLI binary, reading a stdin that never ends.
@@ -222,7 +220,7 @@ output = "out.jsonl"
 		t.Fatal(err)
 	}
 	defer stdin.Close()
-	var stderr syncBuffer
+	var stderr testkit.Buffer
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = 5 * time.Second // should a plugin keep stderr open
 	if err := cmd.Start(); err != nil {
@@ -234,10 +232,10 @@ output = "out.jsonl"
 	// The temporary file appears before the stages start; give them time
 	// to take the items.
 	deadline := time.Now().Add(30 * time.Second)
-	for len(listDir(t, dir)) < 2 && time.Now().Before(deadline) {
+	for len(testkit.DirNames(t, dir)) < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if names := listDir(t, dir); len(names) != 2 || !strings.HasPrefix(names[0], ".out.jsonl.tmp-") {
+	if names := testkit.DirNames(t, dir); len(names) != 2 || !strings.HasPrefix(names[0], ".out.jsonl.tmp-") {
 		t.Errorf("during the run the directory held %v", names)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -254,22 +252,9 @@ output = "out.jsonl"
 	if code := cmd.ProcessState.ExitCode(); code != 130 {
 		t.Errorf("exit %d, want 130; stderr:\n%s", code, stderr.String())
 	}
-	if names := listDir(t, dir); !slices.Equal(names, []string{"pool.toml"}) {
+	if names := testkit.DirNames(t, dir); !slices.Equal(names, []string{"pool.toml"}) {
 		t.Errorf("after SIGINT the directory holds %v, want only pool.toml", names)
 	}
-}
-
-func listDir(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 func TestValidate(t *testing.T) {

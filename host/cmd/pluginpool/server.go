@@ -99,9 +99,9 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 	s, err := cluster.StartServer(ctx, o.cfg)
 	if err != nil {
 		if errors.Is(err, cluster.ErrInvalidConfig) {
-			return usageError{err}
+			return err // status: 2
 		}
-		return o.fail(ExitStart, "%v", err)
+		return exitf(ExitStart, "%v", err)
 	}
 	// Stop on SIGINT or SIGTERM (the store keeps the queue); a server has
 	// nothing to reload on SIGHUP.

@@ -43,17 +43,17 @@ func validate(g *globalOptions) error {
 	f, err := g.load()
 	if err != nil {
 		if g.ctx.Err() != nil {
-			return errReported // a signal: Main says nothing more
+			return g.ctx.Err() // a signal: Main says nothing more
 		}
 		if errors.Is(err, os.ErrNotExist) && !errors.Is(err, config.ErrInvalid) {
-			return g.fail(ExitUsage, "%v; pass -c FILE to name the config", err)
+			return exitf(ExitUsage, "%v; pass -c FILE to name the config", err)
 		}
-		g.configProblems(err)
-		return g.fail(ExitUsage, "%s is invalid: %s", g.configPath, plural(len(flatten(err)), "problem"))
+		g.printProblems(err)
+		return exitf(ExitUsage, "%s is invalid: %s", g.configPath, plural(len(flatten(err)), "problem"))
 	}
 	if errs := f.Check(); len(errs) > 0 {
-		g.configProblems(errors.Join(errs...))
-		return g.fail(ExitUsage, "%s is invalid: %s", g.configPath, plural(len(errs), "problem"))
+		g.printProblems(errors.Join(errs...))
+		return exitf(ExitUsage, "%s is invalid: %s", g.configPath, plural(len(errs), "problem"))
 	}
 	fmt.Fprintf(g.io.Out, "%s: OK (%s, %s)\n", g.configPath,
 		plural(len(f.Plugins), "plugin"), plural(len(f.Pipelines), "pipeline"))

@@ -19,15 +19,16 @@ import (
 	"github.com/pluginpool/pluginpool/host/cluster"
 	"github.com/pluginpool/pluginpool/host/config"
 	"github.com/pluginpool/pluginpool/host/pool"
+	"github.com/pluginpool/pluginpool/host/settings"
 	"github.com/pluginpool/pluginpool/internal/quote"
 )
 
 // workerOptions are the flags of worker.
 type workerOptions struct {
 	*globalOptions
-	conn    clusterOptions
-	plugins []string
-	workers int
+	conn     clusterOptions
+	plugins  []string
+	settings *settingFlags // -w/--workers
 }
 
 func newWorkerCmd(g *globalOptions) *cobra.Command {
@@ -65,7 +66,8 @@ reaps the jobs of hosts that went silent. Signals:
 	f := cmd.Flags()
 	o.conn.addConnFlags(f, "connect", "the cluster's NATS `URL` (default: [cluster] url, else "+cluster.DefaultURL+")")
 	f.StringSliceVar(&o.plugins, "plugins", nil, "serve only these configured `PLUGINS`, comma-separated (default: all)")
-	f.IntVarP(&o.workers, "workers", "w", 0, "processes per plugin (default: each plugin's workers, else one per core)")
+	o.settings = addSettingFlags(f, settings.Pool, []string{"workers"},
+		map[string]string{"workers": "processes per plugin (default: each plugin's workers, else one per core)"})
 	addMetricsFlag(f, g)
 	return cmd
 }
@@ -88,11 +90,8 @@ func (o *workerOptions) pluginConfigs(cmd *cobra.Command, f *config.File) ([]poo
 		if err != nil {
 			return nil, usageError{err}
 		}
-		if cmd.Flags().Changed("workers") {
-			if o.workers < 1 || o.workers > pool.WorkersLimit {
-				return nil, usageError{fmt.Errorf("--workers must be between 1 and %d, got %d", pool.WorkersLimit, o.workers)}
-			}
-			cfg.Workers = o.workers
+		if err := o.settings.apply(&cfg); err != nil {
+			return nil, err
 		}
 		cfgs = append(cfgs, o.finish(cfg))
 	}
@@ -123,12 +122,16 @@ func (o *workerOptions) run(cmd *cobra.Command) error {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	log := o.logger()
-	w, err := cluster.StartWorker(ctx, cluster.WorkerConfig{NATS: o.conn.nats(f), Plugins: cfgs, Logger: log})
+	n, err := o.conn.nats(f)
+	if err != nil {
+		return err
+	}
+	w, err := cluster.StartWorker(ctx, cluster.WorkerConfig{NATS: n, Plugins: cfgs, Logger: log})
 	if err != nil {
 		if ctx.Err() != nil {
-			return errReported
+			return nil // stopped by Main's caller before it started: nothing to drain
 		}
-		return o.clusterError(ctx, err)
+		return err
 	}
 	metrics.AddSet(w.PluginStats)
 	metrics.Register(newWorkerCollector(w))
@@ -173,7 +176,7 @@ func (o *workerOptions) run(cmd *cobra.Command) error {
 				<-reloaded
 			}
 			if err != nil {
-				return o.fail(ExitFailed, "%v", err)
+				return exitf(ExitFailed, "%v", err)
 			}
 			return nil
 		}
@@ -229,9 +232,13 @@ of the list within 10s. --json prints the records as JSON instead.`,
 			}
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			ws, err := cluster.ListWorkers(ctx, conn.nats(f))
+			n, err := conn.nats(f)
 			if err != nil {
-				return g.clusterError(ctx, err)
+				return err
+			}
+			ws, err := cluster.ListWorkers(ctx, n)
+			if err != nil {
+				return err
 			}
 			if asJSON {
 				enc := json.NewEncoder(g.io.Out)
