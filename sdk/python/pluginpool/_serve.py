@@ -160,10 +160,16 @@ class _Plugin:
         except Exception:
             pass
         line = "%d|%d|unix|%s|grpc|%s\n" % (CORE_PROTOCOL, APP_PROTOCOL, sock, self.cert)
-        os.write(1, line.encode())
+        # Capture first, then write the handshake to the real stdout: the
+        # host starts tasks as soon as it reads the line, and on a loaded
+        # machine this thread ran again only after a whole batch whose
+        # print()s had gone to the real stdout, as stray output.
+        handshake = os.dup(1)
         forward_fd(1, self.stray, STDOUT)
         sys.stdout = self.stdout
         sys.stderr = FdWriter(2)
+        os.write(handshake, line.encode())
+        os.close(handshake)
 
         self.shutdown.wait()
         # Give stray output queued for the host a moment to leave.
