@@ -88,10 +88,10 @@ type Config struct {
 	// 64 MiB.
 	MaxItemBytes int
 	// MaxResultBytes is the largest result a plugin may return for one
-	// item (max_result_bytes). The plugin is told, and fails a larger result as a task error;
-	// one that arrives anyway fails its item with ErrTooLarge, and a
-	// response message over it (plus 1 MiB) breaks the worker's stream.
-	// Default: MaxItemBytes.
+	// item (max_result_bytes). The plugin is told, and fails a larger
+	// result as a task error; one that arrives anyway fails its item with
+	// ErrTooLarge, and a response message over it (plus 1 MiB) breaks the
+	// worker's stream. Default: MaxItemBytes.
 	MaxResultBytes int
 	// MaxMemory bounds each worker's memory, in bytes (max_memory),
 	// enforced by the kernel: cgroup v2 memory.max on the worker's cgroup (its whole
@@ -110,18 +110,19 @@ type Config struct {
 	// at no cost. Default 3.
 	MaxAttempts int
 	// TaskTimeout bounds each task, counted from when the worker starts it
-	// (task_timeout). Default 0: no limit. On expiry the task's context is cancelled; if it
-	// has not returned KillGrace later, the worker is killed and replaced.
+	// (task_timeout). Default 0: no limit. On expiry the task's context
+	// is cancelled; if it has not returned KillGrace later, the worker is
+	// killed and replaced.
 	TaskTimeout time.Duration
 	// KillGrace is how long a timed-out task may take to return after its
 	// context was cancelled (kill_grace). Default 1s.
 	KillGrace time.Duration
 	// MaxRestarts is how many worker restarts that look like a crash loop
-	// RestartWindow may hold (max_restarts): restarts after a failed start, or after a
-	// worker that died before completing a task. One more marks the pool
-	// degraded: items it holds resolve as not run (ErrNotRun, which matches
-	// ErrDegraded) and new calls fail fast. Restarts after workers that
-	// completed tasks do not count. Default 10.
+	// RestartWindow may hold (max_restarts): restarts after a failed
+	// start, or after a worker that died before completing a task. One
+	// more marks the pool degraded: items it holds resolve as not run
+	// (ErrNotRun, which matches ErrDegraded) and new calls fail fast.
+	// Restarts after workers that completed tasks do not count. Default 10.
 	MaxRestarts int
 	// RestartWindow is the window MaxRestarts counts over
 	// (restart_window). Default 1m.
