@@ -46,7 +46,13 @@ func (p *Pool) deliver(w *worker, resp *workerpb.Batch) error {
 		p.observe(b.len(), now.Sub(began))
 		p.stats.batch(w.slot, b.len(), now.Sub(began))
 		w.headSince = now
-		p.cond.Broadcast()
+		if len(p.jobs) > 0 || len(p.retry) > 0 || p.cfg.MaxTasksPerWorker > 0 {
+			// A sender may now cut, or retire its worker. Otherwise no
+			// waiter's condition changed (nextRequest cuts only from jobs
+			// and retries), and waking every sender after each answer of
+			// a lone Apply cost the round trip CPU and wake-ups.
+			p.cond.Broadcast()
+		}
 	}
 	p.mu.Unlock()
 

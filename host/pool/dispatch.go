@@ -20,14 +20,23 @@ const (
 // when w has room for one. It returns nil when w is to stop sending.
 func (p *Pool) nextRequest(w *worker) *workerpb.Batch {
 	p.mu.Lock()
+	w.sending = false // the previous message, if any, is sent
 	for {
 		if w.state != workerRunning {
 			p.mu.Unlock()
 			return nil
 		}
+		if w.direct {
+			// A caller is sending w a batch (sendDirect): what this
+			// sender sends next must follow it.
+			w.directWait = true
+			p.cond.Wait()
+			continue
+		}
 		if len(w.cancels) > 0 {
 			seq := w.cancels[0]
 			w.cancels = w.cancels[1:]
+			w.sending = true
 			p.mu.Unlock()
 			return &workerpb.Batch{Seq: seq, Cancel: true}
 		}
@@ -39,19 +48,94 @@ func (p *Pool) nextRequest(w *worker) *workerpb.Batch {
 		alone := len(w.inflight) > 0 && w.inflight[0].single // nothing may follow it
 		if !recycle && !alone && len(w.inflight) < p.cfg.InFlight {
 			if b := p.cut(w); b != nil {
-				now := time.Now()
-				w.seq++
-				b.w, b.seq, b.sentAt, b.done = w, w.seq, now, 0
-				if len(w.inflight) == 0 {
-					w.headSince, w.progress = now, now
-				}
-				w.inflight = append(w.inflight, b)
-				w.tasks += b.len()
+				p.assign(w, b)
+				w.sending = true
 				p.mu.Unlock()
 				return b.request()
 			}
 		}
 		p.cond.Wait()
+	}
+}
+
+// assign puts b on w's wire: the next sequence number, the clocks, the
+// task count. Called with p.mu held, just before b is sent.
+func (p *Pool) assign(w *worker, b *batch) {
+	now := time.Now()
+	w.seq++
+	b.w, b.seq, b.sentAt, b.done = w, w.seq, now, 0
+	if len(w.inflight) == 0 {
+		w.headSince, w.progress = now, now
+	}
+	w.inflight = append(w.inflight, b)
+	w.tasks += b.len()
+}
+
+// A direct send: the caller of Map (and so Apply) sends its job's first
+// batch to an idle worker itself, instead of waking that worker's sender
+// to do it. A round trip of one item is wake-ups, not CPU (W3 in
+// bench/README.md), and this is one goroutine hand-over fewer.
+type direct struct {
+	w *worker
+	b *batch
+}
+
+// takeIdle cuts Map job j's first batch for an idle worker and reserves
+// that worker's stream for the caller, who must then call sendDirect. It
+// returns false when no worker is idle, or there is something to send
+// before j (retries), or the batch had nothing to send (sendable). Called
+// with p.mu held, as j joins p.jobs.
+func (p *Pool) takeIdle(j *job) (direct, bool) {
+	if len(p.retry) > 0 || j.src == nil {
+		return direct{}, false
+	}
+	n := len(p.workers)
+	for i := range n {
+		w := p.workers[(p.nextIdle+i)%n]
+		if w == nil || w.state != workerRunning || len(w.inflight) > 0 || len(w.cancels) > 0 || w.sending || w.direct {
+			continue
+		}
+		limit := p.batchSize()
+		if m := p.cfg.MaxTasksPerWorker; m > 0 {
+			if w.tasks >= m {
+				continue // its sender retires it
+			}
+			limit = min(limit, m-w.tasks)
+		}
+		// Next time, look here first: sequential Applies keep to one
+		// process, whose threads are still warm. Taking turns between
+		// the two workers made W3's p50 ~30% slower (BenchmarkApply).
+		p.nextIdle = (p.nextIdle + i) % n
+		b := p.cutMap(j, limit)
+		if b == nil {
+			return direct{}, false
+		}
+		p.assign(w, b)
+		w.direct = true
+		// run waits for the send like for its own loops: w is running,
+		// so neither loop has ended and the count is not zero.
+		w.loops.Add(1)
+		return direct{w: w, b: b}, true
+	}
+	return direct{}, false
+}
+
+// sendDirect sends the batch takeIdle reserved, and hands the stream back
+// to the worker's sender. A failed send ends the worker, as in sendLoop:
+// retire then runs the batch elsewhere.
+func (p *Pool) sendDirect(d direct) {
+	w := d.w
+	defer w.loops.Done()
+	err := w.stream.Send(d.b.request())
+	p.mu.Lock()
+	w.direct = false
+	if w.directWait {
+		w.directWait = false
+		p.cond.Broadcast()
+	}
+	p.mu.Unlock()
+	if err != nil {
+		w.end(streamError(err))
 	}
 }
 

@@ -20,13 +20,17 @@ func (p *Pool) Map(ctx context.Context, items [][]byte) ([]Result, error) {
 	}
 	j := newJob(ctx)
 	j.src, j.results, j.left = items, results, len(items)
-	if err := p.addJob(j); err != nil {
+	d, err := p.addJob(j)
+	if err != nil {
 		for i := range results {
 			results[i].Err = err
 		}
 		return results, err
 	}
 	defer p.removeJob(j)
+	if d.w != nil {
+		p.sendDirect(d)
+	}
 	for {
 		j.mu.Lock()
 		left := j.left
@@ -80,7 +84,7 @@ func (p *Pool) imap(ctx context.Context, items iter.Seq[[]byte], ordered bool) i
 			j.complete = make(map[int]*batch)
 		}
 		j.maxWindow = 2*p.cfg.Workers*p.cfg.InFlight + 2
-		if err := p.addJob(j); err != nil {
+		if _, err := p.addJob(j); err != nil { // an Imap job: no direct send
 			i := 0
 			for range items {
 				if !yield(i, Result{Err: err}) {

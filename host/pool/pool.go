@@ -20,20 +20,21 @@ type Pool struct {
 	sb      *sandbox // private directory, verified executable, cgroup, watcher
 	command command  // how to start a plugin process: an interpreter for .py files
 
-	mu      sync.Mutex
-	cond    *sync.Cond // Broadcast on any change a sender, feeder or Close waits for
-	state   poolState
-	err     error             // why the pool stopped serving: ErrClosed or a *DegradedError
-	notRun  *NotRunError      // degraded: what items it will not run resolve to
-	workers []*worker         // the live generation of each slot; nil while restarting
-	jobs    []*job            // jobs with items left to cut, served in turn
-	rr      int               // round-robin cursor into jobs
-	active  map[*job]struct{} // jobs whose calls have not returned
-	retry   []*batch          // items to run again, sent before new work
-	size    int               // adaptive batch size
-	nextID  uint64            // next task id
-	restart []restartRecord   // restarts within RestartWindow
-	stats   counters
+	mu       sync.Mutex
+	cond     *sync.Cond // Broadcast on any change a sender, feeder or Close waits for
+	state    poolState
+	err      error             // why the pool stopped serving: ErrClosed or a *DegradedError
+	notRun   *NotRunError      // degraded: what items it will not run resolve to
+	workers  []*worker         // the live generation of each slot; nil while restarting
+	jobs     []*job            // jobs with items left to cut, served in turn
+	rr       int               // round-robin cursor into jobs
+	nextIdle int               // the slot takeIdle took last, and looks at first
+	active   map[*job]struct{} // jobs whose calls have not returned
+	retry    []*batch          // items to run again, sent before new work
+	size     int               // adaptive batch size
+	nextID   uint64            // next task id
+	restart  []restartRecord   // restarts within RestartWindow
+	stats    counters
 
 	stop chan struct{} // closed when the pool stops: ends backoff sleeps and the watchdog
 	// killCtx is cancelled when the pool must die at once (Terminate, a
@@ -224,19 +225,27 @@ func (p *Pool) halt(to poolState, err error) error {
 }
 
 // addJob registers a call's job, or says why the pool takes no more.
-func (p *Pool) addJob(j *job) error {
+//
+// For a Map job, it may cut the first batch for an idle worker (takeIdle):
+// then the caller must send it with sendDirect.
+func (p *Pool) addJob(j *job) (direct, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.notRun != nil {
-		return p.notRun
+		return direct{}, p.notRun
 	}
 	if p.state != poolRunning {
-		return p.err
+		return direct{}, p.err
 	}
 	p.active[j] = struct{}{}
 	p.jobs = append(p.jobs, j)
-	p.cond.Broadcast()
-	return nil
+	d, ok := p.takeIdle(j)
+	if !ok || j.next < len(j.src) {
+		// Senders have work. Not when the caller took all of it (an
+		// Apply): waking them for nothing cost the round trip's CPU.
+		p.cond.Broadcast()
+	}
+	return d, nil
 }
 
 // removeJob forgets a job whose call returned.

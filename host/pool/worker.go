@@ -57,17 +57,20 @@ type worker struct {
 	loops  sync.WaitGroup
 
 	// Guarded by Pool.mu.
-	state     workerState
-	reason    error    // why it ended
-	memory    bool     // it died for exceeding MaxMemory
-	inflight  []*batch // on the wire, oldest first
-	cancels   []uint64 // batches to cancel, sent by the sender
-	seq       uint64
-	headSince time.Time // when inflight[0] reached the head of the plugin's queue
-	progress  time.Time // last answer, or the head's start: the timeout clock without a ledger
-	tasks     int       // tasks sent
-	answered  int       // items answered
-	watch     watch     // the watchdog's view of the ledger
+	state      workerState
+	reason     error    // why it ended
+	memory     bool     // it died for exceeding MaxMemory
+	inflight   []*batch // on the wire, oldest first
+	cancels    []uint64 // batches to cancel, sent by the sender
+	seq        uint64
+	headSince  time.Time // when inflight[0] reached the head of the plugin's queue
+	progress   time.Time // last answer, or the head's start: the timeout clock without a ledger
+	tasks      int       // tasks sent
+	sending    bool      // the sender holds a message it has not sent yet
+	direct     bool      // a caller is sending this worker a batch (sendDirect)
+	directWait bool      // the sender waits for that send to end
+	answered   int       // items answered
+	watch      watch     // the watchdog's view of the ledger
 }
 
 // errRecycle ends a worker that ran max_tasks_per_worker tasks.
