@@ -524,11 +524,13 @@ func (r *run) settle(s, i int, res backend.Result) (next []byte, ok bool) {
 	default:
 		next = res.Value
 	}
-	var down receiver = r.out
-	if !last {
-		down = r.links[s+1]
+	// Concrete calls: through the receiver interface this line was ~15%
+	// of a one-stage run's CPU in its profile.
+	if last {
+		ok = r.out.push(e)
+	} else {
+		ok = r.links[s+1].push(e)
 	}
-	ok = down.push(e)
 	if in != nil {
 		in.release()
 	}
