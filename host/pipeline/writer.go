@@ -28,7 +28,11 @@ type writer struct {
 	first  *Failure
 }
 
-func (w *writer) push(e entry) bool {
+func (w *writer) push(e entry) bool { return w.pushRef(&e) }
+
+// pushRef is push without copying the entry (twelve words) to the stack:
+// settle calls it directly. It keeps nothing of e.
+func (w *writer) pushRef(e *entry) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil || w.ctx.Err() != nil {
