@@ -270,7 +270,7 @@ class Runner:
         timeout, max_result = settings.timeout, settings.max_result
         task = self.task
         fn, dec, enc = task.fn, task.decode, task.encode
-        int_in = task.int_input and not max_result
+        int_in = task.int_input
         int_repr = int.__repr__
         chunks = self.chunks
         words = self.words
@@ -289,8 +289,9 @@ class Runner:
         state.current = ctx
         # The loop below is the SDK's per-item cost: each statement counts
         # (see the module comment). Common cases are inlined: an int input
-        # that is a plain integer, an int result; with no task timeout and
-        # no max_result_bytes, nothing else happens per item.
+        # that is a plain integer, an int result, and under max_result_bytes
+        # (which the host always sends) an int result that fits; with no
+        # task timeout, nothing else happens per item.
         try:
             for i in range(n):
                 end = ends[i]
@@ -345,13 +346,20 @@ class Runner:
                         o.running = -1
 
                 if max_result:
-                    lines = None
-                    if chunks:
-                        lines = split_lines(chunks)
-                        chunks.clear()
-                    o = self._bounded(o, i, ok and r, ok or failure, lines, enc, max_result, emit)
-                    parts, errs = o.parts, o.errs
-                    append = parts.append
+                    if ok and type(r) is int and not chunks and (size := o.size + len(part := int_repr(r))) <= max_result:
+                        # What _bounded does with a result that fits in what
+                        # is left of the response, inlined: the call, made
+                        # for every item, cost W7 ~60% more plugin CPU.
+                        o.size = size
+                        append(part)  # ASCII
+                    else:
+                        lines = None
+                        if chunks:
+                            lines = split_lines(chunks)
+                            chunks.clear()
+                        o = self._bounded(o, i, ok and r, ok or failure, lines, enc, max_result, emit)
+                        parts, errs = o.parts, o.errs
+                        append = parts.append
                 else:
                     if not ok:
                         append("")

@@ -166,6 +166,28 @@ class RunnerTest(unittest.TestCase):
             self.assertTrue(size <= 12 or len(r.ends) == 1, "a response of %d items, %d bytes" % (len(r.ends), size))
         self.assertGreater(len(got), 2)
 
+    def test_max_result_bytes_int_results(self):
+        # Plain integers in and int results out take the runner's inlined
+        # path under max_result_bytes too: the same bound, the same splits.
+        def task(n: int) -> int:
+            if n == 5:
+                print("five")
+            return n
+        got = self.run_batches(task, [request(1, [b"7", b"123456", b"1234567890123", b"42", b"12345",
+                                                  b"5", b"-8", b"1.5e3", b"007"])],
+                               Settings(max_result=12, flush=60))
+        values, errors, output = merged(got)
+        self.assertEqual(values, [b"7", b"123456", b"", b"42", b"12345", b"5", b"-8", b"", b""])
+        self.assertEqual({i: e[0] for i, e in errors.items()}, {2: KIND_TASK, 7: KIND_DECODE, 8: KIND_DECODE})
+        self.assertEqual(errors[2][1], b"result is 13 bytes, over the 12-byte limit (max_result_bytes)")
+        self.assertEqual(output, {5: [b"five"]})
+        # 7 and 123456 (7 bytes); the error (61 bytes) alone; 42, 12345,
+        # 5 and its line (12); -8 alone, as each decode error is.
+        self.assertEqual([(r.first, len(r.ends)) for r in got], [(0, 2), (2, 1), (3, 3), (6, 1), (7, 1), (8, 1)])
+        for r in got:
+            size = len(r.data) + sum(len(e.message) for e in r.errors) + sum(len(l) for o in r.output for l in o.lines)
+            self.assertTrue(size <= 12 or len(r.ends) == 1, "a response of %d items, %d bytes" % (len(r.ends), size))
+
     def test_long_error_messages_are_cut(self):
         def task(x):
             raise ValueError("y" * 100000)
