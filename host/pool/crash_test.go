@@ -26,6 +26,9 @@ func TestCrashRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.CheckDoubled(t, rs)
+	// The crashed task is requeued before its slot restarts, so Map can
+	// return before the restart is counted.
+	waitUntil(t, "the restart to be counted", func() bool { return p.Stats().Restarts >= 1 })
 	st := p.Stats()
 	if st.Restarts != 1 || st.Retries < 1 || st.Succeeded != 1000 || st.Failed != 0 {
 		t.Errorf("stats: %+v; want 1 restart, >= 1 retry, 1000 succeeded", st)
