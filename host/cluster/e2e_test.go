@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -51,13 +52,45 @@ ack_wait = "2s"
 	w2, _ := workerProc(t, "worker2", url, cfg, nil)
 	workerProc(t, "worker3", url, cfg, nil)
 
+	// The host reads a FIFO the test writes in two halves: the workers are
+	// stopped and killed between them, with the job under way and its
+	// second half not yet cut, so the stopped worker's pending pulls take
+	// batches it cannot run. (Killing while the job ran from a file raced
+	// a fast machine: the job could finish before the signals landed.)
 	const n = 1_000_000
-	in, out := numbers(t, dir, n), filepath.Join(dir, "out.jsonl")
-	host := run(t, "host", dir, nil, in, out, "map", "-c", cfg, "--stats", "double")
+	fifo, out := filepath.Join(dir, "in.fifo"), filepath.Join(dir, "out.jsonl")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	feed, err := os.OpenFile(fifo, os.O_RDWR, 0) // Linux: opens without waiting for the reader
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feed.Close()
+	host := run(t, "host", dir, nil, fifo, out, "map", "-c", cfg, "--stats", "double")
+	write := func(from, to int) {
+		t.Helper()
+		written := make(chan error, 1)
+		go func() { // ends when written, or when the deferred Close fails it
+			_, err := io.WriteString(feed, testkit.Numbers(from, to))
+			written <- err
+		}()
+		select {
+		case err := <-written:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-host.done:
+			t.Fatalf("map exited while its input was written:\n%s", host.tail(30))
+		}
+	}
+	write(1, n/2)
 	testkit.Eventually(t, 60*time.Second, "no output", func() bool { return fileSize(out) > 0 || host.exited() })
 	w1.signal(syscall.SIGKILL)
 	w2.signal(syscall.SIGSTOP)
 	stopped := time.Now()
+	write(n/2+1, n)
+	feed.Close()
 	testkit.Eventually(t, 60*time.Second, "worker2 still stopped", func() bool {
 		if time.Since(stopped) < 3*time.Second {
 			return false
