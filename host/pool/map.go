@@ -78,57 +78,71 @@ func (p *Pool) ImapUnordered(ctx context.Context, items iter.Seq[[]byte]) iter.S
 
 func (p *Pool) imap(ctx context.Context, items iter.Seq[[]byte], ordered bool) iter.Seq2[int, Result] {
 	return func(yield func(int, Result) bool) {
-		j := newJob(ctx)
-		j.ordered = ordered
-		if ordered {
-			j.complete = make(map[int]*batch)
-		}
-		j.maxWindow = 2*p.cfg.Workers*p.cfg.InFlight + 2
-		if _, err := p.addJob(j); err != nil { // an Imap job: no direct send
-			i := 0
-			for range items {
-				if !yield(i, Result{Err: err}) {
-					return
+		p.imapBatches(ctx, items, ordered, func(index int, rs []Result) bool {
+			for i := range rs {
+				if !yield(index+i, rs[i]) {
+					return false
 				}
-				i++
+			}
+			return true
+		})
+	}
+}
+
+// imapBatches is Imap handing over whole answered batches: yield gets
+// the index of a run of items and their results, which it must not keep
+// after it returns (the array is reused). The typed caller takes them
+// this way: one call per batch rather than an iterator's per item.
+func (p *Pool) imapBatches(ctx context.Context, items iter.Seq[[]byte], ordered bool, yield func(int, []Result) bool) {
+	j := newJob(ctx)
+	j.ordered = ordered
+	if ordered {
+		j.complete = make(map[int]*batch)
+	}
+	j.maxWindow = 2*p.cfg.Workers*p.cfg.InFlight + 2
+	if _, err := p.addJob(j); err != nil { // an Imap job: no direct send
+		i, one := 0, []Result{{Err: err}}
+		for range items {
+			one[0] = Result{Err: err}
+			if !yield(i, one) {
+				return
+			}
+			i++
+		}
+		return
+	}
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		p.feed(j, items)
+	}()
+	defer func() {
+		p.stopJob(j, errAbandoned)
+		<-fed
+		p.removeJob(j)
+	}()
+	for seq := 0; ; seq++ {
+		b := p.nextComplete(j, seq)
+		if b == nil {
+			// A job stopped while its feeder held an item: the feeder
+			// gave it a result of its own (strand), the last one.
+			<-fed
+			p.mu.Lock()
+			b, j.stranded = j.stranded, nil
+			p.mu.Unlock()
+			if b != nil {
+				yield(b.index, b.results[:1])
 			}
 			return
 		}
-		fed := make(chan struct{})
-		go func() {
-			defer close(fed)
-			p.feed(j, items)
-		}()
-		defer func() {
-			p.stopJob(j, errAbandoned)
-			<-fed
-			p.removeJob(j)
-		}()
-		for seq := 0; ; seq++ {
-			b := p.nextComplete(j, seq)
-			if b == nil {
-				// A job stopped while its feeder held an item: the feeder
-				// gave it a result of its own (strand), the last one.
-				<-fed
-				p.mu.Lock()
-				b, j.stranded = j.stranded, nil
-				p.mu.Unlock()
-				if b != nil {
-					yield(b.index, b.results[0])
-				}
-				return
-			}
-			for i := range b.results {
-				if !yield(b.index+i, b.results[i]) {
-					return
-				}
-			}
-			p.mu.Lock()
-			j.window--
-			j.recycle(b)
-			p.cond.Broadcast()
-			p.mu.Unlock()
+		if !yield(b.index, b.results) {
+			return
 		}
+		p.mu.Lock()
+		j.window--
+		j.recycle(b)
+		p.cond.Broadcast()
+		p.mu.Unlock()
 	}
 }
 

@@ -145,26 +145,29 @@ func (c *Caller[In, Out]) Map(ctx context.Context, items []In) ([]Out, error) {
 		next    int   // results come in input order: the next one's index
 		lastErr error // the last failure: the executor's stop error, if it stopped
 	)
-	c.each(ctx, nil, items, true, func(i int, r Result) bool {
-		next = i + 1
-		if len(r.Output) > 0 {
-			lines = c.print(lines, r.Output)
-		}
-		err := r.Err
-		if err == nil && r.Value != nil {
-			var zero Out
-			*v = zero
-			if derr := decode(r.Value); derr != nil {
-				err = c.decodeError(r.Value, derr)
-			} else {
-				out[i] = *v
+	c.each(ctx, nil, items, true, func(i0 int, rs []Result) bool {
+		for k := range rs {
+			i, r := i0+k, &rs[k]
+			if len(r.Output) > 0 {
+				lines = c.print(lines, r.Output)
+			}
+			err := r.Err
+			if err == nil && r.Value != nil {
+				var zero Out
+				*v = zero
+				if derr := decode(r.Value); derr != nil {
+					err = c.decodeError(r.Value, derr)
+				} else {
+					out[i] = *v
+				}
+			}
+			if err != nil {
+				t.Add(i, err)
+				failed = append(failed, ItemError{Index: i, Err: err})
+				lastErr = err
 			}
 		}
-		if err != nil {
-			t.Add(i, err)
-			failed = append(failed, ItemError{Index: i, Err: err})
-			lastErr = err
-		}
+		next = i0 + len(rs)
 		return true
 	})
 	if next < len(items) {
@@ -221,8 +224,13 @@ func (c *Caller[In, Out]) imap(ctx context.Context, items iter.Seq[In], ordered 
 	return func(yield func(int, TypedResult[Out]) bool) {
 		v := new(Out) // one decode target: a local would escape through the decoder
 		decode := c.decoder(v)
-		c.each(ctx, items, nil, ordered, func(i int, r Result) bool {
-			return yield(i, c.typed(r, v, decode))
+		c.each(ctx, items, nil, ordered, func(i0 int, rs []Result) bool {
+			for k := range rs {
+				if !yield(i0+k, c.typed(rs[k], v, decode)) {
+					return false
+				}
+			}
+			return true
 		})
 	}
 }
@@ -252,14 +260,17 @@ type skipped struct {
 }
 
 // each runs items (or list, when it is not nil) through the executor, in
-// input order or as completed, and calls fn with each item's index in
-// items and its result until fn returns false. An item that does not encode is not sent; fn gets its
-// *CodecError where it belongs (in order, or at once).
+// input order or as completed, and calls fn with runs of results: the
+// index in items of the first and their results, consecutive in items,
+// until fn returns false. fn must not keep rs. An item that does not
+// encode is not sent; fn gets its *CodecError where it belongs (in order,
+// or at once).
 //
 // The executor numbers only the items it was sent, so each maps its
 // indices back past the skipped items. They are rare: the common case
-// costs one atomic load per item.
-func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], list []In, ordered bool, fn func(int, Result) bool) {
+// costs one atomic load per run. A local pool hands over whole answered
+// batches (imapBatches); any other executor's results come one by one.
+func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], list []In, ordered bool, fn func(int, []Result) bool) {
 	var (
 		mu    sync.Mutex
 		skips []skipped // appended by the executor's reader of encoded, in order
@@ -314,36 +325,64 @@ func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], list []I
 				break
 			}
 			done++
-			if !fn(s.index, Result{Err: s.err}) {
+			if !fn(s.index, []Result{{Err: s.err}}) {
 				return false
 			}
 		}
 		return true
 	}
-	run := c.ex.Imap
-	if !ordered {
-		run = c.ex.ImapUnordered
-	}
-	for k, r := range run(ctx, encoded) {
+	one := make([]Result, 1) // a single result handed to fn
+	// each1 hands fn the result of the k-th item sent, past the skips.
+	each1 := func(k int, r Result) bool {
 		i := k
 		if n := int(count.Load()); n > 0 {
 			if ordered {
 				// Skips come before the item sent after them.
 				if n > done && !deliver(k) {
-					return
+					return false
 				}
 				i = k + done
 			} else {
 				if n > done && !deliver(-1) {
-					return
+					return false
 				}
 				mu.Lock()
 				i = k + sort.Search(len(skips), func(j int) bool { return skips[j].pos > k })
 				mu.Unlock()
 			}
 		}
-		if !fn(i, r) {
+		one[0] = r
+		return fn(i, one)
+	}
+	if bp, ok := c.ex.(*Pool); ok {
+		stopped := false
+		bp.imapBatches(ctx, encoded, ordered, func(k0 int, rs []Result) bool {
+			if count.Load() == 0 {
+				// No skips so far, and none among these: every item
+				// up to k0+len(rs) was sent before it was answered.
+				stopped = !fn(k0, rs)
+				return !stopped
+			}
+			for k := range rs {
+				if !each1(k0+k, rs[k]) {
+					stopped = true
+					return false
+				}
+			}
+			return true
+		})
+		if stopped {
 			return
+		}
+	} else {
+		run := c.ex.Imap
+		if !ordered {
+			run = c.ex.ImapUnordered
+		}
+		for k, r := range run(ctx, encoded) {
+			if !each1(k, r) {
+				return
+			}
 		}
 	}
 	// The executor is done reading: every skip is recorded.
