@@ -20,6 +20,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"os"
 	"runtime/debug"
 )
@@ -32,7 +33,27 @@ func main() {
 	// memory budget (W6 in bench/: 64 MiB RSS).
 	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetGCPercent(400)
-		debug.SetMemoryLimit(40 << 20)
+		debug.SetMemoryLimit(jobMemoryLimit)
+		gcTuned = true
 	}
 	os.Exit(int(Main(context.Background(), os.Args[1:], StdIO())))
+}
+
+// jobMemoryLimit is the soft memory limit main sets for a run (map, apply,
+// run) when the environment sets neither GOGC nor GOMEMLIMIT.
+const jobMemoryLimit = 40 << 20
+
+// gcTuned says main set the GC percent and jobMemoryLimit itself.
+var gcTuned bool
+
+// daemonMemory lifts jobMemoryLimit for the long-running commands (worker,
+// server), unless the environment chose the GC settings. Their heaps hold
+// what several jobs have in flight, not one stream's window: a worker and
+// a server each measured ~60 MiB RSS serving W8, and under the 40 MiB
+// limit collected without pause; W8 (1M items, one worker) took 0.39 s
+// with it, 0.32 s with GOGC=400 alone (medians of 15 alternating runs).
+func daemonMemory() {
+	if gcTuned {
+		debug.SetMemoryLimit(math.MaxInt64)
+	}
 }

@@ -73,6 +73,7 @@ SIGINT or SIGTERM stops it; the queue is kept in --store for the next start.`,
 }
 
 func (o *serverOptions) run(cmd *cobra.Command) error {
+	daemonMemory()
 	ctx := cmd.Context()
 	flags := cmd.Flags()
 	if o.cfg.Token == "" {

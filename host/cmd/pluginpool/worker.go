@@ -99,6 +99,7 @@ func (o *workerOptions) pluginConfigs(cmd *cobra.Command, f *config.File) ([]poo
 }
 
 func (o *workerOptions) run(cmd *cobra.Command) error {
+	daemonMemory()
 	ctx := cmd.Context()
 	f, err := config.Load(o.configPath)
 	if err != nil {
