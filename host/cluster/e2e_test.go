@@ -3,7 +3,6 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -35,13 +34,39 @@ func retries(t testing.TB, stderr string) int {
 // A million items through three workers, while one is SIGKILLed and another
 // SIGSTOPped past ack_wait and then resumed: every result right, in order,
 // exactly once.
+//
+// The signals land after the first output, in a job of 10,000 batches; a
+// worker that holds no batch at that instant (between answering one and
+// fetching the next) loses nothing, and then nothing is redelivered and the
+// run proves less. That happened in about one run in eight here, so the scenario
+// runs again, on a fresh cluster, until a batch was redelivered (each run's
+// output checked in full), at most four times.
 func TestMillionItemsSurviveKilledAndHungWorkers(t *testing.T) {
+	const n = 1_000_000
+	var last string
+	for range 4 {
+		stderr, retried := killAndHangMidJob(t, n)
+		if retried > 0 {
+			return
+		}
+		last = stderr
+	}
+	t.Fatalf("in four runs no item was redelivered: the signals never landed on a worker holding a batch (last run's stderr:\n%s)", last)
+}
+
+// killAndHangMidJob runs n items through a fresh server and three workers,
+// SIGKILLs one worker and SIGSTOPs another for longer than ack_wait after
+// the first output, checks the output whole, and returns the host's stderr
+// and its retries figure.
+func killAndHangMidJob(t *testing.T, n int) (string, int) {
+	t.Helper()
 	dir := t.TempDir()
 	_, url := serverProc(t, "server", nil)
 	cfg := testkit.WriteFile(t, dir, "pool.toml", fmt.Sprintf(`
 [plugins.double]
 path = %q
 workers = 1
+chunk_size = 100
 
 [cluster]
 url = %q
@@ -52,45 +77,12 @@ ack_wait = "2s"
 	w2, _ := workerProc(t, "worker2", url, cfg, nil)
 	workerProc(t, "worker3", url, cfg, nil)
 
-	// The host reads a FIFO the test writes in two halves: the workers are
-	// stopped and killed between them, with the job under way and its
-	// second half not yet cut, so the stopped worker's pending pulls take
-	// batches it cannot run. (Killing while the job ran from a file raced
-	// a fast machine: the job could finish before the signals landed.)
-	const n = 1_000_000
-	fifo, out := filepath.Join(dir, "in.fifo"), filepath.Join(dir, "out.jsonl")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	feed, err := os.OpenFile(fifo, os.O_RDWR, 0) // Linux: opens without waiting for the reader
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer feed.Close()
-	host := run(t, "host", dir, nil, fifo, out, "map", "-c", cfg, "--stats", "double")
-	write := func(from, to int) {
-		t.Helper()
-		written := make(chan error, 1)
-		go func() { // ends when written, or when the deferred Close fails it
-			_, err := io.WriteString(feed, testkit.Numbers(from, to))
-			written <- err
-		}()
-		select {
-		case err := <-written:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-host.done:
-			t.Fatalf("map exited while its input was written:\n%s", host.tail(30))
-		}
-	}
-	write(1, n/2)
+	in, out := numbers(t, dir, n), filepath.Join(dir, "out.jsonl")
+	host := run(t, "host", dir, nil, in, out, "map", "-c", cfg, "--stats", "double")
 	testkit.Eventually(t, 60*time.Second, "no output", func() bool { return fileSize(out) > 0 || host.exited() })
 	w1.signal(syscall.SIGKILL)
 	w2.signal(syscall.SIGSTOP)
 	stopped := time.Now()
-	write(n/2+1, n)
-	feed.Close()
 	testkit.Eventually(t, 60*time.Second, "worker2 still stopped", func() bool {
 		if time.Since(stopped) < 3*time.Second {
 			return false
@@ -102,9 +94,7 @@ ack_wait = "2s"
 		t.Fatalf("map exited %d:\n%s", code, host.tail(30))
 	}
 	checkDoubledFile(t, out, n)
-	if r := retries(t, host.log()); r == 0 {
-		t.Fatalf("no item was redelivered: the workers were stopped after the job (stderr:\n%s)", host.tail(20))
-	}
+	return host.tail(20), retries(t, host.log())
 }
 
 // A host killed with SIGKILL leaves no work behind: within host_timeout its
