@@ -9,23 +9,11 @@ import (
 	"testing"
 
 	"github.com/pluginpool/pluginpool/host/pool"
-	"github.com/pluginpool/pluginpool/sdk"
+	"github.com/pluginpool/pluginpool/internal/testkit"
 )
 
-// badBytes is what the badbytes fixture fails with and prints: invalid
-// UTF-8, a NUL, an escape sequence and a rune cut short.
-const badBytes = "bad \xff\x00\x1b[31mred\xc3"
-
-func badBytesTask(ctx context.Context, in []byte) ([]byte, error) {
-	switch string(in) {
-	case `"fail"`:
-		return nil, errors.New(badBytes)
-	case `"print"`:
-		sdk.Printf(ctx, "%s", badBytes)
-		return []byte("1"), nil
-	}
-	return append([]byte(nil), in...), nil
-}
+// badBytes is what the badbytes fixture fails with and prints.
+const badBytes = testkit.BadBytes
 
 // Any bytes travel (issue 8, case 2): an item of invalid UTF-8, an error
 // message and a printed line full of control bytes come back exactly as

@@ -179,17 +179,7 @@ func serveFixture(name string) {
 		})
 	case "print":
 		p.Idempotent = false
-		p.Task = sdk.Sink(func(ctx context.Context, n int) error {
-			sdk.Printf(ctx, "Number: %d", n)
-			if n%10 == 0 {
-				sdk.Printf(ctx, "line one\nline two")
-			}
-			if n == -1 {
-				fmt.Println("stray stdout")
-				fmt.Fprintln(os.Stderr, "stray stderr")
-			}
-			return nil
-		})
+		p.Task = sdk.Sink(testkit.PrintTask)
 	case "pid": // "2n:pid", to see which process ran what
 		p.Task = sdk.Func(func(ctx context.Context, n int) (string, error) {
 			return fmt.Sprintf("%d:%d", 2*n, os.Getpid()), nil
@@ -229,7 +219,7 @@ func serveFixture(name string) {
 		fmt.Println("1|1|tcp|127.0.0.1:1|grpc")
 		time.Sleep(time.Hour)
 	case "badbytes": // fails or prints badBytes for "fail" and "print"; echoes the rest
-		p.Task = sdk.Raw(badBytesTask)
+		p.Task = sdk.Raw(testkit.BadBytesTask)
 	case "badlog": // writes log records go-plugin cannot take as they are, then echoes
 		p.Task = sdk.Raw(func(ctx context.Context, in []byte) ([]byte, error) {
 			fmt.Fprintln(os.Stderr, `{"@message": 5, "@level": "warn"}`)
@@ -547,13 +537,7 @@ func strs(ss ...string) [][]byte {
 }
 
 // pids returns the live worker pids (0 for a slot that is restarting).
-func pids(p *pool.Pool) []int {
-	var out []int
-	for _, w := range p.Stats().Workers {
-		out = append(out, w.Pid)
-	}
-	return out
-}
+func pids(p *pool.Pool) []int { return testkit.Pids(p) }
 
 // livePids waits until every slot has a live worker and returns their pids.
 func livePids(t testing.TB, p *pool.Pool) []int {

@@ -84,17 +84,7 @@ func serveGo(name string) {
 			}
 		})
 	case "print": // prints "Number: n"; two more lines when n%10 == 0; -1 writes stray output
-		p.Task = sdk.Sink(func(ctx context.Context, n int) error {
-			sdk.Printf(ctx, "Number: %d", n)
-			if n%10 == 0 {
-				sdk.Printf(ctx, "line one\nline two")
-			}
-			if n == -1 {
-				fmt.Println("stray stdout")
-				fmt.Fprintln(os.Stderr, "stray stderr")
-			}
-			return nil
-		})
+		p.Task = sdk.Sink(testkit.PrintTask)
 	case "log": // logs a warning and an info line with item=n
 		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) {
 			sdk.Logger(ctx).Warn("fixture warning", "item", n)

@@ -221,7 +221,7 @@ var cases = []struct {
 	{"task errors", func(r *run) {
 		cfg, _, _ := r.config("errors")
 		p := r.start(cfg)
-		pids := workerPids(p)
+		pids := testkit.Pids(p)
 		rs := r.mapAll(p, "1", `"fail"`, "2", `"panic"`, "3")
 		r.value(rs, 0, "2")
 		r.taskError(rs, 1, kindError, "failed on purpose")
@@ -232,8 +232,8 @@ var cases = []struct {
 		}
 		r.value(rs, 4, "6")
 		r.noRestarts(p, "after task errors")
-		if !slices.Equal(workerPids(p), pids) {
-			r.Errorf("a task error replaced a worker: %v -> %v", pids, workerPids(p))
+		if !slices.Equal(testkit.Pids(p), pids) {
+			r.Errorf("a task error replaced a worker: %v -> %v", pids, testkit.Pids(p))
 		}
 	}},
 	{"retry", func(r *run) {
@@ -570,14 +570,6 @@ func bs(items ...string) [][]byte {
 	out := make([][]byte, len(items))
 	for i, s := range items {
 		out[i] = []byte(s)
-	}
-	return out
-}
-
-func workerPids(p *pool.Pool) []int {
-	var out []int
-	for _, w := range p.Stats().Workers {
-		out = append(out, w.Pid)
 	}
 	return out
 }

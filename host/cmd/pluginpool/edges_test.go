@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,9 +24,8 @@ import (
 // escaped, numbers are exact, sizes and config values are bounded, and
 // SIGHUP (like SIGTERM) stops any command cleanly.
 
-// badBytes is what the badbytes fixture fails with and prints: invalid
-// UTF-8, a NUL, an escape sequence and a rune cut short.
-const badBytes = "bad \xff\x00\x1b[31mred\xc3"
+// badBytes is what the badbytes fixture fails with and prints.
+const badBytes = testkit.BadBytes
 
 // badBytesShown is badBytes as the CLI shows it on stderr or a terminal.
 const badBytesShown = `bad \xff\x00\x1b[31mred\xc3`
@@ -37,18 +35,7 @@ func edgeFixture(mode string) sdk.Task {
 	if mode == "int" { // takes ints only
 		return sdk.Func(func(_ context.Context, n int) (int, error) { return n, nil })
 	}
-	// badbytes: fails with badBytes on "fail", prints it on "print",
-	// echoes anything else.
-	return sdk.Raw(func(ctx context.Context, in []byte) ([]byte, error) {
-		switch string(in) {
-		case `"fail"`:
-			return nil, errors.New(badBytes)
-		case `"print"`:
-			sdk.Printf(ctx, "%s", badBytes)
-			return []byte("1"), nil
-		}
-		return append([]byte(nil), in...), nil
-	})
+	return sdk.Raw(testkit.BadBytesTask) // badbytes
 }
 
 // edgeDir writes a pool.toml with double, printer and the fixtures, plus
