@@ -31,10 +31,9 @@ func main() {
 	// 1M-line map, with write barriers on for most of it. Collect less
 	// often, but no later than at 40 MiB, so streaming stays within its
 	// memory budget (W6 in bench/: 64 MiB RSS).
-	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
+	if !envTunesGC() {
 		debug.SetGCPercent(400)
 		debug.SetMemoryLimit(jobMemoryLimit)
-		gcTuned = true
 	}
 	os.Exit(int(Main(context.Background(), os.Args[1:], StdIO())))
 }
@@ -43,8 +42,9 @@ func main() {
 // run) when the environment sets neither GOGC nor GOMEMLIMIT.
 const jobMemoryLimit = 40 << 20
 
-// gcTuned says main set the GC percent and jobMemoryLimit itself.
-var gcTuned bool
+// envTunesGC says the environment chose the GC settings (GOGC or
+// GOMEMLIMIT), which main and daemonMemory then leave alone.
+func envTunesGC() bool { return os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" }
 
 // daemonMemory lifts jobMemoryLimit for the long-running commands (worker,
 // server), unless the environment chose the GC settings. Their heaps hold
@@ -53,7 +53,7 @@ var gcTuned bool
 // limit collected without pause; W8 (1M items, one worker) took 0.39 s
 // with it, 0.32 s with GOGC=400 alone (medians of 15 alternating runs).
 func daemonMemory() {
-	if gcTuned {
+	if !envTunesGC() {
 		debug.SetMemoryLimit(math.MaxInt64)
 	}
 }
