@@ -167,7 +167,13 @@ type DescribeResponse struct {
 	// start_ledger says the plugin keeps the start ledger (see "The start
 	// ledger" below). A plugin that does not is treated as if every
 	// unanswered task it held when it died may have run.
-	StartLedger   bool `protobuf:"varint,5,opt,name=start_ledger,json=startLedger,proto3" json:"start_ledger,omitempty"`
+	StartLedger bool `protobuf:"varint,5,opt,name=start_ledger,json=startLedger,proto3" json:"start_ledger,omitempty"`
+	// lane says the plugin serves the Run stream on the lane socket the host
+	// passed it (PLUGINPOOL_LANE_FD; docs/PROTOCOL.md, "The lane"): a host
+	// that sees it sends its batches there, framed, and never opens Run over
+	// gRPC. A plugin without the lane, or a host that does not use it, keeps
+	// to Run.
+	Lane          bool `protobuf:"varint,6,opt,name=lane,proto3" json:"lane,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -233,6 +239,13 @@ func (x *DescribeResponse) GetSdk() string {
 func (x *DescribeResponse) GetStartLedger() bool {
 	if x != nil {
 		return x.StartLedger
+	}
+	return false
+}
+
+func (x *DescribeResponse) GetLane() bool {
+	if x != nil {
+		return x.Lane
 	}
 	return false
 }
@@ -637,7 +650,7 @@ var File_worker_proto protoreflect.FileDescriptor
 const file_worker_proto_rawDesc = "" +
 	"\n" +
 	"\fworker.proto\x12\x14pluginpool.worker.v1\"\x11\n" +
-	"\x0fDescribeRequest\"\x95\x01\n" +
+	"\x0fDescribeRequest\"\xa9\x01\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1e\n" +
@@ -645,7 +658,8 @@ const file_worker_proto_rawDesc = "" +
 	"idempotent\x18\x03 \x01(\bR\n" +
 	"idempotent\x12\x10\n" +
 	"\x03sdk\x18\x04 \x01(\tR\x03sdk\x12!\n" +
-	"\fstart_ledger\x18\x05 \x01(\bR\vstartLedger\"\xb7\x01\n" +
+	"\fstart_ledger\x18\x05 \x01(\bR\vstartLedger\x12\x12\n" +
+	"\x04lane\x18\x06 \x01(\bR\x04lane\"\xb7\x01\n" +
 	"\vInitRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\x12\x12\n" +
 	"\x04slot\x18\x02 \x01(\rR\x04slot\x12&\n" +

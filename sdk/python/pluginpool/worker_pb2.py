@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0cworker.proto\x12\x14pluginpool.worker.v1\"\x11\n\x0f\x44\x65scribeRequest\"h\n\x10\x44\x65scribeResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nidempotent\x18\x03 \x01(\x08\x12\x0b\n\x03sdk\x18\x04 \x01(\t\x12\x14\n\x0cstart_ledger\x18\x05 \x01(\x08\"y\n\x0bInitRequest\x12\x0e\n\x06\x63onfig\x18\x01 \x01(\x0c\x12\x0c\n\x04slot\x18\x02 \x01(\r\x12\x17\n\x0ftask_timeout_ms\x18\x03 \x01(\x04\x12\x19\n\x11\x66lush_interval_ms\x18\x04 \x01(\x04\x12\x18\n\x10max_result_bytes\x18\x05 \x01(\x04\"\x0e\n\x0cInitResponse\"\xe9\x01\n\x05\x42\x61tch\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\r\n\x05\x66irst\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x10\n\x04\x65nds\x18\x04 \x03(\rB\x02\x10\x01\x12\x0f\n\x03ids\x18\x05 \x03(\x04\x42\x02\x10\x01\x12\x0f\n\x07\x62\x61se_id\x18\x06 \x01(\x04\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12/\n\x06\x65rrors\x18\x08 \x03(\x0b\x32\x1f.pluginpool.worker.v1.ItemError\x12\x30\n\x06output\x18\t \x03(\x0b\x32 .pluginpool.worker.v1.ItemOutput\x12\x0e\n\x06\x63\x61ncel\x18\n \x01(\x08\"Z\n\tItemError\x12\r\n\x05index\x18\x01 \x01(\r\x12-\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.pluginpool.worker.v1.ErrorKind\x12\x0f\n\x07message\x18\x03 \x01(\x0c\"*\n\nItemOutput\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05lines\x18\x02 \x03(\x0c*\xb0\x01\n\tErrorKind\x12\x1a\n\x16\x45RROR_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45RROR_KIND_TASK\x10\x01\x12\x14\n\x10\x45RROR_KIND_PANIC\x10\x02\x12\x15\n\x11\x45RROR_KIND_DECODE\x10\x03\x12\x16\n\x12\x45RROR_KIND_TIMEOUT\x10\x04\x12\x17\n\x13\x45RROR_KIND_CANCELED\x10\x05\x12\x14\n\x10\x45RROR_KIND_RETRY\x10\x06\x32\xf7\x01\n\x06Worker\x12Y\n\x08\x44\x65scribe\x12%.pluginpool.worker.v1.DescribeRequest\x1a&.pluginpool.worker.v1.DescribeResponse\x12M\n\x04Init\x12!.pluginpool.worker.v1.InitRequest\x1a\".pluginpool.worker.v1.InitResponse\x12\x43\n\x03Run\x12\x1b.pluginpool.worker.v1.Batch\x1a\x1b.pluginpool.worker.v1.Batch(\x01\x30\x01\x42\x35Z3github.com/pluginpool/pluginpool/sdk/proto;workerpbb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0cworker.proto\x12\x14pluginpool.worker.v1\"\x11\n\x0f\x44\x65scribeRequest\"v\n\x10\x44\x65scribeResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nidempotent\x18\x03 \x01(\x08\x12\x0b\n\x03sdk\x18\x04 \x01(\t\x12\x14\n\x0cstart_ledger\x18\x05 \x01(\x08\x12\x0c\n\x04lane\x18\x06 \x01(\x08\"y\n\x0bInitRequest\x12\x0e\n\x06\x63onfig\x18\x01 \x01(\x0c\x12\x0c\n\x04slot\x18\x02 \x01(\r\x12\x17\n\x0ftask_timeout_ms\x18\x03 \x01(\x04\x12\x19\n\x11\x66lush_interval_ms\x18\x04 \x01(\x04\x12\x18\n\x10max_result_bytes\x18\x05 \x01(\x04\"\x0e\n\x0cInitResponse\"\xe9\x01\n\x05\x42\x61tch\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\r\n\x05\x66irst\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x10\n\x04\x65nds\x18\x04 \x03(\rB\x02\x10\x01\x12\x0f\n\x03ids\x18\x05 \x03(\x04\x42\x02\x10\x01\x12\x0f\n\x07\x62\x61se_id\x18\x06 \x01(\x04\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12/\n\x06\x65rrors\x18\x08 \x03(\x0b\x32\x1f.pluginpool.worker.v1.ItemError\x12\x30\n\x06output\x18\t \x03(\x0b\x32 .pluginpool.worker.v1.ItemOutput\x12\x0e\n\x06\x63\x61ncel\x18\n \x01(\x08\"Z\n\tItemError\x12\r\n\x05index\x18\x01 \x01(\r\x12-\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.pluginpool.worker.v1.ErrorKind\x12\x0f\n\x07message\x18\x03 \x01(\x0c\"*\n\nItemOutput\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05lines\x18\x02 \x03(\x0c*\xb0\x01\n\tErrorKind\x12\x1a\n\x16\x45RROR_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45RROR_KIND_TASK\x10\x01\x12\x14\n\x10\x45RROR_KIND_PANIC\x10\x02\x12\x15\n\x11\x45RROR_KIND_DECODE\x10\x03\x12\x16\n\x12\x45RROR_KIND_TIMEOUT\x10\x04\x12\x17\n\x13\x45RROR_KIND_CANCELED\x10\x05\x12\x14\n\x10\x45RROR_KIND_RETRY\x10\x06\x32\xf7\x01\n\x06Worker\x12Y\n\x08\x44\x65scribe\x12%.pluginpool.worker.v1.DescribeRequest\x1a&.pluginpool.worker.v1.DescribeResponse\x12M\n\x04Init\x12!.pluginpool.worker.v1.InitRequest\x1a\".pluginpool.worker.v1.InitResponse\x12\x43\n\x03Run\x12\x1b.pluginpool.worker.v1.Batch\x1a\x1b.pluginpool.worker.v1.Batch(\x01\x30\x01\x42\x35Z3github.com/pluginpool/pluginpool/sdk/proto;workerpbb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'worker_pb2', globals())
@@ -25,22 +25,22 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _BATCH.fields_by_name['ends']._serialized_options = b'\020\001'
   _BATCH.fields_by_name['ids']._options = None
   _BATCH.fields_by_name['ids']._serialized_options = b'\020\001'
-  _ERRORKIND._serialized_start=675
-  _ERRORKIND._serialized_end=851
+  _ERRORKIND._serialized_start=689
+  _ERRORKIND._serialized_end=865
   _DESCRIBEREQUEST._serialized_start=38
   _DESCRIBEREQUEST._serialized_end=55
   _DESCRIBERESPONSE._serialized_start=57
-  _DESCRIBERESPONSE._serialized_end=161
-  _INITREQUEST._serialized_start=163
-  _INITREQUEST._serialized_end=284
-  _INITRESPONSE._serialized_start=286
-  _INITRESPONSE._serialized_end=300
-  _BATCH._serialized_start=303
-  _BATCH._serialized_end=536
-  _ITEMERROR._serialized_start=538
-  _ITEMERROR._serialized_end=628
-  _ITEMOUTPUT._serialized_start=630
-  _ITEMOUTPUT._serialized_end=672
-  _WORKER._serialized_start=854
-  _WORKER._serialized_end=1101
+  _DESCRIBERESPONSE._serialized_end=175
+  _INITREQUEST._serialized_start=177
+  _INITREQUEST._serialized_end=298
+  _INITRESPONSE._serialized_start=300
+  _INITRESPONSE._serialized_end=314
+  _BATCH._serialized_start=317
+  _BATCH._serialized_end=550
+  _ITEMERROR._serialized_start=552
+  _ITEMERROR._serialized_end=642
+  _ITEMOUTPUT._serialized_start=644
+  _ITEMOUTPUT._serialized_end=686
+  _WORKER._serialized_start=868
+  _WORKER._serialized_end=1115
 # @@protoc_insertion_point(module_scope)
