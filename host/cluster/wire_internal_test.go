@@ -15,17 +15,24 @@ import (
 	"github.com/pluginpool/pluginpool/host/pool"
 )
 
-// encodeAnswers encodes results as whole messages, each a fresh copy.
+// encodeAnswers encodes results as whole messages, each a fresh copy,
+// handing them to the builder as the worker does: in runs, here of 1, 2,
+// 3... items.
 func encodeAnswers(seq uint64, results []pool.Result, delivery uint32, busy time.Duration, limit int) [][]byte {
 	a := newAnswerBuilder(seq, "w1", delivery, limit)
 	var msgs [][]byte
-	for _, r := range results {
-		if a.full(&r) {
-			msgs = append(msgs, bytes.Clone(a.cut(false, 0)))
-		}
-		a.add(r)
+	send := func(last bool) bool {
+		msgs = append(msgs, bytes.Clone(a.cut(last, busy)))
+		return true
 	}
-	return append(msgs, bytes.Clone(a.cut(true, busy)))
+	never := func() bool { return false }
+	for run := 1; len(results) > 0; run++ {
+		k := min(run, len(results))
+		a.put(results[:k], never, send)
+		results = results[k:]
+	}
+	send(true)
+	return msgs
 }
 
 // Answers split at the payload limit into contiguous parts; the host
@@ -81,12 +88,70 @@ func TestAnswerRoundTrip(t *testing.T) {
 			}
 		}
 		next += a.len()
-		if a.Last && time.Duration(a.BusyNs) != time.Second {
+		if a.Last != (a.BusyNs != 0) || a.Last && time.Duration(a.BusyNs) != time.Second {
 			t.Fatalf("busy %d", a.BusyNs)
 		}
 	}
 	if next != len(results) {
 		t.Fatalf("the parts cover %d items of %d", next, len(results))
+	}
+}
+
+// put asks whether a part is due once per clockEvery items, before the
+// clockEvery-th item of a part, however the results come in runs, and
+// sends a part when told to; the parts cover every item, in order.
+func TestAnswerPutAsksOncePer1024(t *testing.T) {
+	const n = 5000
+	results := make([]pool.Result, n)
+	for i := range results {
+		results[i].Value = []byte(strconv.Itoa(i))
+	}
+	results[2000] = pool.Result{Err: &pool.TaskError{Plugin: "p", Kind: pool.KindError, Message: "no"}}
+	for _, run := range []int{1, 7, 1023, 1024, 4096, n} {
+		a := newAnswerBuilder(1, "w1", 1, 1<<20)
+		var asked []int // items added when due was asked
+		var parts []int // items in each part
+		added := 0
+		due := func() bool {
+			asked = append(asked, added+a.n)
+			return len(asked) == 2 // the second ask sends a part
+		}
+		var msgs [][]byte
+		send := func(last bool) bool {
+			added += a.n
+			parts = append(parts, a.n)
+			msgs = append(msgs, bytes.Clone(a.cut(last, time.Millisecond)))
+			return true
+		}
+		for rs := results; len(rs) > 0; rs = rs[min(run, len(rs)):] {
+			if !a.put(rs[:min(run, len(rs))], due, send) {
+				t.Fatal("put failed")
+			}
+		}
+		send(true)
+		// Asked before the 1024th and 2048th item of the first part;
+		// the second sends it (2047 items), the next part starts over.
+		want := []int{1023, 2047, 2047 + 1023, 2047 + 2047}
+		if !slices.Equal(asked, want) || !slices.Equal(parts, []int{2047, n - 2047}) {
+			t.Fatalf("runs of %d: asked at %v, want %v; parts %v", run, asked, want, parts)
+		}
+		next := 0
+		for _, m := range msgs {
+			d, err := decodeAnswer(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := range d.len() {
+				r := d.result(k)
+				if i := next + k; i == 2000 && r.Err == nil || i != 2000 && string(r.Value) != strconv.Itoa(i) {
+					t.Fatalf("runs of %d: item %d: %q %v", run, i, r.Value, r.Err)
+				}
+			}
+			next += d.len()
+		}
+		if next != n {
+			t.Fatalf("runs of %d: the parts cover %d items of %d", run, next, n)
+		}
 	}
 }
 

@@ -2,8 +2,10 @@ package pool_test
 
 import (
 	"context"
+	"errors"
 	"iter"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -284,4 +286,89 @@ func TestImapConsumerSlowerThanPool(t *testing.T) {
 	if next != len(items) {
 		t.Fatalf("%d results for %d items", next, len(items))
 	}
+}
+
+// ImapBatches yields runs of consecutive results in input order, each item
+// in exactly one run, failed items in place with their errors; the
+// results may be kept after their run, the runs' slices not.
+func TestImapBatches(t *testing.T) {
+	cfg := fixture(t, "errors")
+	cfg.Workers, cfg.ChunkSize = 2, 64
+	p := start(t, cfg)
+	const n = 5000
+	items := testkit.Ints(n)
+	for i := 7; i < n; i += 501 {
+		items[i] = []byte(`"fail"`)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
+	defer cancel()
+	var kept []pool.Result
+	runs := 0
+	for i, rs := range p.ImapBatches(ctx, sliceSeq(items)) {
+		if i != len(kept) || len(rs) == 0 {
+			t.Fatalf("run %d: index %d with %d results after %d results; want index %d, some results", runs, i, len(rs), len(kept), len(kept))
+		}
+		runs++
+		kept = append(kept, rs...)
+	}
+	if len(kept) != n || runs < 2 {
+		t.Fatalf("%d results in %d runs for %d items; want every item, in more than one run", len(kept), runs, n)
+	}
+	for i, r := range kept {
+		if string(items[i]) == `"fail"` {
+			if !errors.Is(r.Err, pool.ErrTask) || !strings.Contains(r.Err.Error(), "failed on purpose") {
+				t.Errorf("item %d: got %q, %v; want the task's error", i, r.Value, r.Err)
+			}
+		} else if r.Err != nil || string(r.Value) != strconv.Itoa(2*i) {
+			t.Errorf("item %d: got %q, %v; want %d", i, r.Value, r.Err, 2*i)
+		}
+	}
+	t.Logf("%d items in %d runs", n, runs)
+}
+
+// Breaking out of an ImapBatches loop stops reading the input and leaks
+// nothing; the pool serves on.
+func TestImapBatchesBreakEarly(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cfg := fixture(t, "double")
+	cfg.ChunkSize = 16
+	p, err := pool.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in counter
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
+	defer cancel()
+	got := 0
+	bounded(t, "ImapBatches loop with break", func() {
+		for i, rs := range p.ImapBatches(ctx, in.seq(-1)) {
+			for k, r := range rs {
+				if i+k != got || string(r.Value) != strconv.Itoa(2*got) {
+					t.Fatalf("item %d: got index %d value %q err %v", got, i+k, r.Value, r.Err)
+				}
+				got++
+			}
+			if got >= 500 {
+				break
+			}
+		}
+	})
+	if ctx.Err() != nil {
+		t.Fatal("ImapBatches ran into the deadline")
+	}
+	pulled := in.pulled.Load()
+	time.Sleep(50 * time.Millisecond)
+	if in.pulled.Load() != pulled {
+		t.Errorf("the input was still read after the loop ended: %d, then %d items", pulled, in.pulled.Load())
+	}
+	rs, err := mapAll(t, p, testkit.Ints(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckDoubled(t, rs)
+	bounded(t, "Close", func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 }
