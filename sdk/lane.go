@@ -24,7 +24,6 @@ const laneEnv = "PLUGINPOOL_LANE_FD"
 // (which the host honours too: it keeps the stream on gRPC, to compare).
 // Without it the plugin serves Run over gRPC. It never fails the plugin.
 func openLane() *wire.Lane {
-	// OpenLane keeps a close-on-exec duplicate and closes this one.
 	fd, ok := inherited(laneEnv)
 	if !ok {
 		return nil
@@ -35,6 +34,8 @@ func openLane() *wire.Lane {
 		return nil
 	}
 	// The host bounds what it sends (max_item_bytes, its batch sizes).
+	// OpenLane keeps a close-on-exec duplicate and closes f, so processes
+	// the plugin starts do not inherit the lane.
 	l, err := wire.OpenLane(f, math.MaxInt32)
 	if err != nil {
 		return nil
