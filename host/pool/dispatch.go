@@ -165,13 +165,16 @@ func (p *Pool) readDirect(ctx context.Context, d direct, j *job) {
 		mu   sync.Mutex
 		done bool
 	)
-	stop := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		if !done {
-			w.lane.Interrupt()
-		}
-		mu.Unlock()
-	})
+	stop := func() bool { return true } // a ctx that is never done
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() {
+			mu.Lock()
+			if !done {
+				w.lane.Interrupt()
+			}
+			mu.Unlock()
+		})
+	}
 	for !j.finished() {
 		resp, err := w.lane.Recv()
 		if err != nil {
