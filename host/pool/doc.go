@@ -58,7 +58,7 @@
 // concerns:
 //
 //	pool.go        Start, Close, Terminate: the pool's states
-//	map.go         Map, Apply, Imap, ImapUnordered; job.go, feed.go, batch.go their items
+//	map.go         Map, Apply, Imap, ImapUnordered, ImapBatches; job.go, feed.go, batch.go their items
 //	dispatch.go    what a worker is sent next (nextRequest, cut, batch sizing)
 //	answer.go      what comes back: checked (values.go), delivered, resolved
 //	supervisor.go  a slot's life: start, serve, restart with backoff, degrade

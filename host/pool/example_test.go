@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 
 	"github.com/pluginpool/pluginpool/host/pool"
 )
@@ -68,6 +69,41 @@ func ExamplePool_Imap() {
 	// 0 20
 	// 1 40
 	// 2 60
+}
+
+// ImapBatches hands over whole answered batches: a loop over each run
+// costs less than Imap's iterator step per item. The slice is reused
+// after each step; the results in it may be kept.
+func ExamplePool_ImapBatches() {
+	ctx := context.Background()
+	p, err := pool.Start(ctx, exampleConfig())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+
+	items := func(yield func([]byte) bool) {
+		for i := range 10000 {
+			if !yield(strconv.AppendInt(nil, int64(i), 10)) {
+				return
+			}
+		}
+	}
+	n, sum := 0, 0
+	for first, rs := range p.ImapBatches(ctx, items) {
+		if first != n {
+			fmt.Println("out of order:", first, n)
+		}
+		for _, r := range rs {
+			v, _ := strconv.Atoi(string(r.Value))
+			sum += v
+		}
+		n += len(rs)
+	}
+	fmt.Println(n, "results, summing to", sum)
+	// Output:
+	// 10000 results, summing to 99990000
 }
 
 // Typed calls a plugin with Go values: it encodes each item as JSON and
