@@ -181,9 +181,10 @@ func TestImapOrderedLazy(t *testing.T) {
 	t.Logf("read at most %d items ahead (bound %d)", maxAhead, window)
 }
 
-// An endless input proves laziness outright: Imap must yield without
-// reading it all, and breaking out of the loop ends the iteration without
-// leaking goroutines; the pool still serves calls afterwards.
+// An endless input proves laziness outright: Imap (and ImapUnordered,
+// ImapBatches) must yield without reading it all, and breaking out of the
+// loop ends the iteration without leaking goroutines; the pool still
+// serves calls afterwards.
 func TestImapBreakEarly(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := fixture(t, "double")
@@ -225,6 +226,28 @@ func TestImapBreakEarly(t *testing.T) {
 			}
 		}
 	})
+
+	// And whole batches: breaking after a run stops the reading too.
+	var in3 counter
+	got = 0
+	bounded(t, "ImapBatches loop with break", func() {
+		for i, rs := range p.ImapBatches(ctx, in3.seq(-1)) {
+			for k, r := range rs {
+				if i+k != got || string(r.Value) != strconv.Itoa(2*got) {
+					t.Fatalf("item %d: got index %d value %q err %v", got, i+k, r.Value, r.Err)
+				}
+				got++
+			}
+			if got >= 500 {
+				break
+			}
+		}
+	})
+	pulled = in3.pulled.Load()
+	time.Sleep(50 * time.Millisecond)
+	if in3.pulled.Load() != pulled {
+		t.Errorf("ImapBatches: the input was still read after the loop ended: %d, then %d items", pulled, in3.pulled.Load())
+	}
 
 	rs, err := mapAll(t, p, testkit.Ints(1000))
 	if err != nil {
@@ -324,51 +347,4 @@ func TestImapBatches(t *testing.T) {
 		}
 	}
 	t.Logf("%d items in %d runs", n, runs)
-}
-
-// Breaking out of an ImapBatches loop stops reading the input and leaks
-// nothing; the pool serves on.
-func TestImapBatchesBreakEarly(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	cfg := fixture(t, "double")
-	cfg.ChunkSize = 16
-	p, err := pool.Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var in counter
-	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
-	defer cancel()
-	got := 0
-	bounded(t, "ImapBatches loop with break", func() {
-		for i, rs := range p.ImapBatches(ctx, in.seq(-1)) {
-			for k, r := range rs {
-				if i+k != got || string(r.Value) != strconv.Itoa(2*got) {
-					t.Fatalf("item %d: got index %d value %q err %v", got, i+k, r.Value, r.Err)
-				}
-				got++
-			}
-			if got >= 500 {
-				break
-			}
-		}
-	})
-	if ctx.Err() != nil {
-		t.Fatal("ImapBatches ran into the deadline")
-	}
-	pulled := in.pulled.Load()
-	time.Sleep(50 * time.Millisecond)
-	if in.pulled.Load() != pulled {
-		t.Errorf("the input was still read after the loop ended: %d, then %d items", pulled, in.pulled.Load())
-	}
-	rs, err := mapAll(t, p, testkit.Ints(1000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	testkit.CheckDoubled(t, rs)
-	bounded(t, "Close", func() {
-		if err := p.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
 }
