@@ -292,3 +292,45 @@ func TestDegradedSlotsGiveUp(t *testing.T) {
 		}
 	}
 }
+
+// A slot that degrades under a batch of a plugin that is not idempotent
+// still answers every item of it: the host's call ends, each item with its
+// value or the pool's error, none left waiting for the deadline.
+func TestDegradedUnderABatchNotIdempotent(t *testing.T) {
+	s := startServer(t)
+	cfg := fixture(t, "fragile", "fragile")
+	cfg.Workers, cfg.MaxRestarts, cfg.RestartWindow = 1, 1, time.Minute
+	startWorker(t, s.ClientURL(), cfg)
+	e := startExecutor(t, cluster.Config{NATS: cluster.NATS{URL: s.ClientURL()}, Plugin: "fragile", ChunkSize: 20000})
+	items := testkit.Ints(20000)
+	// The first crash follows completed tasks; the next ones, each on a
+	// fresh process's first item, look like a crash loop.
+	for i := 1000; i < 1010; i++ {
+		items[i] = []byte("7")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rs, _ := e.Map(ctx, items)
+	ok, crashed, degraded := 0, 0, 0
+	for i, r := range rs {
+		var ce *pool.CrashError
+		switch {
+		case errors.Is(r.Err, context.DeadlineExceeded):
+			t.Fatalf("item %d: %v; the worker never answered it", i, r.Err)
+		case errors.As(r.Err, &ce):
+			crashed++
+		case errors.Is(r.Err, pool.ErrDegraded):
+			degraded++
+		case r.Err != nil:
+			t.Fatalf("item %d: %v; want its value, a crash or the slot's degraded error", i, r.Err)
+		case string(r.Value) != strconv.Itoa(2*i):
+			t.Fatalf("item %d: %q", i, r.Value)
+		default:
+			ok++
+		}
+	}
+	if ok < 1000 || crashed == 0 || degraded == 0 {
+		t.Fatalf("%d doubled, %d crashed, %d not run; want the first 1000 doubled, then crashes, then the slot degraded", ok, crashed, degraded)
+	}
+	t.Logf("%d doubled, %d crashed, %d not run", ok, crashed, degraded)
+}

@@ -76,6 +76,14 @@ func serveFixture(mode string) {
 			}
 			return 2 * n, nil
 		})
+	case "fragile": // not idempotent; exits on 7, doubles the rest
+		p.Idempotent = false
+		p.Task = sdk.Func(func(ctx context.Context, n int) (int, error) {
+			if n == 7 {
+				os.Exit(3)
+			}
+			return 2 * n, nil
+		})
 	case "v2": // double, claiming another version
 		p.Version = "2.0.0"
 		p.Task = double

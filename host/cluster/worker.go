@@ -451,6 +451,7 @@ func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) int {
 	// came back is never run again.
 	due := func() bool { return time.Since(sent) >= partEvery }
 	failed, unserved := 0, false
+	var notRun error // the first unserved item's error
 	if lostErr != nil {
 		one := []backend.Result{{Err: lostErr}}
 		for range n {
@@ -476,6 +477,9 @@ func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) int {
 					// worker; the items of another may have run, and
 					// fail as the pool says.
 					unserved = true
+					if notRun == nil {
+						notRun = err
+					}
 					if s.info.Idempotent {
 						rs, stop = rs[:k], true
 						break
@@ -488,6 +492,23 @@ func (w *Worker) runBatch(j *wjob, s *slot, msg jetstream.Msg) int {
 			if stop {
 				break
 			}
+		}
+		// A slot that stops serving stops reading the batch too: the
+		// items it never read never ran. They fail as the ones it gave
+		// up on did, so that the answer covers the batch: the host waits
+		// for every item of a batch acked, and nothing would redeliver
+		// it.
+		if left := n - (ab.first + ab.n); left > 0 && !(unserved && s.info.Idempotent) && j.ctx.Err() == nil {
+			if notRun == nil {
+				notRun = &backend.NotRunError{Plugin: j.rec.Plugin, Cause: errors.New("the worker's slot stopped reading the batch")}
+			}
+			rest := []backend.Result{{Err: notRun}}
+			for range left {
+				if !ab.put(rest, due, send) {
+					return 0
+				}
+			}
+			failed += left
 		}
 	}
 	if unserved {
