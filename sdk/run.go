@@ -14,16 +14,29 @@ import (
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
 )
 
-// Run serves one stream of batches: a receiver goroutine queues request
-// batches while this goroutine runs them and sends answers. Receiving and
-// sending must not share a goroutine: with large batches both sides end up
-// blocked in SendMsg on gRPC flow control (measured with a prototype).
+// Run serves the Run stream over gRPC.
 func (s *server) Run(stream workerpb.Worker_RunServer) error {
-	ctx := stream.Context()
+	return s.run(stream.Context(), stream, true)
+}
+
+// batchStream is the Run stream: gRPC's, or the lane's (lane.go).
+type batchStream interface {
+	Send(*workerpb.Batch) error
+	Recv() (*workerpb.Batch, error)
+}
+
+// run serves one stream of batches, which ends with ctx: a receiver
+// goroutine queues request batches while this goroutine runs them and
+// sends answers. Receiving and sending must not share a goroutine: with
+// large batches both sides end up blocked in SendMsg on gRPC flow control
+// (measured with a prototype), or in write on a full socket buffer. yield:
+// Send only queues a message for another goroutine to write (gRPC), see
+// runner.send.
+func (s *server) run(ctx context.Context, stream batchStream, yield bool) error {
 	// The host bounds the batches in flight; this queue never holds more.
 	reqs := make(chan *workerpb.Batch, 16)
 	recvErr := make(chan error, 1)
-	r := &runner{s: s, ctx: ctx, stream: stream, stop: make(chan struct{}), ledger: s.ledger}
+	r := &runner{s: s, ctx: ctx, stream: stream, yield: yield, stop: make(chan struct{}), ledger: s.ledger}
 	go func() {
 		defer close(reqs)
 		for {
@@ -67,7 +80,8 @@ func (s *server) Run(stream workerpb.Worker_RunServer) error {
 type runner struct {
 	s      *server
 	ctx    context.Context
-	stream workerpb.Worker_RunServer
+	stream batchStream
+	yield  bool // see send
 
 	cur      atomic.Pointer[taskCtx] // the context of the task running now, or of the last one
 	dead     atomic.Bool             // the stream's context is done
@@ -383,7 +397,10 @@ func linesSize(lines [][]byte) int {
 func (r *runner) send() error {
 	r.resp.Data = r.out
 	err := r.stream.Send(&r.resp)
-	// Send only queues the answer for gRPC's writer goroutine. With
+	if !r.yield {
+		return err // the lane wrote it
+	}
+	// gRPC's Send only queues the answer for its writer goroutine. With
 	// GOMAXPROCS=1 that goroutine, and the reader bringing the next batch,
 	// would wait until this one blocks, holding the answer back for a whole
 	// batch: let them run now. Twice: the writer itself yields once before

@@ -83,7 +83,11 @@ func serve(p Plugin) int {
 		}
 	}
 	logger := defaultLogger()
-	srv := &server{plugin: p, logger: logger, ledger: openLedger(), stderr: os.Stderr}
+	srv := &server{plugin: p, logger: logger, ledger: openLedger(), lane: openLane(), stderr: os.Stderr, inited: make(chan struct{})}
+	if srv.lane != nil {
+		// Ends with the process: the host ends the lane, or kills us.
+		go srv.serveLane()
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{PluginName: &grpcPlugin{srv: srv}},
@@ -138,7 +142,10 @@ type server struct {
 	workerpb.UnimplementedWorkerServer
 	plugin  Plugin
 	logger  hclog.Logger
-	ledger  *uint64  // the start ledger's word; nil without one
+	ledger  *uint64 // the start ledger's word; nil without one
+	lane    *wire.Lane
+	inited  chan struct{} // closed when Init has set what follows
+	initMu  sync.Once
 	stderr  *os.File // the process's own stderr, before go-plugin replaced it
 	slot    uint32
 	timeout time.Duration
@@ -166,10 +173,18 @@ func (s *server) Describe(context.Context, *workerpb.DescribeRequest) (*workerpb
 		Idempotent:  s.plugin.Idempotent,
 		Sdk:         "go/" + Version,
 		StartLedger: s.ledger != nil,
+		Lane:        s.lane != nil,
 	}, nil
 }
 
 func (s *server) Init(ctx context.Context, req *workerpb.InitRequest) (resp *workerpb.InitResponse, err error) {
+	defer func() {
+		// After the plugin's Init (and the recover below): its tasks may
+		// read what it set, on the lane's goroutine.
+		if err == nil && s.inited != nil {
+			s.initMu.Do(func() { close(s.inited) })
+		}
+	}()
 	s.slot = req.Slot
 	s.timeout = time.Duration(req.TaskTimeoutMs) * time.Millisecond
 	s.maxResult = int(min(req.MaxResultBytes, math.MaxInt32))

@@ -11,6 +11,9 @@ type Info struct {
 	// a crash costs only the task that was running; without it every
 	// unanswered task of a crashed worker counts as one that may have run.
 	StartLedger bool
+	// Lane says the plugin's batches travel on the lane, a socket pair of
+	// their own, rather than gRPC (docs/PROTOCOL.md, "The lane").
+	Lane bool
 }
 
 // Describer is an Executor that can say what its plugin reported about

@@ -1,6 +1,10 @@
 package pool
 
 import (
+	"context"
+	"errors"
+	"os"
+	"sync"
 	"time"
 
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
@@ -66,6 +70,9 @@ func (p *Pool) assign(w *worker, b *batch) {
 	b.w, b.seq, b.sentAt, b.done = w, w.seq, now, 0
 	if len(w.inflight) == 0 {
 		w.headSince, w.progress = now, now
+		if !w.callerRead {
+			w.wakeReader()
+		}
 	}
 	w.inflight = append(w.inflight, b)
 	w.tasks += b.len()
@@ -76,8 +83,9 @@ func (p *Pool) assign(w *worker, b *batch) {
 // to do it. A round trip of one item is wake-ups, not CPU (W3 in
 // bench/README.md), and this is one goroutine hand-over fewer.
 type direct struct {
-	w *worker
-	b *batch
+	w    *worker
+	b    *batch
+	read bool // the caller reads the answers too (readDirect)
 }
 
 // takeIdle cuts Map job j's first batch for an idle worker and reserves
@@ -110,12 +118,16 @@ func (p *Pool) takeIdle(j *job) (direct, bool) {
 		if b == nil {
 			return direct{}, false
 		}
+		// The whole job in one batch on an idle lane (an Apply, a small
+		// Map): its caller reads the answers as well, before assign
+		// could wake recvLoop for them.
+		w.callerRead = w.lane != nil && j.next == len(j.src) && !w.exited
 		p.assign(w, b)
 		w.direct = true
 		// run waits for the send like for its own loops: w is running,
 		// so neither loop has ended and the count is not zero.
 		w.loops.Add(1)
-		return direct{w: w, b: b}, true
+		return direct{w: w, b: b, read: w.callerRead}, true
 	}
 	return direct{}, false
 }
@@ -136,6 +148,86 @@ func (p *Pool) sendDirect(d direct) {
 	p.mu.Unlock()
 	if err != nil {
 		w.end(streamError(err))
+	}
+}
+
+// readDirect reads w's answers on the caller's goroutine, the one
+// takeIdle gave the lane's reading to, until job j is done, w ends, or
+// ctx is cancelled; then recvLoop reads again. One answer of one item is
+// then two wake-ups, one per process, where recvLoop handing each answer
+// to the caller's goroutine cost a third, on the host's critical path
+// (W3 in bench/README.md). A cancelled ctx interrupts the read between
+// or inside frames without losing the lane's place (Lane.Interrupt):
+// recvLoop goes on from there, and the caller cancels as Map does.
+func (p *Pool) readDirect(ctx context.Context, d direct, j *job) {
+	w := d.w
+	var (
+		mu   sync.Mutex
+		done bool
+	)
+	stop := func() bool { return true } // a ctx that is never done
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() {
+			mu.Lock()
+			if !done {
+				w.lane.Interrupt()
+			}
+			mu.Unlock()
+		})
+	}
+	for !j.finished() {
+		resp, err := w.lane.Recv()
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				w.end(streamError(err))
+			}
+			break
+		}
+		if err := p.deliver(w, resp); err != nil {
+			w.end(err)
+			break
+		}
+	}
+	if !stop() {
+		mu.Lock()
+		done = true
+		mu.Unlock()
+		w.lane.Resume()
+	}
+	p.mu.Lock()
+	w.callerRead = false
+	if len(w.inflight) > 0 || w.exited {
+		w.wakeReader()
+	}
+	p.mu.Unlock()
+}
+
+// awaitAnswers blocks recvLoop until it has answers to read on w's lane:
+// a batch in flight that no caller reads for, or the end of what an
+// exited process wrote. It returns false once w has ended.
+func (p *Pool) awaitAnswers(w *worker) bool {
+	for {
+		p.mu.Lock()
+		running, ready := w.state == workerRunning, (len(w.inflight) > 0 || w.exited) && !w.callerRead
+		p.mu.Unlock()
+		if !running {
+			return false
+		}
+		if ready {
+			return true
+		}
+		select {
+		case <-w.toRead:
+		case <-w.ctx.Done():
+		}
+	}
+}
+
+// wakeReader tells recvLoop to look at awaitAnswers' condition again.
+func (w *worker) wakeReader() {
+	select {
+	case w.toRead <- struct{}{}:
+	default:
 	}
 }
 

@@ -44,6 +44,13 @@ func newJob(ctx context.Context) *job {
 	return &job{ctx: ctx, live: make(map[int]*batch), wake: make(chan struct{}, 1)}
 }
 
+// finished reports whether every item of a Map job is resolved.
+func (j *job) finished() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.left == 0
+}
+
 func (j *job) signal() {
 	select {
 	case j.wake <- struct{}{}:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -78,6 +79,35 @@ func TestCancelMap(t *testing.T) {
 	}
 	if _, err := p.Apply(context.Background(), []byte(`"ok"`)); err != nil {
 		t.Errorf("Apply after a cancelled Imap: %v", err)
+	}
+}
+
+// An Apply's caller reads its answer off the lane itself (readDirect):
+// cancelling it returns at once, also when the task ignores the
+// cancellation, and the lane's next reader finds the stream intact.
+func TestCancelApply(t *testing.T) {
+	cfg := fixture(t, "hang")
+	cfg.Workers = 2
+	p := start(t, cfg)
+	if !p.Info().Lane {
+		t.Fatalf("Info = %+v: the Go SDK takes the lane", p.Info())
+	}
+	for _, item := range []string{"sleep", "hang"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(200*time.Millisecond, cancel)
+		var err error
+		bounded(t, "a cancelled Apply of "+item, func() { _, err = p.Apply(ctx, []byte(`"`+item+`"`)) })
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Apply(%q) cancelled: %v; want context.Canceled", item, err)
+		}
+	}
+	// One worker still sleeps an hour in "hang"; the other serves, and
+	// the one whose "sleep" was cancelled answered that on its lane.
+	for i := range 20 {
+		r, err := p.Apply(context.Background(), []byte(strconv.Quote(strconv.Itoa(i))))
+		if err != nil || string(r.Value) != strconv.Quote(strconv.Itoa(i)) {
+			t.Fatalf("Apply %d after the cancelled ones: %q, %v", i, r.Value, err)
+		}
 	}
 }
 

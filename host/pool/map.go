@@ -30,6 +30,9 @@ func (p *Pool) Map(ctx context.Context, items [][]byte) ([]Result, error) {
 	defer p.removeJob(j)
 	if d.w != nil {
 		p.sendDirect(d)
+		if d.read {
+			p.readDirect(ctx, d, j)
+		}
 	}
 	for {
 		j.mu.Lock()

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ type Pool struct {
 	info    Info
 	sb      *sandbox // private directory, verified executable, cgroup, watcher
 	command command  // how to start a plugin process: an interpreter for .py files
+	lanes   bool     // offer plugins the lane (worker.go); PLUGINPOOL_LANE=off keeps every stream on gRPC
 
 	mu       sync.Mutex
 	cond     *sync.Cond // Broadcast on any change a sender, feeder or Close waits for
@@ -83,6 +85,7 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 		cfg:     cfg,
 		log:     log,
 		sb:      sb,
+		lanes:   os.Getenv("PLUGINPOOL_LANE") != "off",
 		workers: make([]*worker, cfg.Workers),
 		active:  make(map[*job]struct{}),
 		size:    1,
@@ -254,5 +257,7 @@ func (p *Pool) removeJob(j *job) {
 	defer p.mu.Unlock()
 	p.dropJob(j)
 	delete(p.active, j)
-	p.cond.Broadcast()
+	if p.state == poolClosing {
+		p.cond.Broadcast() // Close waits for the calls to return
+	}
 }

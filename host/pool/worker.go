@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,7 +50,9 @@ type worker struct {
 	cmd    *exec.Cmd // what to run: launch builds it, proc runs it
 	proc   *proc     // the process, once go-plugin asked for it
 	rpc    workerpb.WorkerClient
-	stream workerpb.Worker_RunClient
+	stream runStream
+	lane   *wire.Lane      // the stream, when it is the lane; nil on gRPC
+	toRead chan struct{}   // cap 1: on the lane, recvLoop may have answers to read
 	ctx    context.Context // the stream's; cancelled when the worker ends
 	cancel context.CancelFunc
 	stderr *tail
@@ -69,8 +72,17 @@ type worker struct {
 	sending    bool      // the sender holds a message it has not sent yet
 	direct     bool      // a caller is sending this worker a batch (sendDirect)
 	directWait bool      // the sender waits for that send to end
+	callerRead bool      // a caller reads the lane's answers (readDirect), not recvLoop
+	exited     bool      // the process has exited: on the lane, recvLoop reads to its end
 	answered   int       // items answered
 	watch      watch     // the watchdog's view of the ledger
+}
+
+// runStream is a worker's Run stream: gRPC's Run call, or the lane
+// (docs/PROTOCOL.md), which carries the same messages.
+type runStream interface {
+	Send(*workerpb.Batch) error
+	Recv() (*workerpb.Batch, error)
 }
 
 // errRecycle ends a worker that ran max_tasks_per_worker tasks.
@@ -90,8 +102,12 @@ func (p *Pool) launch(slot int) (*worker, error) {
 	cfg := &p.cfg
 	var w *worker
 	var ledger *ledgerFile
+	var lane *wire.Lane
 	fail := func(err error, t *tail) (*worker, error) {
 		ledger.close()
+		if lane != nil {
+			lane.Close()
+		}
 		se := &StartError{Plugin: cfg.Name, Path: cfg.Path, Slot: slot, Err: err}
 		if t != nil {
 			se.Stderr = t.lines()
@@ -137,8 +153,29 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		cmd.ExtraFiles = []*os.File{ledger.f}
 		cmd.Env = append(cmd.Env, ledgerEnv+"="+ledgerFD)
 	}
+	// The lane (docs/PROTOCOL.md), offered unless the plugin's traffic
+	// must all go through TLS; used if the plugin takes it. The host
+	// closes its copy of the plugin's end once the process has started,
+	// so that the plugin's death reads as end-of-file.
+	var laneEnd *os.File
+	if !cfg.TLS && p.lanes {
+		var hostEnd *os.File
+		hostEnd, laneEnd, err = lanePair()
+		if err == nil {
+			if lane, err = wire.OpenLane(hostEnd, maxMessage(cfg)); err != nil {
+				laneEnd.Close()
+				laneEnd = nil
+			}
+		}
+		if err != nil {
+			p.log.Debug("no lane", "error", err)
+		} else {
+			cmd.ExtraFiles = append(cmd.ExtraFiles, laneEnd)
+			cmd.Env = append(cmd.Env, laneEnv+"="+strconv.Itoa(2+len(cmd.ExtraFiles)))
+		}
+	}
 
-	w = &worker{p: p, slot: slot, cmd: cmd}
+	w = &worker{p: p, slot: slot, cmd: cmd, toRead: make(chan struct{}, 1)}
 	// The pid of w.proc: set before any output can arrive, unlike w.pid.
 	tag := func() string { return fmt.Sprintf("%s[%d] pid %d", cfg.Name, slot, w.proc.pid) }
 	w.stderr = newTail(20, newLineWriter(cfg.Stderr, tag, "stderr"))
@@ -174,6 +211,9 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		},
 	})
 	rpcClient, err := w.client.Client()
+	if laneEnd != nil {
+		laneEnd.Close() // the process has its own, or never will
+	}
 	if w.proc != nil {
 		w.pid = w.proc.pid
 	}
@@ -212,10 +252,21 @@ func (p *Pool) launch(slot int) (*worker, error) {
 	}
 	if err == nil {
 		w.ctx, w.cancel = context.WithCancel(p.killCtx)
-		w.stream, err = w.rpc.Run(w.ctx)
-		if err != nil {
-			w.cancel()
-			err = fmt.Errorf("%w: opening the Run stream: %v", ErrHandshake, err)
+		if desc.Lane && lane != nil {
+			// Ending the worker closes the lane, as cancelling w.ctx
+			// ends a gRPC stream: the plugin reads end-of-file.
+			w.stream, w.lane = lane, lane
+			context.AfterFunc(w.ctx, func() { lane.Close() })
+		} else {
+			if lane != nil {
+				lane.Close()
+				lane = nil
+			}
+			w.stream, err = w.rpc.Run(w.ctx)
+			if err != nil {
+				w.cancel()
+				err = fmt.Errorf("%w: opening the Run stream: %v", ErrHandshake, err)
+			}
 		}
 	}
 	if err != nil {
@@ -233,7 +284,7 @@ func (p *Pool) launch(slot int) (*worker, error) {
 	w.stderr.serve()
 	p.mu.Lock()
 	if p.info.Name == "" {
-		p.info = Info{Name: desc.Name, Version: desc.Version, Idempotent: desc.Idempotent, SDK: desc.Sdk, StartLedger: w.ledger != nil}
+		p.info = Info{Name: desc.Name, Version: desc.Version, Idempotent: desc.Idempotent, SDK: desc.Sdk, StartLedger: w.ledger != nil, Lane: lane != nil}
 	}
 	p.mu.Unlock()
 	return w, nil
@@ -349,6 +400,20 @@ func (w *worker) run() {
 	w.loops.Add(2)
 	go w.sendLoop()
 	go w.recvLoop()
+	if w.lane != nil {
+		// The lane is read only while answers are due (recvLoop): a
+		// process that dies idle is noticed here, and recvLoop reads
+		// to the end of what it wrote.
+		select {
+		case <-w.ctx.Done():
+		case <-w.proc.exited:
+			w.p.mu.Lock()
+			w.exited = true
+			w.wakeReader()
+			w.p.mu.Unlock()
+			<-w.ctx.Done()
+		}
+	}
 	<-w.ctx.Done()
 	w.loops.Wait()
 	w.p.mu.Lock()
@@ -456,6 +521,9 @@ func (w *worker) sendLoop() {
 func (w *worker) recvLoop() {
 	defer w.loops.Done()
 	for {
+		if w.lane != nil && !w.p.awaitAnswers(w) {
+			return
+		}
 		resp, err := w.stream.Recv()
 		if err != nil {
 			w.end(streamError(err))
@@ -472,8 +540,16 @@ func (w *worker) recvLoop() {
 var errStream = errors.New("stream broken")
 
 func streamError(err error) error {
-	if err == io.EOF {
+	var fe *wire.FrameError
+	switch {
+	case err == io.EOF:
 		return fmt.Errorf("%w: the plugin ended the stream", errStream)
+	case wire.IsClosed(err):
+		return context.Canceled // the worker ended: w.ctx closed its lane
+	case errors.As(err, &fe):
+		return fmt.Errorf("%w: %v: a response over max_result_bytes + 1 MiB (the SDK splits its answers to stay under it)", errProtocol, fe)
+	case errors.Is(err, wire.ErrMalformed):
+		return fmt.Errorf("%w: %v", errProtocol, err)
 	}
 	s, _ := status.FromError(err)
 	switch s.Code() {

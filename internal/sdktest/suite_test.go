@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 type implementation struct {
 	name string
 	sdk  string // the prefix of DescribeResponse.sdk
+	lane bool   // it takes the lane (docs/PROTOCOL.md)
 	// plugin returns the executable (or .py file) serving the plugin
 	// chosen by SDKTEST_PLUGIN, and extra environment; it skips t when
 	// this machine cannot run the implementation.
@@ -43,12 +44,21 @@ type implementation struct {
 }
 
 var implementations = []implementation{
-	{name: "go", sdk: "go/", plugin: func(t *testing.T) (string, []string) {
+	{name: "go", sdk: "go/", lane: true, plugin: func(t *testing.T) (string, []string) {
 		exe, err := os.Executable()
 		if err != nil {
 			t.Fatal(err)
 		}
 		return exe, []string{"GORACE=atexit_sleep_ms=0"}
+	}},
+	// The Go SDK again, its batches on gRPC's Run stream rather than the
+	// lane: both transports keep every promise.
+	{name: "go-grpc", sdk: "go/", plugin: func(t *testing.T) (string, []string) {
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return exe, []string{"GORACE=atexit_sleep_ms=0", "PLUGINPOOL_LANE=off"}
 	}},
 	{name: "python", sdk: "python/", plugin: func(t *testing.T) (string, []string) {
 		pythontest.Interpreter(t, "testdata")
@@ -186,6 +196,9 @@ var cases = []struct {
 		info := p.Info()
 		if info.Name != "double" || info.Version != "1.2.3" || !info.Idempotent || !strings.HasPrefix(info.SDK, r.impl.sdk) {
 			r.Errorf("Info = %+v; want double 1.2.3, idempotent, sdk %s...", info, r.impl.sdk)
+		}
+		if info.Lane != r.impl.lane {
+			r.Errorf("Info.Lane = %v; want %v for the %s implementation", info.Lane, r.impl.lane, r.impl.name)
 		}
 	}},
 	{"ordering", func(r *run) {

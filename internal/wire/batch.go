@@ -77,13 +77,25 @@ func varintSize(v uint64) int { return int(9*uint32(bits.Len64(v))+64) / 64 }
 // appendBatch appends the encoding of a plain batch, in field order, as
 // proto.Marshal writes it.
 func appendBatch(out []byte, b *workerpb.Batch, ends, ids int) []byte {
+	out = appendHead(out, b)
+	out = append(out, b.Data...)
+	return appendTail(out, b, ends, ids)
+}
+
+// appendHead appends a plain batch's fields before its data's bytes: the
+// sequence number, the first item, the data's tag and length.
+func appendHead(out []byte, b *workerpb.Batch) []byte {
 	out = appendVarintField(out, fieldSeq, b.Seq)
 	out = appendVarintField(out, fieldFirst, uint64(b.First))
 	if len(b.Data) > 0 {
 		out = protowire.AppendTag(out, fieldData, protowire.BytesType)
 		out = protowire.AppendVarint(out, uint64(len(b.Data)))
-		out = append(out, b.Data...)
 	}
+	return out
+}
+
+// appendTail appends a plain batch's fields after its data.
+func appendTail(out []byte, b *workerpb.Batch, ends, ids int) []byte {
 	if ends > 0 {
 		out = protowire.AppendTag(out, fieldEnds, protowire.BytesType)
 		out = protowire.AppendVarint(out, uint64(ends))
@@ -126,7 +138,8 @@ func appendVarints[T uint32 | uint64](out []byte, vs []T, size int) []byte {
 	return out
 }
 
-var errMalformed = errors.New("wire: malformed Batch")
+// ErrMalformed is a lane frame that does not hold a Batch.
+var ErrMalformed = errors.New("wire: malformed Batch")
 
 // unmarshalBatch decodes data into b. The message is copied once, into a
 // buffer of its own that b.Data then aliases: nothing returns it to a

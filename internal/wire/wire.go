@@ -1,6 +1,8 @@
-// Package wire holds the gRPC plumbing both ends of the Worker stream share:
-// a buffer pool that does not zero what it hands out, and a proto codec that
-// uses it and encodes the Run stream's batches by hand (batch.go).
+// Package wire holds what both ends of the Run stream share: the batches'
+// hand-written encoding (batch.go); the lane, which carries them as frames
+// on a socket pair of their own (lane.go); and, for the gRPC transport, a
+// buffer pool that does not zero what it hands out and a proto codec that
+// uses it.
 //
 // gRPC's default pool clears every buffer it returns, by its capacity: a
 // ~110 KiB batch takes a 1 MiB buffer and clears all of it, which measured

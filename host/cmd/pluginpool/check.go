@@ -122,6 +122,16 @@ func (o *checkOptions) run(ctx context.Context, name string, explicit bool) erro
 	} else {
 		field("ledger", "no: every task a crashed worker held counts as run (worker.proto, start ledger)")
 	}
+	switch {
+	case info.Lane:
+		field("transport", "lane: batches on a socket pair of their own (docs/PROTOCOL.md, the lane)")
+	case os.Getenv("PLUGINPOOL_LANE") == "off":
+		field("transport", "gRPC (PLUGINPOOL_LANE=off)")
+	case cfg.TLS:
+		field("transport", "gRPC with TLS (tls = true keeps every batch on it)")
+	default:
+		field("transport", "gRPC: the plugin does not take the lane (docs/PROTOCOL.md), which answers single calls faster")
+	}
 	field("sdk", "%s", info.SDK)
 
 	samples := checkSamples

@@ -1,0 +1,185 @@
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
+)
+
+// A Lane carries the Run stream's batches over a socket pair of their own
+// instead of gRPC (docs/PROTOCOL.md, "The lane"): each message is a 4-byte
+// little-endian length and one Batch in protobuf wire format. gRPC hands
+// every message between goroutines on both ends (the stream's reader and
+// the caller, the caller and the HTTP/2 writer): on this project's 2-core
+// machine those wake-ups were most of a one-item round trip (W3 in
+// bench/README.md). Here Send writes from the caller's goroutine and Recv
+// reads on the receiver's.
+//
+// Send may be called from several goroutines (it is serialized), Recv
+// from one at a time. Both are safe to call concurrently with each other
+// and with Close.
+type Lane struct {
+	conn net.Conn
+	r    *bufio.Reader
+	max  int // the longest frame Recv accepts
+
+	// Recv's place in the stream, kept across an Interrupt: got bytes of
+	// the header, then off bytes of frame.
+	hdr   [4]byte
+	got   int
+	frame []byte
+	off   int
+
+	wmu  sync.Mutex
+	wbuf []byte // the frame being written: reused
+	tbuf []byte // a gathered frame's fields after its data: reused
+}
+
+// OpenLane takes over f, one end of a connected stream socket pair, and
+// closes it (the Lane keeps a duplicate, close-on-exec, polled by the Go
+// runtime). Recv refuses frames longer than maxFrame with a *FrameError.
+func OpenLane(f *os.File, maxFrame int) (*Lane, error) {
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("wire: the lane: %w", err)
+	}
+	return &Lane{conn: c, r: bufio.NewReaderSize(c, laneReadBuffer), max: maxFrame}, nil
+}
+
+const (
+	// laneReadBuffer holds the small frames (answers of a few items,
+	// cancels) that arrive together, so each does not cost a read; a
+	// frame longer than it is read straight into its own buffer.
+	laneReadBuffer = 64 << 10
+	// laneKeep is the largest write buffer a Lane keeps between frames.
+	laneKeep = 1 << 20
+	// laneGather: a frame's Data at least this long is written from the
+	// caller's slice (writev) rather than copied behind the header.
+	laneGather = 32 << 10
+)
+
+// FrameError is a frame header announcing more than the reader accepts.
+type FrameError struct {
+	Len, Max int64
+}
+
+func (e *FrameError) Error() string {
+	return fmt.Sprintf("a frame of %d bytes, over the %d-byte limit", e.Len, e.Max)
+}
+
+// Send writes b as one frame.
+func (l *Lane) Send(b *workerpb.Batch) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	buf := append(l.wbuf[:0], 0, 0, 0, 0)
+	var tail []byte // written after buf and b.Data, when gathered
+	switch size, ends, ids := batchSize(b); {
+	case !plainBatch(b):
+		var err error
+		if buf, err = (proto.MarshalOptions{}).MarshalAppend(buf, b); err != nil {
+			return err
+		}
+	case len(b.Data) >= laneGather:
+		buf = appendHead(buf, b)
+		tail = appendTail(l.tbuf[:0], b, ends, ids)
+		l.tbuf = tail[:0]
+	default:
+		buf = appendBatch(slices.Grow(buf, size), b, ends, ids)
+	}
+	l.wbuf = buf[:0]
+	if cap(buf) > laneKeep {
+		l.wbuf = nil
+	}
+	size := len(buf) - 4
+	if tail != nil {
+		size += len(b.Data) + len(tail)
+	}
+	if int64(size) > math.MaxUint32 {
+		return fmt.Errorf("wire: a batch of %d bytes is too long for one frame", size)
+	}
+	binary.LittleEndian.PutUint32(buf, uint32(size))
+	if tail == nil {
+		_, err := l.conn.Write(buf)
+		return err
+	}
+	bufs := net.Buffers{buf, b.Data, tail}
+	_, err := bufs.WriteTo(l.conn)
+	return err
+}
+
+// Recv reads the next frame. It returns io.EOF at a clean end of the
+// stream (between frames), io.ErrUnexpectedEOF inside one, a *FrameError
+// for a frame over the limit, and an error matching
+// os.ErrDeadlineExceeded after Interrupt: then the next Recv goes on
+// from where this one stopped, inside a frame or not. The batch's Data is
+// a buffer of its own, which nothing reuses.
+func (l *Lane) Recv() (*workerpb.Batch, error) {
+	for l.got < len(l.hdr) {
+		n, err := l.r.Read(l.hdr[l.got:])
+		l.got += n
+		if err != nil {
+			if err == io.EOF && l.got > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	if l.frame == nil {
+		n := int64(binary.LittleEndian.Uint32(l.hdr[:]))
+		if n > int64(l.max) {
+			return nil, &FrameError{Len: n, Max: int64(l.max)}
+		}
+		l.frame, l.off = make([]byte, n), 0
+	}
+	for l.off < len(l.frame) {
+		n, err := l.r.Read(l.frame[l.off:])
+		l.off += n
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	buf := l.frame
+	l.frame, l.got = nil, 0
+	b := new(workerpb.Batch)
+	if !decodeBatch(buf, b) {
+		// Errors, printed lines, an unknown field, or malformed: the
+		// generated code decides, and reports what is wrong.
+		proto.Reset(b)
+		if err := proto.Unmarshal(buf, b); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+	}
+	return b, nil
+}
+
+// Interrupt makes a Recv in progress, or the next one, return an error
+// matching os.ErrDeadlineExceeded, until Resume: a caller reading answers
+// itself can stop without losing its place in the stream.
+func (l *Lane) Interrupt() { _ = l.conn.SetReadDeadline(time.Unix(1, 0)) }
+
+// Resume undoes Interrupt.
+func (l *Lane) Resume() { _ = l.conn.SetReadDeadline(time.Time{}) }
+
+// Close closes the lane: the peer reads end-of-file, and a Send or Recv
+// in progress here returns an error matching net.ErrClosed.
+func (l *Lane) Close() error { return l.conn.Close() }
+
+// IsClosed reports whether err is a Send or Recv failing because Close
+// was called.
+func IsClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
