@@ -50,15 +50,19 @@ class LaneError(Exception):
 
 
 def open_lane(environ=os.environ):
-    """The lane the host offered, as a connected socket, or None (none
-    offered, or it is not a stream socket: never a failure). Problems are
-    returned as the second value, for the log. The variable is unset and
-    the descriptor kept from processes the plugin starts."""
-    v = environ.get(_ENV)
+    """The lane the host offered, as a connected socket, or None: none
+    offered, a descriptor that is not a unix stream socket, or
+    PLUGINPOOL_LANE=off (which the host honours too: every batch then goes
+    over gRPC, to compare). Never a failure; problems are returned as the
+    second value, for the log. The variable is unset, and the descriptor
+    kept from processes the plugin starts (close-on-exec)."""
+    v = environ.pop(_ENV, None)
     if not v:
         return None, None
     try:
         fd = int(v)
+        if fd < 3:
+            raise ValueError("0, 1 and 2 are stdio, never a lane")
         sock = socket.socket(fileno=fd)
     except (ValueError, OSError) as e:
         return None, "lane not used: %s=%s: %s" % (_ENV, v, e)
@@ -66,8 +70,10 @@ def open_lane(environ=os.environ):
         sock.detach()  # not ours to close
         return None, "lane not used: %s=%s is not a unix stream socket" % (_ENV, v)
     sock.set_inheritable(False)
+    if environ.get("PLUGINPOOL_LANE") == "off":
+        sock.close()  # the host reads end-of-file and opens Run over gRPC
+        return None, None
     sock.setblocking(True)
-    environ.pop(_ENV, None)
     return sock, None
 
 

@@ -217,6 +217,7 @@ class OpenLaneTest(unittest.TestCase):
     def test_offers(self):
         self.assertEqual(open_lane({}), (None, None))
         self.assertEqual(open_lane({"PLUGINPOOL_LANE_FD": ""}), (None, None))
+        self.assertIn("stdio", open_lane({"PLUGINPOOL_LANE_FD": "1"})[1])
         lane, problem = open_lane({"PLUGINPOOL_LANE_FD": "three"})
         self.assertIsNone(lane)
         self.assertIn("lane not used", problem)
@@ -227,6 +228,7 @@ class OpenLaneTest(unittest.TestCase):
         lane, problem = open_lane(env)
         self.assertIsNone(lane)
         self.assertIn("lane not used: PLUGINPOOL_LANE_FD=%d" % r, problem)
+        self.assertEqual(env, {})  # unset all the same
         os.fstat(r)  # left alone
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as d:
             lane, problem = open_lane({"PLUGINPOOL_LANE_FD": str(d.fileno())})
@@ -248,6 +250,19 @@ class OpenLaneTest(unittest.TestCase):
         self.assertFalse(os.get_inheritable(fd))  # kept from child processes
         a.sendall(b"x")
         self.assertEqual(lane.recv(1), b"x")
+
+    def test_off(self):
+        # PLUGINPOOL_LANE=off: the lane is refused, its end closed.
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+        fd = b.detach()
+        env = {"PLUGINPOOL_LANE_FD": str(fd), "PLUGINPOOL_LANE": "off"}
+        self.assertEqual(open_lane(env), (None, None))
+        self.assertNotIn("PLUGINPOOL_LANE_FD", env)
+        a.settimeout(WAIT)
+        self.assertEqual(a.recv(1), b"")
+        with self.assertRaises(OSError):
+            os.fstat(fd)
 
 
 if __name__ == "__main__":
