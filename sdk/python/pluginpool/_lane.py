@@ -11,20 +11,24 @@ The point is fewer thread hand-offs per message. Over gRPC a request goes
 from grpcio's poller to the SDK's reader thread, a queue, the task thread,
 a queue, the stream's handler thread and back to grpcio. On the lane the
 task thread reads the socket itself when it is idle, and writes its
-answers itself (the host reads answers on a goroutine of their own, so a
-write waits at most for the host to take what it has). Once a batch has
-run for a tick of the runner's clock (the flush interval, or a tenth of
-the task timeout), a second thread, the *watcher*, reads on its behalf,
-so that cancel frames take effect mid-batch and the end of the stream
-cancels the running task: it polls the socket and a wake-up pipe, and the
-task thread pulls it out of the socket through the pipe when the batch is
-done. One reader at a time holds ``_rlock`` and reads whole frames.
+answers itself (the host reads answers while any are due, so a write waits
+at most for it to take them). Once a batch has run for a tick of the
+runner's clock (the flush interval or a tenth of the task timeout, at most
+_runner.BUSY_TICK, 20 ms), a second thread, the *watcher*, reads on its
+behalf, so that cancel frames take effect mid-batch and the end of the
+stream cancels the running task: it polls the socket and a wake-up pipe,
+and the task thread pulls it out of the socket through the pipe when the
+batch is done. One reader at a time holds ``_rlock`` and reads whole
+frames.
 
-Waking the watcher for every batch instead cost a one-item round trip
-~15-20 us more at the median (47 -> 66 us through a Go client, 2-core
-machine): batches shorter than a tick see their cancels once they are
-answered (a cancel of an answered batch is ignored anyway), and a cancel
-of a longer one waits at most a tick.
+Measured on a 2-core machine with other tenants, examples/python/double.py
+through host/pool (bench's BenchmarkApply with PLUGINPOOL_BENCH_DOUBLE): a
+one-item Apply took 41-44 us at the median on the lane, 308-326 us over
+gRPC (PLUGINPOOL_LANE=off). Waking the watcher for every batch instead of
+after a tick cost 57 -> 74-116 us (Go client on the plugin, one core):
+batches shorter than a tick see their cancels once they are answered (a
+cancel of an answered batch is ignored anyway); a cancel of a longer one
+waits at most a tick.
 """
 
 import collections
