@@ -43,7 +43,6 @@ import time
 import traceback
 
 from . import _log
-from ._lane import open_lane
 from ._ledger import open_ledger
 from ._output import STDOUT, FdWriter, Stray, TaskStdout, forward_fd
 from ._task import Task
@@ -151,6 +150,7 @@ class _Plugin:
         sys.excepthook = _excepthook
         threading.excepthook = lambda a: _excepthook(a.exc_type, a.exc_value, a.exc_traceback)
         _log.install(os.environ.get("PLUGINPOOL_LOG_LEVEL"))
+        from ._lane import open_lane  # needs protobuf: imported once serve() checked it is there
         self.ledger, ledger_problem = open_ledger()
         self.lane, lane_problem = open_lane()
         for problem in (ledger_problem, lane_problem):

@@ -44,6 +44,25 @@ class ServeTest(unittest.TestCase):
         self.assertIn("the task must take exactly one argument", r.stderr)
         self.assertEqual(r.stdout, "")  # no handshake
 
+    def test_without_grpc(self):
+        # Importing the package needs only the standard library; serve()
+        # says what is missing, before the handshake.
+        r = python("""
+            import sys
+
+            class Block:
+                def find_spec(self, name, path=None, target=None):
+                    if name.split(".")[0] in ("google", "grpc"):
+                        raise ImportError("no module named " + name)
+            sys.meta_path.insert(0, Block())
+            import pluginpool
+            print("imported")
+            pluginpool.serve(lambda x: x)
+        """, env={"PLUGINPOOL_PLUGIN": "worker-v1"})
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stdout, "imported\n")
+        self.assertIn("cannot import the pluginpool SDK's dependencies", r.stderr)
+
     def test_handshake_line(self):
         # The plugin is killed, so it cannot remove its socket: give it a
         # directory of the test's own, as the host gives each pool one.
