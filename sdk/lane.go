@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"os"
-	"strconv"
 
 	"github.com/pluginpool/pluginpool/internal/wire"
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
@@ -25,15 +24,8 @@ const laneEnv = "PLUGINPOOL_LANE_FD"
 // (which the host honours too: it keeps the stream on gRPC, to compare).
 // Without it the plugin serves Run over gRPC. It never fails the plugin.
 func openLane() *wire.Lane {
-	s, ok := os.LookupEnv(laneEnv)
+	fd, ok := inherited(laneEnv)
 	if !ok {
-		return nil
-	}
-	// A child the plugin starts must not take the descriptor for its own;
-	// OpenLane keeps a close-on-exec duplicate and closes this one.
-	os.Unsetenv(laneEnv)
-	fd, err := strconv.Atoi(s)
-	if err != nil || fd < 3 { // 0, 1 and 2 are stdio, never a lane
 		return nil
 	}
 	f := os.NewFile(uintptr(fd), "lane")
@@ -42,6 +34,8 @@ func openLane() *wire.Lane {
 		return nil
 	}
 	// The host bounds what it sends (max_item_bytes, its batch sizes).
+	// OpenLane keeps a close-on-exec duplicate and closes f, so processes
+	// the plugin starts do not inherit the lane.
 	l, err := wire.OpenLane(f, math.MaxInt32)
 	if err != nil {
 		return nil

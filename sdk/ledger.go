@@ -26,17 +26,25 @@ const (
 // before; the host then assumes that every task it had sent and not seen
 // answered may have run. It never fails the plugin.
 func openLedger() *uint64 {
-	s, ok := os.LookupEnv(ledgerEnv)
+	fd, ok := inherited(ledgerEnv)
 	if !ok {
 		return nil
 	}
-	// A child the plugin starts must not take the descriptor for its own.
-	os.Unsetenv(ledgerEnv)
-	fd, err := strconv.Atoi(s)
-	if err != nil || fd < 3 { // 0, 1 and 2 are stdio, never a ledger
-		return nil
-	}
 	return mapLedger(fd)
+}
+
+// inherited returns the descriptor the host passed in the variable env,
+// and unsets it: a child the plugin starts must not take the descriptor
+// for its own. It reports false for no variable or a bad number; 0, 1 and
+// 2 are stdio, never one of the host's.
+func inherited(env string) (int, bool) {
+	s, ok := os.LookupEnv(env)
+	if !ok {
+		return 0, false
+	}
+	os.Unsetenv(env)
+	fd, err := strconv.Atoi(s)
+	return fd, err == nil && fd >= 3
 }
 
 // markStart and markDone write the ledger around one task; l may be nil.

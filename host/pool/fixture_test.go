@@ -253,6 +253,11 @@ func serveFixture(name string) {
 			}
 			return v, nil
 		})
+	case "childfds": // what each descriptor of a child process it starts is
+		p.Task = sdk.Func(func(ctx context.Context, _ int) (string, error) {
+			out, err := exec.CommandContext(ctx, "/bin/sh", "-c", `for f in /proc/$$/fd/*; do echo "$f $(readlink $f)"; done`).Output()
+			return string(out), err
+		})
 	case "exe": // where this process runs from, and its argv[0]
 		p.Task = sdk.Func(func(ctx context.Context, _ int) (string, error) {
 			exe, err := os.Readlink("/proc/self/exe")

@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -75,6 +76,27 @@ func TestStdinNotShared(t *testing.T) {
 // private one (0700), even under umask 000; sockets of killed workers do
 // not pile up; nothing is left in the temporary directory after Close;
 // and another user cannot connect.
+// The descriptors the host passes a plugin, the start ledger and the lane,
+// stay with the plugin: a process it starts inherits neither, nor any
+// other socket.
+func TestDescriptorsNotInherited(t *testing.T) {
+	p := start(t, fixture(t, "childfds"))
+	if info := p.Info(); !info.Lane || !info.StartLedger {
+		t.Fatalf("Info = %+v: the Go SDK takes the lane and keeps the ledger", info)
+	}
+	r, err := p.Apply(context.Background(), []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fds string
+	if err := json.Unmarshal(r.Value, &fds); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(fds, "socket:") || strings.Contains(fds, "memfd:") {
+		t.Errorf("a plugin's child inherited the host's descriptors:\n%s", fds)
+	}
+}
+
 func TestPrivateSockets(t *testing.T) {
 	cfg := fixture(t, "double")
 	cfg.Workers = 2
