@@ -91,7 +91,7 @@ class ServeTest(unittest.TestCase):
         host, plugin = socket.socketpair()
         self.addCleanup(host.close)
         code = textwrap.dedent("""
-            import os, pluginpool
+            import os, subprocess, pluginpool
             FD = int(os.environ["PLUGINPOOL_LANE_FD"])
             CONF = {}
             def task(x):
@@ -99,7 +99,10 @@ class ServeTest(unittest.TestCase):
                     inheritable = os.get_inheritable(FD)
                 except OSError:
                     inheritable = "closed"
-                return [CONF.get("k"), os.environ.get("PLUGINPOOL_LANE_FD"), inheritable]
+                # What a child started the way os.system does (every
+                # inheritable descriptor passed) has open.
+                child = subprocess.run(["ls", "-l", "/proc/self/fd/"], close_fds=False, capture_output=True, text=True)
+                return [CONF.get("k"), os.environ.get("PLUGINPOOL_LANE_FD"), inheritable, "socket:" in child.stdout]
             pluginpool.serve(task, init=CONF.update)
         """)
         p = subprocess.Popen([sys.executable, "-c", code], pass_fds=(plugin.fileno(),),
@@ -127,7 +130,8 @@ class ServeTest(unittest.TestCase):
         import grpc
         # The Run stream on the lane, read only after Init ran (a frame
         # written before Init finds the config set); the variable unset
-        # and the descriptor kept from child processes.
+        # and the descriptor kept from child processes (a child has no
+        # socket open).
         from pluginpool import worker_pb2 as pb
         p, channel, host = self.start_with_lane()
         self.assertTrue(self.call(channel, "Describe", pb.DescribeRequest(), pb.DescribeResponse).lane)
@@ -138,7 +142,7 @@ class ServeTest(unittest.TestCase):
         host.settimeout(30)
         n = struct.unpack("<I", _recv_exactly(host, 4))[0]
         r = pb.Batch.FromString(_recv_exactly(host, n))
-        self.assertEqual((r.seq, r.first, r.data, list(r.ends)), (1, 0, b"[5,null,false]", [14]))
+        self.assertEqual((r.seq, r.first, r.data, list(r.ends)), (1, 0, b"[5,null,false,false]", [20]))
         try:
             channel.unary_unary("/plugin.GRPCController/Shutdown")(b"", timeout=30)
         except grpc.RpcError:
@@ -157,7 +161,7 @@ class ServeTest(unittest.TestCase):
         run = channel.stream_stream("/pluginpool.worker.v1.Worker/Run", request_serializer=pb.Batch.SerializeToString,
                                     response_deserializer=pb.Batch.FromString)
         got = list(run(iter([pb.Batch(seq=1, data=b"0", ends=[1], base_id=1, attempt=1)]), timeout=30))
-        self.assertEqual([r.data for r in got], [b'[6,null,"closed"]'])
+        self.assertEqual([r.data for r in got], [b'[6,null,"closed",false]'])
         p.kill()
 
     def test_exits_when_its_parent_dies(self):
