@@ -60,14 +60,24 @@ var implementations = []implementation{
 		}
 		return exe, []string{"GORACE=atexit_sleep_ms=0", "PLUGINPOOL_LANE=off"}
 	}},
-	{name: "python", sdk: "python/", plugin: func(t *testing.T) (string, []string) {
-		pythontest.Interpreter(t, "testdata")
-		path, err := filepath.Abs(filepath.Join("testdata", "plugins.py"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return path, []string{"PYTHONDONTWRITEBYTECODE=1"}
+	{name: "python", sdk: "python/", lane: true, plugin: func(t *testing.T) (string, []string) {
+		return pythonPlugins(t), []string{"PYTHONDONTWRITEBYTECODE=1"}
 	}},
+	// The Python SDK with its batches on gRPC's Run stream.
+	{name: "python-grpc", sdk: "python/", plugin: func(t *testing.T) (string, []string) {
+		return pythonPlugins(t), []string{"PYTHONDONTWRITEBYTECODE=1", "PLUGINPOOL_LANE=off"}
+	}},
+}
+
+// pythonPlugins returns testdata/plugins.py, or skips t when no Python
+// here can run it.
+func pythonPlugins(t *testing.T) string {
+	pythontest.Interpreter(t, "testdata")
+	path, err := filepath.Abs(filepath.Join("testdata", "plugins.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // TestBehaviour runs every case against every implementation.

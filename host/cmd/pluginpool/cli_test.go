@@ -360,6 +360,7 @@ func TestCheck(t *testing.T) {
 		err  string // a part of stderr
 	}{
 		{[]string{"double"}, ExitOK, "task        1 → 2 in ", ""},
+		{[]string{"double"}, ExitOK, "transport   lane: batches on a socket pair of their own", ""},
 		{[]string{"printer"}, ExitOK, "task        1 → no value; printed \"Number: 1\" in ", ""},
 		{[]string{"printer", "--input", "hello"}, ExitOK, "printed \"Number: hello\"", ""},
 		{[]string{filepath.Join(binDir, "double"), "--input", "2.5"}, ExitOK, "task        2.5 → 5 in ", ""},

@@ -1,15 +1,20 @@
 """The Run stream: batches in, answers out.
 
-Three threads of the SDK's own serve a stream: one reads request batches
-(and cancels, which arrive on the same stream while a batch runs); one, the
-task thread, runs the items of each batch in order and queues answers; the
-stream's gRPC handler thread sends them. A batch is answered once it is
-done, and also whenever flush_interval_ms has passed since its last answer
-(so a long batch reports progress, which the host's watchdog counts on, and
-a crash loses only what had not come back); with a task timeout, also when
-a task has run for a tick with finished batch-mates unsent, so a task that
-hangs until the host kills the process does not take their answers with it.
-The task thread never waits for gRPC to send.
+Over gRPC (run()), three threads of the SDK's own serve a stream: one reads
+request batches (and cancels, which arrive on the same stream while a batch
+runs); one, the task thread, runs the items of each batch in order and
+queues answers; the stream's gRPC handler thread sends them, so the task
+thread never waits for gRPC to send. On the lane (serve(), with
+_lane.LaneStream as the transport) the task thread reads and writes the
+socket itself, and a watcher reads while a long batch runs. Everything
+else is the same on both.
+
+A batch is answered once it is done, and also whenever flush_interval_ms
+has passed since its last answer (so a long batch reports progress, which
+the host's watchdog counts on, and a crash loses only what had not come
+back); with a task timeout, also when a task has run for a tick with
+finished batch-mates unsent, so a task that hangs until the host kills the
+process does not take their answers with it.
 
 The per-item path is kept to plain local operations: for a trivial task the
 SDK's own cost is ~0.5 us an item on CPython 3.11, against ~3 us for
@@ -39,6 +44,11 @@ KIND_RETRY = 6
 
 # An error message is cut to this many bytes (worker.proto, max_result_bytes).
 MAX_MESSAGE = 64 << 10
+
+# With a transport that reads only when told a batch is running (the lane),
+# the longest tick, in seconds: how late a cancel of a running batch can be
+# seen. The host's flush interval is this already.
+BUSY_TICK = 0.02
 
 _monotonic = time.monotonic
 _log = logging.getLogger("pluginpool")
@@ -125,15 +135,19 @@ class Runner:
         self._dead = False  # the stream ended: cancel everything
         self._flush_due = False  # set by _tick: time to answer what is finished
         self._open = None  # with a task timeout: the batch's _Open, for _tick
-        self._answers = None  # the queue the handler thread sends from
+        self._emit = None  # sends an answer: the transport's, set by _work
+        self._busy = None  # the transport's, called by _tick while a batch runs
         self._stop = threading.Event()
 
     # --- the stream ---
 
     def run(self, requests, grpc_context):
-        """The Run handler: a generator of response batches."""
+        """The gRPC Run handler: a generator of response batches. A reader
+        thread takes requests from grpcio, the task thread runs them and
+        queues answers, and the handler thread (this generator) hands them
+        to grpcio: the task thread never waits for gRPC to send."""
         batches = queue.SimpleQueue()
-        answers = self._answers = queue.SimpleQueue()
+        answers = queue.SimpleQueue()
 
         def read():
             try:
@@ -148,30 +162,16 @@ class Runner:
                 batches.put(None)
 
         def work():
-            profile = None
-            nbatches, item0 = 0, self._item
             try:
-                profile = _profiler()
-                while not self._dead:
-                    b = batches.get()
-                    if b is None:
-                        break
-                    nbatches += 1
-                    self._batch(b, answers.put)
+                self._work(batches.get, answers.put)
             except BaseException as e:  # a malformed batch: the stream fails with it
                 answers.put(e)
             finally:
                 answers.put(None)
-                if profile is not None:
-                    profile()
-                t = os.times()
-                _log.debug("Run stream ended: %d tasks in %d batches; process CPU %.3f s user, %.3f s system",
-                           self._item - item0, nbatches, t.user, t.system)
 
-        grpc_context.add_callback(self._ended)
+        grpc_context.add_callback(self.stream_ended)
         threading.Thread(target=read, name="pluginpool-recv", daemon=True).start()
         threading.Thread(target=work, name="pluginpool-tasks", daemon=True).start()
-        threading.Thread(target=self._tick, name="pluginpool-tick", daemon=True).start()
         try:
             while True:
                 resp = answers.get()
@@ -183,7 +183,48 @@ class Runner:
         finally:
             self._stop.set()
 
-    def _ended(self):
+    def serve(self, stream):
+        """Run a stream's batches on the calling thread, which becomes the
+        task thread: stream.next() returns the next request batch (None
+        when the stream is over), stream.send(batch) writes an answer and
+        may block, stream.fail(exc) breaks the stream when a batch is
+        malformed, and the tick thread calls stream.busy() while a batch
+        runs (every tick). The stream calls cancel() for cancel requests
+        and stream_ended() when it ends. The lane's transport (_lane.py)."""
+        self._busy = stream.busy
+        try:
+            self._work(stream.next, stream.send)
+        except Exception as e:
+            stream.fail(e)
+        finally:
+            self._stop.set()
+
+    def _work(self, next_batch, emit):
+        """The task thread: runs the batches next_batch() returns, in order,
+        until it returns None or the stream ended; answers go to emit,
+        which _tick uses too."""
+        self._emit = emit
+        threading.Thread(target=self._tick, name="pluginpool-tick", daemon=True).start()
+        profile = None
+        nbatches, item0 = 0, self._item
+        try:
+            profile = _profiler()
+            while not self._dead:
+                b = next_batch()
+                if b is None:
+                    break
+                nbatches += 1
+                self._batch(b, emit)
+        finally:
+            if profile is not None:
+                profile()
+            t = os.times()
+            _log.debug("Run stream ended: %d tasks in %d batches; process CPU %.3f s user, %.3f s system",
+                       self._item - item0, nbatches, t.user, t.system)
+
+    def stream_ended(self):
+        """The stream ended (the host cancelled it, went away, or closed the
+        lane): the running task is cancelled, nothing more runs."""
         with self._lock:
             self._dead = True
             self._signals += 1
@@ -207,17 +248,25 @@ class Runner:
         cancel the task once it passes the timeout. A flag read per item
         costs the task thread less than a clock read (~35 ns a call on
         CPython 3.11). Ticks at the flush interval, or a tenth of the
-        timeout if shorter (not under 2 ms): a tick takes the GIL from the
-        task thread."""
+        timeout if shorter (not under 2 ms), at most BUSY_TICK on the lane:
+        a tick takes the GIL from the task thread. On the lane it also
+        calls the stream's busy() while a batch runs."""
         timeout, flush = self.settings.timeout, self.settings.flush
         tick = flush
         if timeout > 0:
             tick = min(tick, max(timeout / 10, 0.002))
+        busy = self._busy
+        if busy is not None:
+            # The lane's watcher is called by the tick: a cancel of a
+            # running batch waits at most this long, whatever the interval.
+            tick = min(tick, BUSY_TICK)
         tick = max(tick, 0.001)
         flushed = _monotonic()
         while not self._stop.wait(tick):
             if state.current is None:
                 continue
+            if busy is not None:
+                busy()
             now = _monotonic()
             if now - flushed >= flush:
                 self._flush_due = True
@@ -240,9 +289,9 @@ class Runner:
                 return
             resp, self._open = o.answer()
             self._open.running = o.running
-            # Queued under the lock: the task thread's next answer for the
+            # Sent under the lock: the task thread's next answer for the
             # batch, which covers the items after these, must come after.
-            self._answers.put(resp)
+            self._emit(resp)
 
     # --- one batch ---
 

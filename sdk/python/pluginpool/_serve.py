@@ -19,6 +19,10 @@ server listens, gRPC, no TLS certificate), then dials it. Served there:
 
 Served over TLS when the host asks for it (PLUGIN_CLIENT_CERT, see _tls).
 
+The Run stream is served on the lane instead when the host passes one
+(PLUGINPOOL_LANE_FD, see _lane): a thread started once Init has run reads
+it; end-of-file before any frame means the host calls Run over gRPC.
+
 go-plugin's GRPCBroker is not served: pluginpool's host never uses it
 (its client logs nothing when StartStream fails).
 
@@ -133,6 +137,7 @@ class _Plugin:
         self.stray = Stray()
         self.stdout = TaskStdout(self.stray)
         self.ledger = None
+        self.lane = None  # the lane's socket, until the thread serving it takes it
         self.cert = ""  # the handshake line's TLS certificate field
         self.shutdown = threading.Event()
 
@@ -145,10 +150,13 @@ class _Plugin:
         sys.excepthook = _excepthook
         threading.excepthook = lambda a: _excepthook(a.exc_type, a.exc_value, a.exc_traceback)
         _log.install(os.environ.get("PLUGINPOOL_LOG_LEVEL"))
-        self.ledger, problem = open_ledger()
-        if problem:
-            import logging
-            logging.getLogger("pluginpool").warning(problem)
+        from ._lane import open_lane  # needs protobuf: imported once serve() checked it is there
+        self.ledger, ledger_problem = open_ledger()
+        self.lane, lane_problem = open_lane()
+        for problem in (ledger_problem, lane_problem):
+            if problem:
+                import logging
+                logging.getLogger("pluginpool").warning(problem)
         threading.Thread(target=_watch_parent, name="pluginpool-parent", daemon=True).start()
 
         server, sock, cleanup = self._server()
@@ -253,7 +261,8 @@ class _Plugin:
     def _describe(self, request, context):
         from . import worker_pb2 as pb
         return pb.DescribeResponse(name=self.name, version=self.version, idempotent=self.idempotent,
-                                   sdk=_sdk_string(), start_ledger=self.ledger is not None)
+                                   sdk=_sdk_string(), start_ledger=self.ledger is not None,
+                                   lane=self.lane is not None)
 
     def _init(self, request, context):
         import grpc
@@ -276,11 +285,21 @@ class _Plugin:
             except Exception as e:
                 from ._runner import exception_message
                 context.abort(grpc.StatusCode.UNKNOWN, "init: " + exception_message(e))
+        lane, self.lane = self.lane, None
+        if lane is not None:
+            # Read only now: the first batch finds the plugin initialised
+            # (the host writes nothing before InitResponse anyway).
+            threading.Thread(target=self._serve_lane, args=(lane,), name="pluginpool-tasks", daemon=True).start()
         return pb.InitResponse()
 
     def _run(self, requests, context):
         from ._runner import Runner
         return Runner(self.task, self.settings, self.stdout, self.ledger).run(requests, context)
+
+    def _serve_lane(self, sock):
+        from ._lane import LaneStream
+        from ._runner import Runner
+        LaneStream(sock).serve(Runner(self.task, self.settings, self.stdout, self.ledger))
 
     # --- go-plugin ---
 

@@ -84,17 +84,74 @@ def items_of(resp):
     return out
 
 
+class GRPCHost:
+    """The host's side of a Run stream over gRPC, played by the test: the
+    runner's handler generator fed by a Stream, its answers queued."""
+
+    def __init__(self, runner):
+        self.stream = Stream()
+        self.ctx = FakeContext()
+        self.answers = queue.Queue()
+        self.error = None  # what broke the stream
+        self.thread = threading.Thread(target=self._run, args=(runner,))
+        self.thread.start()
+
+    def _run(self, runner):
+        try:
+            for r in runner.run(iter(self.stream), self.ctx):
+                self.answers.put(r)
+        except Exception as e:  # the call fails with it
+            self.error = e
+
+    def send(self, b):
+        self.stream.send(b)
+
+    def close(self):
+        """No more requests: the runner answers what it has, then ends."""
+        self.stream.close()
+
+    def end(self):
+        """The host cancels the call."""
+        for cb in self.ctx.callbacks:
+            cb()
+        self.stream.close()
+
+    def join(self):
+        """Wait for the stream to end; return the answers not taken yet.
+        Raises what broke the stream."""
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive(), "the Run stream did not end"
+        if self.error is not None:
+            raise self.error
+        out = []
+        while not self.answers.empty():
+            out.append(self.answers.get())
+        return out
+
+
 class RunnerTest(unittest.TestCase):
+    """The Run stream's behaviour over gRPC's handler (run()). LaneRunnerTest
+    (test_lane.py) runs every case again on the lane."""
+
+    Host = GRPCHost
+    Broken = ValueError  # what the host sees when a malformed batch breaks the stream
+
     def setUp(self):
         self.stdout = TaskStdout(Stray())
         self.saved = sys.stdout
         sys.stdout = self.stdout
         self.addCleanup(setattr, sys, "stdout", self.saved)
 
+    def runner(self, fn, settings=None, raw=False, ledger=None):
+        return Runner(Task(fn, raw=raw), settings or Settings(), self.stdout, ledger)
+
     def run_batches(self, fn, batches, settings=None, raw=False, ledger=None):
         """Run fn over the request batches; return the answers."""
-        runner = Runner(Task(fn, raw=raw), settings or Settings(), self.stdout, ledger)
-        return list(runner.run(iter(batches), FakeContext()))
+        host = self.Host(self.runner(fn, settings, raw, ledger))
+        for b in batches:
+            host.send(b)
+        host.close()
+        return host.join()
 
     def test_double_in_order(self):
         def double(x: int) -> int:
@@ -234,18 +291,13 @@ class RunnerTest(unittest.TestCase):
                     return "not cancelled"
                 pluginpool.context().check()
             return x
-        s = Stream()
-        runner = Runner(Task(task), Settings(flush=60), self.stdout)
-        out = []
-        t = threading.Thread(target=lambda: out.extend(runner.run(iter(s), FakeContext())))
-        t.start()
-        s.send(request(1, [b'"a"', b'"wait"', b'"b"', b'"c"']))
+        host = self.Host(self.runner(task, Settings(flush=60)))
+        host.send(request(1, [b'"a"', b'"wait"', b'"b"', b'"c"']))
         self.assertTrue(started.wait(WAIT))
-        s.send(Batch(seq=1, cancel=True))
-        s.send(request(2, [b'"d"']))
-        s.close()
-        t.join(WAIT)
-        self.assertFalse(t.is_alive())
+        host.send(Batch(seq=1, cancel=True))
+        host.send(request(2, [b'"d"']))
+        host.close()
+        out = host.join()
         self.assertEqual(items_of(out[0]), [b'"a"', b"", b"", b""])
         self.assertEqual([(e.index, e.kind) for e in out[0].errors],
                          [(1, KIND_CANCELED), (2, KIND_CANCELED), (3, KIND_CANCELED)])
@@ -253,18 +305,14 @@ class RunnerTest(unittest.TestCase):
 
     def test_cancel_of_a_queued_batch(self):
         gate = threading.Event()
-        s = Stream()
-        runner = Runner(Task(lambda x: gate.wait(WAIT) and x), Settings(flush=60), self.stdout)
-        out = []
-        t = threading.Thread(target=lambda: out.extend(runner.run(iter(s), FakeContext())))
-        t.start()
-        s.send(request(1, [b"1"]))
-        s.send(request(2, [b"2", b"3"]))
-        s.send(Batch(seq=2, cancel=True))
+        host = self.Host(self.runner(lambda x: gate.wait(WAIT) and x, Settings(flush=60)))
+        host.send(request(1, [b"1"]))
+        host.send(request(2, [b"2", b"3"]))
+        host.send(Batch(seq=2, cancel=True))
         time.sleep(0.05)  # let the reader take the cancel before batch 1 ends (not asserted otherwise)
         gate.set()
-        s.close()
-        t.join(WAIT)
+        host.close()
+        out = host.join()
         self.assertEqual(items_of(out[0]), [b"1"])
         self.assertEqual([e.kind for e in out[1].errors], [KIND_CANCELED, KIND_CANCELED])
 
@@ -293,22 +341,15 @@ class RunnerTest(unittest.TestCase):
         # that runs on are sent while it runs: were the host to kill the
         # process, they would not be lost with it.
         hung = threading.Event()
-        s = Stream()
-        runner = Runner(Task(lambda x: hung.wait(WAIT) and x if x == "hang" else x),
-                        Settings(timeout=0.05, flush=60), self.stdout)
-        out = queue.Queue()
-        t = threading.Thread(target=lambda: [out.put(r) for r in runner.run(iter(s), FakeContext())])
-        t.start()
-        s.send(request(1, [b'"a"', b'"b"', b'"hang"', b'"c"']))
-        first = out.get(timeout=WAIT)  # while "hang" still runs
+        host = self.Host(self.runner(lambda x: hung.wait(WAIT) and x if x == "hang" else x,
+                                     Settings(timeout=0.05, flush=60)))
+        host.send(request(1, [b'"a"', b'"b"', b'"hang"', b'"c"']))
+        first = host.answers.get(timeout=WAIT)  # while "hang" still runs
         self.assertEqual((first.first, items_of(first)), (0, [b'"a"', b'"b"']))
         self.assertFalse(hung.is_set())
         hung.set()
-        s.close()
-        t.join(WAIT)
-        rest = []
-        while not out.empty():
-            rest.append(out.get())
+        host.close()
+        rest = host.join()
         values, _, _ = merged([first] + rest)
         self.assertEqual(values, [b'"a"', b'"b"', b'"hang"', b'"c"'])
 
@@ -318,19 +359,11 @@ class RunnerTest(unittest.TestCase):
         def task(x):
             started.set()
             return pluginpool.context().wait(WAIT)
-        s = Stream()
-        ctx = FakeContext()
-        runner = Runner(Task(task), Settings(flush=60), self.stdout)
-        out = []
-        t = threading.Thread(target=lambda: out.extend(runner.run(iter(s), ctx)))
-        t.start()
-        s.send(request(1, [b"1", b"2"]))
+        host = self.Host(self.runner(task, Settings(flush=60)))
+        host.send(request(1, [b"1", b"2"]))
         self.assertTrue(started.wait(WAIT))
-        for cb in ctx.callbacks:
-            cb()
-        s.close()
-        t.join(WAIT)
-        self.assertFalse(t.is_alive())
+        host.end()
+        out = host.join()
         self.assertEqual(items_of(out[0]), [b"true", b""])
         self.assertEqual([e.kind for e in out[0].errors], [KIND_CANCELED])
 
@@ -381,7 +414,7 @@ class RunnerTest(unittest.TestCase):
         ran = []
         for b in (Batch(seq=1, data=b"12", ends=[1, 5]), Batch(seq=1, data=b"123", ends=[2, 1, 3]),
                   Batch(seq=1, data=b"12", ends=[1, 2], ids=[7])):
-            with self.assertRaises(ValueError):
+            with self.assertRaises(self.Broken):
                 self.run_batches(lambda x: ran.append(x), [b])
         self.assertEqual(ran, [])  # nothing of a malformed batch runs
 
