@@ -84,9 +84,10 @@ func (b *batch) rootPos(i int) int {
 	return i
 }
 
-// request encodes b as a Run request. Called by the worker's sender,
-// outside the pool lock: for Map batches this is where items are copied.
-func (b *batch) request() *workerpb.Batch {
+// request encodes b as a Run request, into req when it is not nil.
+// Called by the worker's sender, outside the pool lock: for Map batches
+// this is where items are copied.
+func (b *batch) request(req *workerpb.Batch) *workerpb.Batch {
 	if b.data == nil && b.src != nil {
 		n := 0
 		for _, it := range b.src {
@@ -99,7 +100,10 @@ func (b *batch) request() *workerpb.Batch {
 			b.ends = append(b.ends, uint32(len(b.data)))
 		}
 	}
-	req := &workerpb.Batch{Seq: b.seq, Data: b.data, Ends: b.ends, Attempt: uint32(b.attempt)}
+	if req == nil {
+		req = new(workerpb.Batch)
+	}
+	*req = workerpb.Batch{Seq: b.seq, Data: b.data, Ends: b.ends, Attempt: uint32(b.attempt)}
 	root := b.top()
 	if b.pos == nil {
 		req.BaseId = root.baseID

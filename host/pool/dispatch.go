@@ -55,7 +55,7 @@ func (p *Pool) nextRequest(w *worker) *workerpb.Batch {
 				p.assign(w, b)
 				w.sending = true
 				p.mu.Unlock()
-				return b.request()
+				return b.request(w.message())
 			}
 		}
 		p.cond.Wait()
@@ -138,7 +138,7 @@ func (p *Pool) takeIdle(j *job) (direct, bool) {
 func (p *Pool) sendDirect(d direct) {
 	w := d.w
 	defer w.loops.Done()
-	err := w.stream.Send(d.b.request())
+	err := w.stream.Send(d.b.request(w.message()))
 	p.mu.Lock()
 	w.direct = false
 	if w.directWait {

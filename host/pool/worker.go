@@ -52,6 +52,7 @@ type worker struct {
 	rpc    workerpb.WorkerClient
 	stream runStream
 	lane   *wire.Lane      // the stream, when it is the lane; nil on gRPC
+	msg    workerpb.Batch  // on the lane, the request being sent: whoever sends owns it
 	toRead chan struct{}   // cap 1: on the lane, recvLoop may have answers to read
 	ctx    context.Context // the stream's; cancelled when the worker ends
 	cancel context.CancelFunc
@@ -83,6 +84,17 @@ type worker struct {
 type runStream interface {
 	Send(*workerpb.Batch) error
 	Recv() (*workerpb.Batch, error)
+}
+
+// message is where the worker's next request is built: on the lane, its
+// own, reused (Lane.Send keeps nothing, and one send is in progress at a
+// time: the sender's, or a caller's between takeIdle and sendDirect);
+// nil, a new one, on gRPC, whose SendMsg may keep the message.
+func (w *worker) message() *workerpb.Batch {
+	if w.lane == nil {
+		return nil
+	}
+	return &w.msg
 }
 
 // errRecycle ends a worker that ran max_tasks_per_worker tasks.
@@ -256,6 +268,8 @@ func (p *Pool) launch(slot int) (*worker, error) {
 			// Ending the worker closes the lane, as cancelling w.ctx
 			// ends a gRPC stream: the plugin reads end-of-file.
 			w.stream, w.lane = lane, lane
+			// deliver keeps nothing of an answer but slices of its Data.
+			lane.ReuseBatches()
 			context.AfterFunc(w.ctx, func() { lane.Close() })
 		} else {
 			if lane != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"syscall"
@@ -35,7 +36,18 @@ func lanes(t *testing.T, max int) (a, b *Lane) {
 }
 
 func TestLaneRoundTrip(t *testing.T) {
+	for _, reuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reuse=%v", reuse), func(t *testing.T) { laneRoundTrip(t, reuse) })
+	}
+}
+
+// laneRoundTrip sends frames of every kind; with reuse, each must be read
+// whole into the one Batch, nothing left of the one before.
+func laneRoundTrip(t *testing.T, reuse bool) {
 	a, b := lanes(t, 4<<20)
+	if reuse {
+		b.ReuseBatches()
+	}
 	big := bytes.Repeat([]byte("7,"), 100_000) // gathered: written from the caller's slice
 	msgs := []*workerpb.Batch{
 		{Seq: 1, Data: []byte("123"), Ends: []uint32{1, 3}, BaseId: 9, Attempt: 1},
@@ -45,6 +57,7 @@ func TestLaneRoundTrip(t *testing.T) {
 			Errors: []*workerpb.ItemError{{Index: 1, Kind: workerpb.ErrorKind_ERROR_KIND_TASK, Message: []byte("\xffbad")}},
 			Output: []*workerpb.ItemOutput{{Index: 0, Lines: [][]byte{[]byte("hi")}}}},
 		{}, // an empty frame is a Batch too
+		{Seq: 4, Data: []byte("1"), Ends: []uint32{1}},
 	}
 	go func() {
 		for _, m := range msgs {
