@@ -140,16 +140,16 @@ func defaultLogger() hclog.Logger {
 // server implements the Worker service for one process.
 type server struct {
 	workerpb.UnimplementedWorkerServer
-	plugin  Plugin
-	logger  hclog.Logger
-	ledger  *uint64 // the start ledger's word; nil without one
-	lane    *wire.Lane
-	inited  chan struct{} // closed when Init has set what follows
-	initMu  sync.Once
-	stderr  *os.File // the process's own stderr, before go-plugin replaced it
-	slot    uint32
-	timeout time.Duration
-	flush   time.Duration
+	plugin   Plugin
+	logger   hclog.Logger
+	ledger   *uint64 // the start ledger's word; nil without one
+	lane     *wire.Lane
+	inited   chan struct{} // closed when Init has set what follows
+	initOnce sync.Once
+	stderr   *os.File // the process's own stderr, before go-plugin replaced it
+	slot     uint32
+	timeout  time.Duration
+	flush    time.Duration
 	// maxResult bounds one item's answer (its result, error message and
 	// printed lines) and, where items are smaller, each response: the
 	// host refuses larger messages. 0: no limit (a host that did not say).
@@ -182,7 +182,7 @@ func (s *server) Init(ctx context.Context, req *workerpb.InitRequest) (resp *wor
 		// After the plugin's Init (and the recover below): its tasks may
 		// read what it set, on the lane's goroutine.
 		if err == nil && s.inited != nil {
-			s.initMu.Do(func() { close(s.inited) })
+			s.initOnce.Do(func() { close(s.inited) })
 		}
 	}()
 	s.slot = req.Slot
