@@ -34,14 +34,55 @@ type job struct {
 	err      error          // set when the job failed; later answers are dropped
 	results  []Result       // Map: every result
 	left     int            // Map: items not yet resolved
-	live     map[int]*batch // roots not yet complete, by rootSeq
+	live     roots          // roots not yet complete
 	complete map[int]*batch // Imap ordered: complete roots by rootSeq
 	queue    []*batch       // Imap unordered: complete roots
 	wake     chan struct{}  // cap 1: something above changed
 }
 
 func newJob(ctx context.Context) *job {
-	return &job{ctx: ctx, live: make(map[int]*batch), wake: make(chan struct{}, 1)}
+	return &job{ctx: ctx, wake: make(chan struct{}, 1)}
+}
+
+// roots is a job's roots not yet complete. Most jobs (an Apply, a small
+// Map) only ever have one, kept without a map: an Apply allocated ~200 of
+// its ~1,150 bytes for the map, and each byte brings the calling
+// program's next collection nearer (W3's p99 in bench/README.md).
+type roots struct {
+	one  *batch         // the only root, while there has been only one
+	more map[int]*batch // by rootSeq, once there were two
+}
+
+func (r *roots) add(b *batch) {
+	if r.more == nil {
+		if r.one == nil {
+			r.one = b
+			return
+		}
+		r.more = map[int]*batch{r.one.rootSeq: r.one}
+		r.one = nil
+	}
+	r.more[b.rootSeq] = b
+}
+
+func (r *roots) remove(b *batch) {
+	if r.one == b {
+		r.one = nil
+		return
+	}
+	delete(r.more, b.rootSeq)
+}
+
+// list returns the roots, in no order, as a slice of their own.
+func (r *roots) list() []*batch {
+	if r.one != nil {
+		return []*batch{r.one}
+	}
+	l := make([]*batch, 0, len(r.more))
+	for _, b := range r.more {
+		l = append(l, b)
+	}
+	return l
 }
 
 // finished reports whether every item of a Map job is resolved.
@@ -104,11 +145,15 @@ func (j *job) register(p *Pool, b *batch) {
 	b.rootSeq = j.cut
 	j.cut++
 	b.pending = b.len()
-	b.got = make([]uint64, (b.len()+63)/64)
+	if k := (b.len() + 63) / 64; k <= len(b.got1) {
+		b.got = b.got1[:k]
+	} else {
+		b.got = make([]uint64, k)
+	}
 	b.baseID = p.nextID
 	p.nextID += uint64(b.len())
 	j.mu.Lock()
-	j.live[b.rootSeq] = b
+	j.live.add(b)
 	j.mu.Unlock()
 }
 
@@ -137,7 +182,7 @@ func (j *job) settle(b *batch, n int) {
 	if b.pending > 0 {
 		return
 	}
-	delete(j.live, b.rootSeq)
+	j.live.remove(b)
 	if j.src != nil {
 		return
 	}
@@ -226,7 +271,7 @@ func (p *Pool) endJob(j *job, err error, degraded bool) {
 		return
 	}
 	n := 0
-	for _, b := range j.live {
+	for _, b := range j.live.list() {
 		for i := range b.results {
 			if !b.has(i) && !wire[place{b, i}] {
 				b.results[i] = Result{Err: err}
