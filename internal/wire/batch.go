@@ -155,6 +155,12 @@ var ErrMalformed = errors.New("wire: malformed Batch")
 func unmarshalBatch(data mem.BufferSlice, b *workerpb.Batch) error {
 	buf := make([]byte, data.Len())
 	data.CopyTo(buf)
+	return decodeMessage(buf, b)
+}
+
+// decodeMessage decodes buf, a whole Batch message, into b, aliasing
+// Data into buf.
+func decodeMessage(buf []byte, b *workerpb.Batch) error {
 	if !decodeBatch(buf, b) {
 		// Errors, printed lines, an unknown field, or malformed: the
 		// generated code decides, and reports what is wrong.

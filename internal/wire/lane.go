@@ -163,13 +163,8 @@ func (l *Lane) Recv() (*workerpb.Batch, error) {
 	} else {
 		*b = workerpb.Batch{Ends: b.Ends[:0]}
 	}
-	if !decodeBatch(buf, b) {
-		// Errors, printed lines, an unknown field, or malformed: the
-		// generated code decides, and reports what is wrong.
-		proto.Reset(b)
-		if err := proto.Unmarshal(buf, b); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
+	if err := decodeMessage(buf, b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return b, nil
 }
