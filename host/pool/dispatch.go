@@ -2,9 +2,6 @@ package pool
 
 import (
 	"context"
-	"errors"
-	"os"
-	"sync"
 	"time"
 
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
@@ -161,37 +158,19 @@ func (p *Pool) sendDirect(d direct) {
 // recvLoop goes on from there, and the caller cancels as Map does.
 func (p *Pool) readDirect(ctx context.Context, d direct, j *job) {
 	w := d.w
-	var (
-		mu   sync.Mutex
-		done bool
-	)
 	stop := func() bool { return true } // a ctx that is never done
+	var interrupted chan struct{}
 	if ctx.Done() != nil {
+		interrupted = make(chan struct{})
 		stop = context.AfterFunc(ctx, func() {
-			mu.Lock()
-			if !done {
-				w.lane.Interrupt()
-			}
-			mu.Unlock()
+			w.lane.Interrupt()
+			close(interrupted)
 		})
 	}
-	for !j.finished() {
-		resp, err := w.lane.Recv()
-		if err != nil {
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				w.end(streamError(err))
-			}
-			break
-		}
-		if err := p.deliver(w, resp); err != nil {
-			w.end(err)
-			break
-		}
+	for !j.finished() && w.receive() {
 	}
 	if !stop() {
-		mu.Lock()
-		done = true
-		mu.Unlock()
+		<-interrupted // then undo it, for the next reader
 		w.lane.Resume()
 	}
 	p.mu.Lock()

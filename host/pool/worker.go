@@ -425,7 +425,6 @@ func (w *worker) run() {
 			w.exited = true
 			w.wakeReader()
 			w.p.mu.Unlock()
-			<-w.ctx.Done()
 		}
 	}
 	<-w.ctx.Done()
@@ -534,20 +533,27 @@ func (w *worker) sendLoop() {
 // recvLoop receives answers and delivers their results.
 func (w *worker) recvLoop() {
 	defer w.loops.Done()
-	for {
-		if w.lane != nil && !w.p.awaitAnswers(w) {
-			return
-		}
-		resp, err := w.stream.Recv()
-		if err != nil {
-			w.end(streamError(err))
-			return
-		}
-		if err := w.p.deliver(w, resp); err != nil {
-			w.end(err)
-			return
-		}
+	for (w.lane == nil || w.p.awaitAnswers(w)) && w.receive() {
 	}
+}
+
+// receive reads one answer from w's stream and delivers it. It reports
+// false when w is not to be read on: its stream broke or the answer broke
+// the protocol (w is then ended), or a read on the lane was interrupted
+// (Lane.Interrupt: w goes on, read by another).
+func (w *worker) receive() bool {
+	resp, err := w.stream.Recv()
+	if err != nil {
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			w.end(streamError(err))
+		}
+		return false
+	}
+	if err := w.p.deliver(w, resp); err != nil {
+		w.end(err)
+		return false
+	}
+	return true
 }
 
 // errStream marks a broken stream: the process died or closed it.
