@@ -21,8 +21,6 @@ const (
 	// exec.Cmd.ExtraFiles.
 	ledgerFD  = "3"
 	ledgerEnv = "PLUGINPOOL_LEDGER_FD"
-	// laneEnv names the lane's descriptor (worker.go).
-	laneEnv = "PLUGINPOOL_LANE_FD"
 )
 
 // newLedger creates a worker's ledger: a 64-byte file in memory where the

@@ -165,21 +165,11 @@ func (p *Pool) launch(slot int) (*worker, error) {
 		cmd.ExtraFiles = []*os.File{ledger.f}
 		cmd.Env = append(cmd.Env, ledgerEnv+"="+ledgerFD)
 	}
-	// The lane (docs/PROTOCOL.md), offered unless the plugin's traffic
-	// must all go through TLS; used if the plugin takes it. The host
-	// closes its copy of the plugin's end once the process has started,
-	// so that the plugin's death reads as end-of-file.
+	// The lane, offered unless the plugin's traffic must all go through
+	// TLS; used if the plugin takes it.
 	var laneEnd *os.File
 	if !cfg.TLS && p.lanes {
-		var hostEnd *os.File
-		hostEnd, laneEnd, err = lanePair()
-		if err == nil {
-			if lane, err = wire.OpenLane(hostEnd, maxMessage(cfg)); err != nil {
-				laneEnd.Close()
-				laneEnd = nil
-			}
-		}
-		if err != nil {
+		if lane, laneEnd, err = newLane(maxMessage(cfg)); err != nil {
 			p.log.Debug("no lane", "error", err)
 		} else {
 			cmd.ExtraFiles = append(cmd.ExtraFiles, laneEnd)
