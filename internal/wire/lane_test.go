@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 
@@ -16,8 +17,9 @@ import (
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
 )
 
-// lanes returns the two ends of a fresh socket pair as Lanes.
-func lanes(t *testing.T, max int) (a, b *Lane) {
+// lanes returns the two ends of a fresh socket pair as Lanes; raw: with
+// RawSyscalls.
+func lanes(t *testing.T, max int, raw ...bool) (a, b *Lane) {
 	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
 	if err != nil {
@@ -32,19 +34,29 @@ func lanes(t *testing.T, max int) (a, b *Lane) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close(); b.Close() })
+	if len(raw) > 0 && raw[0] {
+		if !a.RawSyscalls() || !b.RawSyscalls() {
+			if runtime.GOOS == "linux" {
+				t.Fatal("RawSyscalls = false on Linux")
+			}
+			t.Skip("no raw system calls on " + runtime.GOOS)
+		}
+	}
 	return a, b
 }
 
 func TestLaneRoundTrip(t *testing.T) {
-	for _, reuse := range []bool{false, true} {
-		t.Run(fmt.Sprintf("reuse=%v", reuse), func(t *testing.T) { laneRoundTrip(t, reuse) })
+	for _, raw := range []bool{false, true} {
+		for _, reuse := range []bool{false, true} {
+			t.Run(fmt.Sprintf("raw=%v/reuse=%v", raw, reuse), func(t *testing.T) { laneRoundTrip(t, raw, reuse) })
+		}
 	}
 }
 
 // laneRoundTrip sends frames of every kind; with reuse, each must be read
 // whole into the one Batch, nothing left of the one before.
-func laneRoundTrip(t *testing.T, reuse bool) {
-	a, b := lanes(t, 4<<20)
+func laneRoundTrip(t *testing.T, raw, reuse bool) {
+	a, b := lanes(t, 4<<20, raw)
 	if reuse {
 		b.ReuseBatches()
 	}
@@ -107,7 +119,13 @@ func TestLaneBounds(t *testing.T) {
 // Interrupt stops a Recv inside a frame; after Resume the next Recv
 // returns that frame whole.
 func TestLaneInterrupt(t *testing.T) {
-	a, b := lanes(t, 1<<20)
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("raw=%v", raw), func(t *testing.T) { laneInterrupt(t, raw) })
+	}
+}
+
+func laneInterrupt(t *testing.T, raw bool) {
+	a, b := lanes(t, 1<<20, raw)
 	var frame bytes.Buffer
 	want := &workerpb.Batch{Seq: 5, Data: []byte("hello"), Ends: []uint32{5}}
 	enc, _ := proto.Marshal(want)
@@ -126,6 +144,40 @@ func TestLaneInterrupt(t *testing.T) {
 		if err != nil || !proto.Equal(got, want) {
 			t.Fatalf("cut at %d: after Resume: %v, %v", cut, got, err)
 		}
+	}
+}
+
+// Close ends a Recv and a Send in progress with an error IsClosed
+// recognizes, and a Send to a peer gone fails; with RawSyscalls as
+// without.
+func TestLaneClose(t *testing.T) {
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("raw=%v", raw), func(t *testing.T) {
+			a, b := lanes(t, 1<<20, raw)
+			recvErr := make(chan error, 1)
+			go func() {
+				_, err := b.Recv()
+				recvErr <- err
+			}()
+			// A frame larger than the socket's buffer: Send waits for a
+			// reader that never comes, until Close.
+			sendErr := make(chan error, 1)
+			go func() { sendErr <- a.Send(&workerpb.Batch{Seq: 1, Data: make([]byte, 8<<20)}) }()
+			b.Close()
+			if err := <-recvErr; !IsClosed(err) {
+				t.Errorf("Recv during Close: %v, want IsClosed", err)
+			}
+			if err := <-sendErr; err == nil || IsClosed(err) {
+				t.Errorf("Send to a closed peer: %v, want an error (not IsClosed: this end is open)", err)
+			}
+			if err := a.Send(&workerpb.Batch{Seq: 2}); err == nil {
+				t.Error("Send to a closed peer: no error")
+			}
+			a.Close()
+			if err := a.Send(&workerpb.Batch{Seq: 3}); !IsClosed(err) {
+				t.Errorf("Send after Close: %v, want IsClosed", err)
+			}
+		})
 	}
 }
 
