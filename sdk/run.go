@@ -25,6 +25,12 @@ type batchStream interface {
 	Recv() (*workerpb.Batch, error)
 }
 
+// recycler is a batchStream that reuses the batches Recv returned: run
+// hands each back once it is done with it.
+type recycler interface {
+	recycle(*workerpb.Batch)
+}
+
 // run serves one stream of batches, which ends with ctx: a receiver
 // goroutine queues request batches while this goroutine runs them and
 // sends answers. Receiving and sending must not share a goroutine: with
@@ -37,6 +43,10 @@ func (s *server) run(ctx context.Context, stream batchStream, yield bool) error 
 	reqs := make(chan *workerpb.Batch, 16)
 	recvErr := make(chan error, 1)
 	r := &runner{s: s, ctx: ctx, stream: stream, yield: yield, stop: make(chan struct{}), ledger: s.ledger}
+	recycle := func(*workerpb.Batch) {}
+	if rc, ok := stream.(recycler); ok {
+		recycle = rc.recycle
+	}
 	go func() {
 		defer close(reqs)
 		for {
@@ -47,6 +57,7 @@ func (s *server) run(ctx context.Context, stream batchStream, yield bool) error 
 			}
 			if b.Cancel {
 				r.cancelBatch(b.Seq)
+				recycle(b)
 				continue
 			}
 			select {
@@ -66,7 +77,9 @@ func (s *server) run(ctx context.Context, stream batchStream, yield bool) error 
 	}()
 
 	for b := range reqs {
-		if err := r.runBatch(b); err != nil {
+		err := r.runBatch(b)
+		recycle(b) // answered: nothing uses it any more
+		if err != nil {
 			return err
 		}
 	}

@@ -13,6 +13,11 @@ type Task interface {
 	// run appends the encoded result of in to out and returns the extended
 	// buffer. Appending nothing means "no value" (see Sink).
 	run(ctx context.Context, in, out []byte) ([]byte, error)
+	// aliases reports whether what the task keeps of an input may share
+	// its memory after run returned (a string or json.Number input,
+	// decoded without a copy): then the runner must not reuse a request's
+	// buffer for the next one.
+	aliases() bool
 }
 
 // Func adapts a typed function to a Task. Inputs are decoded from JSON into
@@ -48,6 +53,8 @@ type funcTask[In, Out any] struct {
 	encode func([]byte) ([]byte, error)
 }
 
+func (t *funcTask[In, Out]) aliases() bool { return codec.Aliases[In]() }
+
 func (t *funcTask[In, Out]) run(ctx context.Context, in, out []byte) ([]byte, error) {
 	var zero In
 	*t.in = zero
@@ -81,6 +88,8 @@ type sinkTask[In any] struct {
 	decode func([]byte) error
 }
 
+func (t *sinkTask[In]) aliases() bool { return codec.Aliases[In]() }
+
 func (t *sinkTask[In]) run(ctx context.Context, in, out []byte) ([]byte, error) {
 	var zero In
 	*t.in = zero
@@ -99,6 +108,9 @@ func Raw(f func(ctx context.Context, in []byte) ([]byte, error)) Task {
 }
 
 type rawTask func(context.Context, []byte) ([]byte, error)
+
+// aliases: the input is only valid during the call (see Raw).
+func (f rawTask) aliases() bool { return false }
 
 func (f rawTask) run(ctx context.Context, in, out []byte) ([]byte, error) {
 	r, err := f(ctx, in)

@@ -123,6 +123,19 @@ func Decoder[T any](v *T) func(data []byte) error {
 	return func(data []byte) error { return decodeSlow(data, v) }
 }
 
+// Aliases reports whether a value Decode or Decoder puts in a *T may
+// share the data's memory: a string or a json.Number, on their fast paths.
+// Every other type copies what it keeps (encoding/json copies, and a
+// json.Unmarshaler must), so a caller may reuse the data's buffer once
+// the value was decoded.
+func Aliases[T any]() bool {
+	switch any((*T)(nil)).(type) {
+	case *string, *json.Number:
+		return true
+	}
+	return false
+}
+
 func decodeInt(data []byte, p *int) bool {
 	n, ok := ParseInt(data)
 	if ok && n == int64(int(n)) {

@@ -474,3 +474,39 @@ func checkParseInt(t *testing.T, s string) {
 		t.Fatalf("ParseInt(%q) = false, want %d", s, want)
 	}
 }
+
+// Aliases names exactly the types whose fast paths share the input's
+// memory.
+func TestAliases(t *testing.T) {
+	type myString string
+	for _, c := range []struct {
+		got, want bool
+		name      string
+	}{
+		{Aliases[string](), true, "string"},
+		{Aliases[json.Number](), true, "json.Number"},
+		{Aliases[myString](), false, "a named string (encoding/json's path)"},
+		{Aliases[int](), false, "int"},
+		{Aliases[json.RawMessage](), false, "json.RawMessage"},
+		{Aliases[[]string](), false, "[]string"},
+		{Aliases[map[string]any](), false, "map[string]any"},
+	} {
+		if c.got != c.want {
+			t.Errorf("Aliases[%s]() = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	// What the fast path shares, the slow path copies.
+	data := []byte(`"abc"`)
+	var s string
+	var m myString
+	if err := Decode(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	if err := Decode(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	data[1] = 'x'
+	if s != "xbc" || m != "abc" {
+		t.Errorf("after changing the data: string %q (want it shared: \"xbc\"), myString %q (want a copy: \"abc\")", s, m)
+	}
+}

@@ -135,6 +135,25 @@ func (l *Lane) Send(b *workerpb.Batch) error {
 // from where this one stopped, inside a frame or not. The batch's Data is
 // a buffer of its own, which nothing reuses.
 func (l *Lane) Recv() (*workerpb.Batch, error) {
+	b := l.reuse
+	if b == nil {
+		b = new(workerpb.Batch)
+	}
+	if _, err := l.RecvInto(b, nil); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// RecvInto is Recv decoding into b, which it resets first (keeping the
+// capacity of its Ends and Ids), and reading the frame into buf when it
+// is large enough; otherwise into a new buffer. It returns the buffer
+// b.Data is in, for a reader to pass again once nothing uses that batch
+// any more: the next batches then cost no allocation, and no zeroing of
+// a fresh frame. After an error matching os.ErrDeadlineExceeded, the next
+// call goes on in the buffer the frame was started in, whatever buf it
+// is given. On an error b is left as it was.
+func (l *Lane) RecvInto(b *workerpb.Batch, buf []byte) ([]byte, error) {
 	for l.got < len(l.hdr) {
 		n, err := l.r.Read(l.hdr[l.got:])
 		l.got += n
@@ -150,7 +169,12 @@ func (l *Lane) Recv() (*workerpb.Batch, error) {
 		if n > int64(l.max) {
 			return nil, &FrameError{Len: n, Max: int64(l.max)}
 		}
-		l.frame, l.off = make([]byte, n), 0
+		if int64(cap(buf)) >= n {
+			l.frame = buf[:n]
+		} else {
+			l.frame = make([]byte, n)
+		}
+		l.off = 0
 	}
 	for l.off < len(l.frame) {
 		n, err := l.r.Read(l.frame[l.off:])
@@ -162,18 +186,13 @@ func (l *Lane) Recv() (*workerpb.Batch, error) {
 			return nil, err
 		}
 	}
-	buf := l.frame
+	frame := l.frame
 	l.frame, l.got = nil, 0
-	b := l.reuse
-	if b == nil {
-		b = new(workerpb.Batch)
-	} else {
-		*b = workerpb.Batch{Ends: b.Ends[:0]}
-	}
-	if err := decodeMessage(buf, b); err != nil {
+	*b = workerpb.Batch{Ends: b.Ends[:0], Ids: b.Ids[:0]}
+	if err := decodeMessage(frame, b); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	return b, nil
+	return frame, nil
 }
 
 // RawSyscalls makes the lane read and write its socket with system calls
