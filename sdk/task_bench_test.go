@@ -3,11 +3,14 @@ package sdk
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"runtime"
 	"strconv"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/pluginpool/pluginpool/internal/codec"
 
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
 )
@@ -58,8 +61,11 @@ func BenchmarkRunBatchInt(b *testing.B) {
 
 // benchRunBatch runs batches of runBatchItems 7-digit ints, b.N of them.
 func benchRunBatch(b *testing.B, ledger *uint64) {
-	s := &server{plugin: Plugin{Task: Func(func(_ context.Context, n int) (int, error) { return 2 * n, nil })},
-		logger: hclog.NewNullLogger(), flush: defaultFlush, ledger: ledger}
+	benchRunBatchTask(b, ledger, Func(func(_ context.Context, n int) (int, error) { return 2 * n, nil }))
+}
+
+func benchRunBatchTask(b *testing.B, ledger *uint64, task Task) {
+	s := &server{plugin: Plugin{Task: task}, logger: hclog.NewNullLogger(), flush: defaultFlush, ledger: ledger}
 	r := &runner{s: s, ctx: context.Background(), stream: &discardStream{}, ledger: s.ledger}
 	req := &workerpb.Batch{Seq: 1}
 	for i := range runBatchItems {
@@ -82,3 +88,44 @@ func benchRunBatch(b *testing.B, ledger *uint64) {
 }
 
 const runBatchItems = 1024
+
+// selfInt decodes and encodes itself, as the double plugin's number does
+// (json.Unmarshaler and JSONAppender, a pointer in it).
+type selfInt struct {
+	i     int64
+	isInt bool
+	text  json.Number
+}
+
+func (n *selfInt) UnmarshalJSON(b []byte) error {
+	i, ok := codec.ParseInt(b)
+	if !ok {
+		return errors.New("not an int")
+	}
+	*n = selfInt{i: i, isInt: true}
+	return nil
+}
+
+func (n *selfInt) AppendJSON(b []byte) ([]byte, error) {
+	if n.isInt {
+		return codec.AppendInt(b, n.i), nil
+	}
+	return append(b, n.text...), nil
+}
+
+// BenchmarkFuncTaskSelf is the per-item cost of the SDK for a trivial
+// task on a type that decodes and encodes itself, like the double
+// plugin's.
+func BenchmarkFuncTaskSelf(b *testing.B) {
+	benchTask(b, Func(func(_ context.Context, n selfInt) (selfInt, error) {
+		return selfInt{i: 2 * n.i, isInt: true}, nil
+	}))
+}
+
+// BenchmarkRunBatchSelf is BenchmarkRunBatchInt's batch with
+// BenchmarkFuncTaskSelf's task, and a start ledger.
+func BenchmarkRunBatchSelf(b *testing.B) {
+	benchRunBatchTask(b, new(uint64), Func(func(_ context.Context, n selfInt) (selfInt, error) {
+		return selfInt{i: 2 * n.i, isInt: true}, nil
+	}))
+}
