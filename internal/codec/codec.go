@@ -340,10 +340,18 @@ func appendFloat(out []byte, f float64) ([]byte, error) {
 func ParseInt(b []byte) (int64, bool) {
 	if k := len(b); k >= 4 && k <= 8 && b[0] != '-' && b[0] != '0' {
 		// 4 to 8 digits, the common item: no sign to strip, no overflow
-		// to check, one call less.
-		n, ok := parseDigits48(b)
+		// to check, and parseDigits48 written out here, a call less.
+		lo := uint64(binary.LittleEndian.Uint32(b))
+		hi := uint64(binary.LittleEndian.Uint32(b[k-4:]))
+		w := lo | hi<<(8*(k-4)&63)
+		n, ok := parse8(w<<(8*(8-k)&63) | 0x3030303030303030>>(8*(k-1)&63)>>8)
 		return int64(n), ok
 	}
+	return parseInt(b)
+}
+
+// parseInt is ParseInt past its common case.
+func parseInt(b []byte) (int64, bool) {
 	d := b
 	neg := len(d) > 0 && d[0] == '-'
 	if neg {
@@ -537,6 +545,29 @@ func NewDecodeError(in []byte, v any, err error) error {
 // word, two digits at a time from a table, and stored at once: ~50
 // instructions for a 7-digit number, against strconv's ~190.
 func AppendInt(out []byte, n int64) []byte {
+	if u := uint64(n); u-100 < 1e8-100 {
+		// 100 <= n < 10^8, the common case, with appendDigits8 written
+		// out here, a call less.
+		var k int // digits, 3 to 8
+		switch {
+		case u < 1e4:
+			k = 3 + b2i(u >= 1e3)
+		case u < 1e6:
+			k = 5 + b2i(u >= 1e5)
+		default:
+			k = 7 + b2i(u >= 1e7)
+		}
+		w := digitsWord(u) >> (8 * (8 - k) & 63)
+		l := len(out)
+		out = slices.Grow(out, 8)
+		binary.LittleEndian.PutUint64(out[l:l+8], w)
+		return out[:l+k]
+	}
+	return appendInt(out, n)
+}
+
+// appendInt is AppendInt past its common case.
+func appendInt(out []byte, n int64) []byte {
 	u := uint64(n)
 	if n < 0 {
 		out = append(out, '-')
@@ -552,10 +583,15 @@ func AppendInt(out []byte, n int64) []byte {
 	if u >= 1e8 {
 		// The digits above the last eight first, then those eight, leading
 		// zeros and all.
-		out = AppendInt(out, int64(u/1e8))
+		out = appendInt(out, int64(u/1e8))
 		return appendDigits8(out, u%1e8, 8)
 	}
-	var k int // digits, 3 to 8
+	return appendDigits(out, u)
+}
+
+// appendDigits appends u (100 <= u < 10^8), 3 to 8 digits.
+func appendDigits(out []byte, u uint64) []byte {
+	var k int
 	switch {
 	case u < 1e4:
 		k = 3 + b2i(u >= 1e3)
