@@ -144,6 +144,7 @@ func (p *Pool) imapBatches(ctx context.Context, items iter.Seq[[]byte], ordered 
 		<-fed
 		p.removeJob(j)
 	}()
+	var run []Result // yieldRuns's, reused
 	for seq := 0; ; seq++ {
 		b := p.nextComplete(j, seq)
 		if b == nil {
@@ -158,7 +159,7 @@ func (p *Pool) imapBatches(ctx context.Context, items iter.Seq[[]byte], ordered 
 			}
 			return
 		}
-		if !yield(b.index, b.results) {
+		if !b.yieldRuns(&run, yield) {
 			return
 		}
 		p.mu.Lock()
