@@ -26,16 +26,16 @@ type batch struct {
 
 	// Root only. index and seq are fixed at cut; results and pending are
 	// guarded by job.mu; runs by Pool.mu.
-	index   int       // job-wide index of item 0
-	rootSeq int       // the order the job cut it in
-	baseID  uint64    // task id of item 0
-	results []Result  // one per item; an Imap root's only once an item needs one (see vals)
+	index   int        // job-wide index of item 0
+	rootSeq int        // the order the job cut it in
+	baseID  uint64     // task id of item 0
+	results []Result   // one per item; an Imap root's only once an item needs one (see vals)
 	vals    []valueRun // Imap root: runs of plain values, answered but not copied into results
-	pending int       // items not yet resolved
-	got     []uint64  // bit i: item i is resolved
-	got1    [1]uint64 // got's array for a root of up to 64 items
-	runs    []int32   // runs counted per item: ended without an answer, or asked for a retry; nil until one
-	alone   []bool    // quarantined items (crash.go); nil with runs
+	pending int        // items not yet resolved
+	got     []uint64   // bit i: item i is resolved
+	got1    [1]uint64  // got's array for a root of up to 64 items
+	runs    []int32    // runs counted per item: ended without an answer, or asked for a retry; nil until one
+	alone   []bool     // quarantined items (crash.go); nil with runs
 
 	// Open Imap batches: items published by the feeder, and the claimed
 	// bit (see feed.go).
