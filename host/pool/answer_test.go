@@ -152,6 +152,24 @@ func FuzzAnswer(f *testing.F) {
 	})
 }
 
+// TestAllDigits checks checkValues' fast scan against the byte-wise one,
+// for every byte at every offset of a word and its tail.
+func TestAllDigits(t *testing.T) {
+	for c := range 256 {
+		for at := range 11 {
+			b := []byte("01234567890")
+			b[at] = byte(c)
+			want := c >= '0' && c <= '9'
+			if got := allDigits(b); got != want {
+				t.Fatalf("allDigits(%q) = %v, want %v", b, got, want)
+			}
+			if got := allDigits(b[:at+1]); got != want {
+				t.Fatalf("allDigits(%q) = %v, want %v", b[:at+1], got, want)
+			}
+		}
+	}
+}
+
 // rootResults returns an Imap root's results, all of them, as its
 // consumer gets them. Positions not resolved hold zero Results.
 func rootResults(b *batch) []Result {
