@@ -50,6 +50,17 @@ type Executor interface {
 // could not be started (or reached).
 type StartFunc func(ctx context.Context) (Executor, error)
 
+// Batcher is implemented by an Executor that can hand over Imap's results
+// in runs: ImapBatches is Imap yielding the index of a run of items and
+// their results, consecutive and in input order, every item read in
+// exactly one run. The results slice is valid only until the loop body
+// returns; the Results themselves may be kept. A caller that handles
+// results in bulk (the pipeline's writer) checks for it: a loop over a run
+// costs less than an iterator step per item.
+type Batcher interface {
+	ImapBatches(ctx context.Context, items iter.Seq[[]byte]) iter.Seq2[int, []Result]
+}
+
 // Bind makes the StartFunc that starts a back-end's executor for cfg with
 // its typed start function (pool.Start, cluster.Start). On error the
 // StartFunc returns a nil Executor, never a nil *T in a non-nil interface.

@@ -393,14 +393,33 @@ func (w *Writer) FlushEvery(d time.Duration) {
 func (w *Writer) Write(r backend.Result) error {
 	w.mu.Lock()
 	w.dirty = true
+	w.result(&r)
+	err := w.err
+	w.mu.Unlock()
+	return err
+}
+
+// WriteAll writes results, in order, as Write writes each: one lock for
+// them all.
+func (w *Writer) WriteAll(rs []backend.Result) error {
+	w.mu.Lock()
+	w.dirty = true
+	for k := range rs {
+		w.result(&rs[k])
+	}
+	err := w.err
+	w.mu.Unlock()
+	return err
+}
+
+// result buffers r's lines and value. Called with w.mu held.
+func (w *Writer) result(r *backend.Result) {
 	if len(r.Output) == 0 && r.Value != nil && len(r.Value) < cap(w.buf)-len(w.buf) {
 		// The common case, in the buffer's own memory: bufio's Write and
 		// WriteByte and a deferred unlock were ~150 instructions of the
 		// CLI's ~900 per item in a 1M-line map.
 		w.buf = append(append(w.buf, r.Value...), '\n')
-		err := w.err
-		w.mu.Unlock()
-		return err
+		return
 	}
 	for _, l := range r.Output {
 		w.line([]byte(l))
@@ -408,9 +427,6 @@ func (w *Writer) Write(r backend.Result) error {
 	if r.Value != nil {
 		w.line(r.Value)
 	}
-	err := w.err
-	w.mu.Unlock()
-	return err
 }
 
 // line buffers b and a newline, writing out the buffer first when they

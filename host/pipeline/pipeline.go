@@ -209,8 +209,8 @@ func Run(ctx context.Context, spec Spec) (Summary, error) {
 
 	r.out.w.FlushEvery(outputFlush)
 	last := len(execs) - 1
-	for i, res := range r.results(last) {
-		if _, ok := r.settle(last, i, &res); !ok {
+	for i, rs := range r.runs(last) {
+		if !r.settleRun(last, i, rs) {
 			break
 		}
 	}
@@ -465,6 +465,78 @@ func (r *run) results(s int) iter.Seq2[int, backend.Result] {
 		return r.execs[s].ImapUnordered(r.ctx, r.items(s))
 	}
 	return r.execs[s].Imap(r.ctx, r.items(s))
+}
+
+// runs runs stage s over its items, yielding its results in runs (see
+// backend.Batcher): whole runs from an executor that has them, in an
+// ordered run, else one result at a time.
+func (r *run) runs(s int) iter.Seq2[int, []backend.Result] {
+	if b, ok := r.execs[s].(backend.Batcher); ok && !r.unordered {
+		return b.ImapBatches(r.ctx, r.items(s))
+	}
+	return func(yield func(int, []backend.Result) bool) {
+		one := make([]backend.Result, 1)
+		for i, res := range r.results(s) {
+			one[0] = res
+			if !yield(i, one) {
+				return
+			}
+		}
+	}
+}
+
+// settleRun settles the last stage's results rs, of items i0.. (see
+// settle). It reports false when the run stopped. A one-stage run's
+// results go to the writer under one lock per run rather than per item:
+// with the lock per item, and ctx checked twice, this was ~15% of the
+// CLI's CPU mapping 1M trivial items.
+func (r *run) settleRun(s, i0 int, rs []backend.Result) bool {
+	if s != 0 {
+		for k := range rs {
+			if _, ok := r.settle(s, i0+k, &rs[k]); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	if r.ctx.Err() != nil {
+		return false
+	}
+	w := r.out
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k := 0; k < len(rs); k++ {
+		if rs[k].Err == nil {
+			// Items that came through: written together.
+			m := k + 1
+			for m < len(rs) && rs[m].Err == nil {
+				m++
+			}
+			r.read += m - k
+			if !w.writeAll(rs[k:m]) {
+				return false
+			}
+			k = m - 1
+			continue
+		}
+		res := &rs[k]
+		r.read++
+		e := entry{origin: i0 + k, done: true, out: res.Output}
+		switch {
+		case r.ctx.Err() != nil:
+			// Results failed with ctx's error are not the items' fault.
+			return false
+		case errors.Is(res.Err, backend.ErrNotRun):
+			r.noteNotRun(s, e.origin, res.Err)
+			e.err, e.notRun = res.Err, true
+		default:
+			e.err = r.itemError(s, e.origin, res.Err)
+		}
+		if !w.pushLocked(&e) {
+			return false
+		}
+	}
+	return true
 }
 
 // items yields stage s's items: the input's for stage 0, else stage s-1's

@@ -35,8 +35,17 @@ func (w *writer) push(e entry) bool { return w.pushRef(&e) }
 func (w *writer) pushRef(e *entry) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil || w.ctx.Err() != nil {
+	if w.ctx.Err() != nil {
 		// Stopped: items failing now fail because of it.
+		return false
+	}
+	return w.pushLocked(e)
+}
+
+// pushLocked is pushRef with w.mu held, for a caller that checked that the
+// run goes on (before it took the lock, and since for a failed item).
+func (w *writer) pushLocked(e *entry) bool {
+	if w.err != nil {
 		return false
 	}
 	switch {
@@ -55,8 +64,7 @@ func (w *writer) pushRef(e *entry) bool {
 	default:
 		w.ok++
 		if err := w.w.Write(backend.Result{Value: e.value, Output: e.out}); err != nil {
-			w.err = err
-			w.cancel(err)
+			w.fail(err)
 			return false
 		}
 	}
@@ -64,6 +72,34 @@ func (w *writer) pushRef(e *entry) bool {
 		w.progress(w.ok+w.failed, w.failed)
 	}
 	return true
+}
+
+// writeAll writes rs, results that came through, as pushLocked writes
+// each (one write for them all). Called with w.mu held.
+func (w *writer) writeAll(rs []backend.Result) bool {
+	if w.err != nil {
+		return false
+	}
+	if err := w.w.WriteAll(rs); err != nil {
+		w.ok += len(rs) // as many as pushLocked would have counted
+		w.fail(err)
+		return false
+	}
+	if w.progress == nil {
+		w.ok += len(rs)
+		return true
+	}
+	for range rs {
+		w.ok++
+		w.progress(w.ok+w.failed, w.failed)
+	}
+	return true
+}
+
+// fail stops the run after a write error. Called with w.mu held.
+func (w *writer) fail(err error) {
+	w.err = err
+	w.cancel(err)
 }
 
 // flush writes out what is buffered and returns the first write error.

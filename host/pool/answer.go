@@ -81,9 +81,15 @@ func (p *Pool) resolveAnswer(b *batch, start int, resp *workerpb.Batch) (retry [
 	if b.pos == nil && len(errs) == 0 && len(outs) == 0 && len(resp.Data) <= p.cfg.MaxResultBytes {
 		// The common case, about a tenth of the host's CPU in a 1M-item
 		// map: a run of plain values into consecutive root positions.
-		res := root.results[start : start+len(resp.Ends)]
-		prev := uint32(0)
-		if j.src != nil {
+		n := len(resp.Ends)
+		if j.src == nil {
+			// An Imap root keeps the run as it came (see valueRun). Its
+			// ends are the root's now: a lane's reused Batch gets new ones.
+			root.vals = append(root.vals, valueRun{start: start, data: resp.Data, ends: resp.Ends})
+			resp.Ends = nil
+		} else {
+			res := root.results[start : start+n]
+			prev := uint32(0)
 			// Map's results are freshly zeroed: store the one pointer,
 			// not the whole struct (each pointer store pays a write
 			// barrier while the GC runs, which is most of a big Map).
@@ -93,19 +99,10 @@ func (p *Pool) resolveAnswer(b *batch, start int, resp *workerpb.Batch) (retry [
 				}
 				prev = end
 			}
-		} else {
-			for i, end := range resp.Ends {
-				if end > prev {
-					res[i] = Result{Value: resp.Data[prev:end:end]}
-				} else {
-					res[i] = Result{}
-				}
-				prev = end
-			}
 		}
-		root.markRange(start, start+len(res))
-		j.settle(root, len(res))
-		p.stats.answered(len(res), 0, 0)
+		root.markRange(start, start+n)
+		j.settle(root, n)
+		p.stats.answered(n, 0, 0)
 		return nil
 	}
 	prev, settled, failed, timeouts := uint32(0), 0, 0, 0
@@ -142,7 +139,7 @@ func (p *Pool) resolveAnswer(b *batch, start int, resp *workerpb.Batch) (retry [
 				timeouts++
 			}
 		}
-		root.results[pos] = r
+		*j.slot(root, pos) = r
 		root.mark(pos)
 		settled++
 	}

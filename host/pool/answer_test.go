@@ -96,7 +96,12 @@ func FuzzAnswer(f *testing.F) {
 		if !mapJob {
 			b.results = make([]Result, size)
 		}
+		answered := resp.Ends // resolveAnswer may take them
 		retry := p.resolveAnswer(b, int(done), resp)
+		results := b.results
+		if !mapJob {
+			results = rootResults(b)
+		}
 
 		errAt := map[int]*workerpb.ItemError{}
 		for _, e := range resp.Errors {
@@ -107,9 +112,9 @@ func FuzzAnswer(f *testing.F) {
 			outAt[int(o.Index)] = o.Lines
 		}
 		prev := uint32(0)
-		for i, end := range resp.Ends {
+		for i, end := range answered {
 			k := int(done) + i
-			r, item := b.results[k], data[prev:end]
+			r, item := results[k], data[prev:end]
 			prev = end
 			e := errAt[k]
 			if e != nil && e.Kind == workerpb.ErrorKind_ERROR_KIND_RETRY {
@@ -140,11 +145,40 @@ func FuzzAnswer(f *testing.F) {
 			}
 		}
 		for k := range int(size) {
-			if (k < int(done) || k >= int(done)+len(resp.Ends)) && b.has(k) {
+			if (k < int(done) || k >= int(done)+len(answered)) && b.has(k) {
 				t.Fatalf("item %d, outside the answer, was resolved", k)
 			}
 		}
 	})
+}
+
+// TestAllDigits checks checkValues' fast scan against the byte-wise one,
+// for every byte at every offset of a word and its tail.
+func TestAllDigits(t *testing.T) {
+	for c := range 256 {
+		for at := range 11 {
+			b := []byte("01234567890")
+			b[at] = byte(c)
+			want := c >= '0' && c <= '9'
+			if got := allDigits(b); got != want {
+				t.Fatalf("allDigits(%q) = %v, want %v", b, got, want)
+			}
+			if got := allDigits(b[:at+1]); got != want {
+				t.Fatalf("allDigits(%q) = %v, want %v", b[:at+1], got, want)
+			}
+		}
+	}
+}
+
+// rootResults returns an Imap root's results, all of them, as its
+// consumer gets them. Positions not resolved hold zero Results.
+func rootResults(b *batch) []Result {
+	var all, buf []Result
+	b.yieldRuns(&buf, func(_ int, rs []Result) bool {
+		all = append(all, rs...)
+		return true
+	})
+	return all
 }
 
 // BenchmarkCheckAnswer validates an answer of 16384 items, the adaptive

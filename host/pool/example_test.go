@@ -71,7 +71,7 @@ func ExamplePool_Imap() {
 	// 2 60
 }
 
-// ImapBatches hands over whole answered batches: a loop over each run
+// ImapBatches hands over runs of answered items: a loop over each run
 // costs less than Imap's iterator step per item. The slice is reused
 // after each step; the results in it may be kept.
 func ExamplePool_ImapBatches() {

@@ -16,7 +16,6 @@ type job struct {
 	next      int        // Map: the next item to cut
 	open      *batch     // Imap: the batch the feeder is filling
 	itemBytes int        // Imap: average item size seen, to size buffers
-	free      [][]Result // Imap: results arrays of consumed roots, for reuse
 	freeData  [][]byte   // Imap: data buffers of consumed roots, for reuse
 	freeEnds  [][]uint32 // Imap: ends buffers of consumed roots, for reuse
 	ready     []*batch   // Imap: sealed batches waiting for a worker
@@ -33,6 +32,7 @@ type job struct {
 	mu       sync.Mutex
 	err      error          // set when the job failed; later answers are dropped
 	results  []Result       // Map: every result
+	free     [][]Result     // Imap: results arrays of consumed roots, for reuse
 	left     int            // Map: items not yet resolved
 	live     roots          // roots not yet complete
 	complete map[int]*batch // Imap ordered: complete roots by rootSeq
@@ -114,20 +114,31 @@ func (j *job) newRoot(p *Pool, index int, items [][]byte) *batch {
 func (j *job) seal(p *Pool, b *batch) {
 	j.register(p, b)
 	j.window++
-	b.results = takeBuffer(&j.free, b.len())
 }
 
-// recycle returns a consumed root's results array for reuse: allocating
-// and zeroing 64 bytes per item was a tenth of the host's CPU in a 1M-item
-// Imap. Every position is overwritten before it is read again. Called with
-// p.mu held.
+// slot returns where root b's result at pos goes. An Imap root has a
+// results array only once an item needs one: most are answered in runs of
+// plain values (vals), and never do. Called with j.mu held.
+func (j *job) slot(b *batch, pos int) *Result {
+	if b.results == nil {
+		b.results = takeBuffer(&j.free, b.len())
+	}
+	return &b.results[pos]
+}
+
+// recycle returns a consumed root's buffers for reuse: allocating and
+// zeroing 64 bytes per item was a tenth of the host's CPU in a 1M-item
+// Imap. Every position of a results array is overwritten before it is
+// read again. Called with p.mu held.
 func (j *job) recycle(b *batch) {
 	// As many as the job may hold at once: a 1M-item Imap then allocates
 	// about a window's worth (it allocated 36 MB of results arrays when it
 	// kept 4, and took one only if the last kept was large enough).
 	keep := j.maxWindow + 2
+	j.mu.Lock()
 	keepBuffer(&j.free, b.results, keep)
-	b.results = nil
+	j.mu.Unlock()
+	b.results, b.vals = nil, nil
 	// Its items' buffers too, unless the job stopped: a batch resolved by
 	// stopJob may still be on its way to a worker. A batch answered in
 	// full is not: its request was encoded before any answer could come.
@@ -165,7 +176,7 @@ func (j *job) resolve(b *batch, pos int, r Result) {
 	if j.err != nil {
 		return
 	}
-	b.results[pos] = r
+	*j.slot(b, pos) = r
 	b.mark(pos)
 	j.settle(b, 1)
 }
@@ -272,9 +283,9 @@ func (p *Pool) endJob(j *job, err error, degraded bool) {
 	}
 	n := 0
 	for _, b := range j.live.list() {
-		for i := range b.results {
+		for i := range b.len() {
 			if !b.has(i) && !wire[place{b, i}] {
-				b.results[i] = Result{Err: err}
+				*j.slot(b, i) = Result{Err: err}
 				b.mark(i)
 				j.settle(b, 1)
 				n++

@@ -79,11 +79,12 @@ func (p *Pool) ImapUnordered(ctx context.Context, items iter.Seq[[]byte]) iter.S
 	return p.imap(ctx, items, false)
 }
 
-// ImapBatches is Imap yielding whole answered batches instead of single
+// ImapBatches is Imap yielding runs of answered items instead of single
 // results: each step gives the input index of a run of items and their
 // results, consecutive and in input order, so that every item read is in
-// exactly one run. Runs are as long as the pool's batches (a few
-// thousand trivial items), or one item where the pool resolved one alone.
+// exactly one run. Runs are up to 256 items long (shorter at the end of
+// one of the pool's batches, or one item where the pool resolved one
+// alone).
 // It is for callers that handle results in bulk: a loop over a whole run
 // costs less than an iterator step per item (on 1M trivial items it cut
 // a cluster worker's CPU, see host/cluster/worker.go).
@@ -111,11 +112,11 @@ func (p *Pool) imap(ctx context.Context, items iter.Seq[[]byte], ordered bool) i
 	}
 }
 
-// imapBatches is Imap handing over whole answered batches: yield gets
+// imapBatches is Imap handing over runs of answered items: yield gets
 // the index of a run of items and their results, which it must not keep
 // after it returns (the array is reused). ImapBatches and the typed
-// caller take them this way: one call per batch rather than an
-// iterator's per item.
+// caller take them this way: one call per run rather than an iterator's
+// per item.
 func (p *Pool) imapBatches(ctx context.Context, items iter.Seq[[]byte], ordered bool, yield func(int, []Result) bool) {
 	j := newJob(ctx)
 	j.ordered = ordered
@@ -144,6 +145,7 @@ func (p *Pool) imapBatches(ctx context.Context, items iter.Seq[[]byte], ordered 
 		<-fed
 		p.removeJob(j)
 	}()
+	var run []Result // yieldRuns's, reused
 	for seq := 0; ; seq++ {
 		b := p.nextComplete(j, seq)
 		if b == nil {
@@ -158,7 +160,7 @@ func (p *Pool) imapBatches(ctx context.Context, items iter.Seq[[]byte], ordered 
 			}
 			return
 		}
-		if !yield(b.index, b.results) {
+		if !b.yieldRuns(&run, yield) {
 			return
 		}
 		p.mu.Lock()

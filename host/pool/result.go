@@ -6,6 +6,13 @@ import "github.com/pluginpool/pluginpool/host/backend"
 // executor too, for code that takes either.
 type Executor = backend.Executor
 
+// A *Pool hands over Imap's results in runs too (ImapBatches), which the
+// pipeline takes when it can.
+var (
+	_ Executor        = (*Pool)(nil)
+	_ backend.Batcher = (*Pool)(nil)
+)
+
 // Result is the outcome of one item (backend.Result): its value and
 // printed lines, or why it failed.
 type Result = backend.Result

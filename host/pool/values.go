@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
@@ -65,10 +66,8 @@ func checkValues(resp *workerpb.Batch) {
 // empty): W1's answers, checked in one pass over the data and one over the
 // boundaries, ~3 ns a small value.
 func naturals(resp *workerpb.Batch) bool {
-	for _, c := range resp.Data {
-		if c-'0' > 9 {
-			return false
-		}
+	if !allDigits(resp.Data) {
+		return false
 	}
 	data, prev := resp.Data, uint32(0)
 	for _, end := range resp.Ends {
@@ -76,6 +75,28 @@ func naturals(resp *workerpb.Batch) bool {
 			return false
 		}
 		prev = end
+	}
+	return true
+}
+
+// allDigits reports whether every byte of b is an ASCII digit, eight at a
+// time (a byte at a time, it was ~9% of the host's CPU in a 1M-item map).
+func allDigits(b []byte) bool {
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		// Every byte below 0x80 (ASCII), at least '0' (no borrow out of
+		// its high bit), and at most '9' (adding 0x80-':' leaves its
+		// high bit clear).
+		if x&high != 0 || ((x|high)-'0'*ones)&high != high || (x+(0x80-':')*ones)&high != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c-'0' > 9 {
+			return false
+		}
 	}
 	return true
 }

@@ -258,7 +258,7 @@ func (p *Pool) launch(slot int) (*worker, error) {
 			// Ending the worker closes the lane, as cancelling w.ctx
 			// ends a gRPC stream: the plugin reads end-of-file.
 			w.stream, w.lane = lane, lane
-			// deliver keeps nothing of an answer but slices of its Data.
+			// deliver keeps nothing of an answer but its Data and Ends.
 			lane.ReuseBatches()
 			context.AfterFunc(w.ctx, func() { lane.Close() })
 		} else {
