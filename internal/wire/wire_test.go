@@ -2,10 +2,13 @@ package wire
 
 import (
 	"bytes"
+	"math"
+	"slices"
 	"strconv"
 	"testing"
 
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	workerpb "github.com/pluginpool/pluginpool/sdk/proto"
@@ -147,4 +150,56 @@ func BenchmarkBatchUnmarshal(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch.Ends)), "ns/item")
+}
+
+// appendVarints and consumeVarints take one- to three-byte values two at
+// a time: every pair of lengths, at the edges, against protowire.
+func TestVarintsEdges(t *testing.T) {
+	edges := []uint32{0, 1, 127, 128, 16383, 16384, 100_000, 1<<21 - 1, 1 << 21, 1<<28 - 1, 1 << 28, math.MaxUint32}
+	var ends []uint32
+	for _, a := range edges {
+		for _, b := range edges {
+			ends = append(ends, a, b)
+		}
+	}
+	for start := range 3 { // and at every offset from the start of the buffer
+		for n := range len(ends) - start {
+			vs := ends[start : start+n]
+			var want []byte
+			for _, v := range vs {
+				want = protowire.AppendVarint(want, uint64(v))
+			}
+			size := 0
+			for _, v := range vs {
+				size += varintSize(uint64(v))
+			}
+			got := appendVarints([]byte("x"), vs, size)
+			if !bytes.Equal(got[1:], want) {
+				t.Fatalf("appendVarints(%v) = %x, want %x", vs, got[1:], want)
+			}
+			back, ok := consumeVarints([]uint32{7}, want)
+			if !ok || !slices.Equal(back[1:], vs) || back[0] != 7 {
+				t.Fatalf("consumeVarints(%x) = %v, %v; want %v", want, back, ok, vs)
+			}
+		}
+	}
+}
+
+// BenchmarkVarints encodes and decodes the ends of benchBatch (three
+// bytes each, mostly): ns/item for both.
+func BenchmarkVarints(b *testing.B) {
+	ends := benchBatch().Ends
+	size := 0
+	for _, e := range ends {
+		size += varintSize(uint64(e))
+	}
+	var (
+		buf []byte
+		vs  []uint32
+	)
+	for b.Loop() {
+		buf = appendVarints(buf[:0], ends, size)
+		vs, _ = consumeVarints(vs[:0], buf)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ends)), "ns/item")
 }
