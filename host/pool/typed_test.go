@@ -185,6 +185,43 @@ func TestTypedDecodeError(t *testing.T) {
 	if ie, ok := errors.AsType[*pool.ItemsError](err); !ok || len(ie.Failed) != 2 || !errors.Is(err, pool.ErrCodec) {
 		t.Errorf("Map: %v, want both items failed with ErrCodec", err)
 	}
+
+	// Among many: every third result is not an int; each fails alone,
+	// in place, and the others are all there.
+	echo := start(t, fixture(t, "echo"))
+	xs := make([]float64, 5000)
+	for i := range xs {
+		xs[i] = float64(i)
+		if i%3 == 1 {
+			xs[i] += 0.25
+		}
+	}
+	for _, how := range []string{"JSON", "WithCodec"} {
+		c := pool.Typed[float64, int](echo)
+		if how == "WithCodec" {
+			c = c.WithCodec(nil, func(data []byte, v *int) error { return json.Unmarshal(data, v) })
+		}
+		ys, err := c.Map(typedCtx(t), xs)
+		ie, ok := errors.AsType[*pool.ItemsError](err)
+		if !ok || len(ie.Failed) != 1667 {
+			t.Fatalf("%s: Map: %v, want 1667 items failed", how, err)
+		}
+		for k, f := range ie.Failed {
+			ce, ok := errors.AsType[*pool.CodecError](f.Err)
+			if f.Index != 3*k+1 || !ok || !ce.Result || string(ce.Value) != strconv.Itoa(f.Index)+".25" {
+				t.Fatalf("%s: failure %d: item %d, %v; want item %d failing to decode %d.25", how, k, f.Index, f.Err, 3*k+1, 3*k+1)
+			}
+		}
+		for i, y := range ys {
+			want := i
+			if i%3 == 1 {
+				want = 0 // failed: the zero Out
+			}
+			if y != want {
+				t.Fatalf("%s: item %d = %d, want %d", how, i, y, want)
+			}
+		}
+	}
 }
 
 // Lines tasks print go to the caller's output in input order during Map
