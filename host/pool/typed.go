@@ -11,6 +11,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/internal/codec"
@@ -320,20 +321,28 @@ func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], list []I
 			sent++
 			return yield(b)
 		}
-		if list != nil {
-			// Map's slice, without an iterator's call per item.
-			for k := range list {
-				if *v = list[k]; !put() {
-					return
-				}
-			}
-			return
-		}
 		for x := range items {
 			if *v = x; !put() {
 				return
 			}
 		}
+	}
+	src := source{items: encoded}
+	if list != nil {
+		// Map's slice: encoded a run at a time, straight into the batch.
+		sent := 0
+		src = source{n: len(list), fill: func(from int, data []byte, ends []uint32) (int, []byte, bool) {
+			k, data, err := c.encodeRun(data, ends, list[from:])
+			sent += k
+			if err == nil {
+				return k, data, false
+			}
+			mu.Lock()
+			skips = append(skips, skipped{index: from + k, pos: sent, err: c.encodeError(err)})
+			mu.Unlock()
+			count.Add(1)
+			return k, data, true
+		}}
 	}
 	done := 0 // skips delivered
 	// deliver hands fn the skips not delivered yet whose pos is at most
@@ -414,7 +423,7 @@ func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], list []I
 				return true
 			}
 		}
-		bp.imapBatches(ctx, encoded, ordered, s)
+		bp.imapBatches(ctx, src, ordered, s)
 		if stopped {
 			return
 		}
@@ -423,7 +432,7 @@ func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], list []I
 		if !ordered {
 			run = c.ex.ImapUnordered
 		}
-		for k, r := range run(ctx, encoded) {
+		for k, r := range run(ctx, src.all()) {
 			if !each1(k, r) {
 				return
 			}
@@ -431,6 +440,29 @@ func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], list []I
 	}
 	// The executor is done reading: every skip is recorded.
 	deliver(-1)
+}
+
+// encodeRun appends the encodings of items to data while they fit, as
+// codec.EncodeRun does; with WithCodec's encode, through it.
+func (c *Caller[In, Out]) encodeRun(data []byte, ends []uint32, items []In) (int, []byte, error) {
+	if c.encode == nil {
+		return codec.EncodeRun(data, ends, items)
+	}
+	limit := min(len(items), len(ends))
+	v := new(In) // the encoder's, not the caller's item
+	for n := range limit {
+		*v = items[n]
+		b, err := c.encode(data, v)
+		if err != nil {
+			return n, data, err
+		}
+		if unsafe.SliceData(b) != unsafe.SliceData(data) || cap(b) != cap(data) {
+			return n, data, nil // in a buffer of its own: it did not fit
+		}
+		data = b
+		ends[n] = uint32(len(data))
+	}
+	return limit, data, nil
 }
 
 // decodeRun decodes the values of a run into out, from value from on, as
