@@ -11,7 +11,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/pluginpool/pluginpool/host/backend"
 	"github.com/pluginpool/pluginpool/internal/codec"
@@ -448,21 +447,8 @@ func (c *Caller[In, Out]) encodeRun(data []byte, ends []uint32, items []In) (int
 	if c.encode == nil {
 		return codec.EncodeRun(data, ends, items)
 	}
-	limit := min(len(items), len(ends))
 	v := new(In) // the encoder's, not the caller's item
-	for n := range limit {
-		*v = items[n]
-		b, err := c.encode(data, v)
-		if err != nil {
-			return n, data, err
-		}
-		if unsafe.SliceData(b) != unsafe.SliceData(data) || cap(b) != cap(data) {
-			return n, data, nil // in a buffer of its own: it did not fit
-		}
-		data = b
-		ends[n] = uint32(len(data))
-	}
-	return limit, data, nil
+	return codec.EncodeRunFunc(data, ends, items, v, c.encoder(v))
 }
 
 // decodeRun decodes the values of a run into out, from value from on, as
@@ -472,23 +458,7 @@ func (c *Caller[In, Out]) decodeRun(out []Out, data []byte, ends []uint32, from 
 	if c.decode == nil {
 		return codec.DecodeRun(out, data, ends, from)
 	}
-	prev := uint32(0)
-	if from > 0 {
-		prev = ends[from-1]
-	}
-	for i := from; i < len(ends); i++ {
-		end := ends[i]
-		if end > prev {
-			var zero Out
-			*v = zero
-			if err := decode(data[prev:end:end]); err != nil {
-				return i, err
-			}
-			out[i] = *v
-		}
-		prev = end
-	}
-	return len(ends), nil
+	return codec.DecodeRunFunc(out, data, ends, from, v, decode)
 }
 
 // print writes lines to c.output, each whole with its newline, through buf.

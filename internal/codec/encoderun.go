@@ -12,23 +12,20 @@ import "unsafe"
 // It is for a caller filling a batch buffer: int and int64 go through a
 // loop of their own, without a call through a function value per item.
 func EncodeRun[T any](data []byte, ends []uint32, items []T) (n int, out []byte, err error) {
-	limit := min(len(items), len(ends))
 	switch xs := any(items).(type) {
 	case []int:
-		for ; n < limit && cap(data)-len(data) >= maxIntLen; n++ {
-			data = AppendInt(data, int64(xs[n]))
-			ends[n] = uint32(len(data))
-		}
-		return n, data, nil
+		return encodeInts(data, ends, xs)
 	case []int64:
-		for ; n < limit && cap(data)-len(data) >= maxIntLen; n++ {
-			data = AppendInt(data, xs[n])
-			ends[n] = uint32(len(data))
-		}
-		return n, data, nil
+		return encodeInts(data, ends, xs)
 	}
 	v := new(T)
-	encode := Encoder(v)
+	return EncodeRunFunc(data, ends, items, v, Encoder(v))
+}
+
+// EncodeRunFunc is EncodeRun through encode, which appends the encoding of
+// *v: each item is set in *v in turn.
+func EncodeRunFunc[T any](data []byte, ends []uint32, items []T, v *T, encode func([]byte) ([]byte, error)) (n int, out []byte, err error) {
+	limit := min(len(items), len(ends))
 	for ; n < limit; n++ {
 		*v = items[n]
 		b, err := encode(data)
@@ -39,6 +36,17 @@ func EncodeRun[T any](data []byte, ends []uint32, items []T) (n int, out []byte,
 			return n, data, nil // in a buffer of its own: it did not fit
 		}
 		data = b
+		ends[n] = uint32(len(data))
+	}
+	return n, data, nil
+}
+
+// encodeInts is EncodeRun for ints, which always encode: AppendInt in a
+// loop, while data has room for the longest.
+func encodeInts[I int | int64](data []byte, ends []uint32, items []I) (n int, out []byte, err error) {
+	limit := min(len(items), len(ends))
+	for ; n < limit && cap(data)-len(data) >= maxIntLen; n++ {
+		data = AppendInt(data, int64(items[n]))
 		ends[n] = uint32(len(data))
 	}
 	return n, data, nil

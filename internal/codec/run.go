@@ -16,48 +16,23 @@ func DecodeRun[T any](out []T, data []byte, ends []uint32, from int) (int, error
 		return 0, nil
 	}
 	_ = out[len(ends)-1]
+	switch o := any(out).(type) {
+	case []int:
+		return decodeInts(o, data, ends, from)
+	case []int64:
+		return decodeInts(o, data, ends, from)
+	}
+	v := new(T)
+	return DecodeRunFunc(out, data, ends, from, v, Decoder(v))
+}
+
+// DecodeRunFunc is DecodeRun through decode, which decodes a value into
+// *v: it is zeroed before each, and copied to out after.
+func DecodeRunFunc[T any](out []T, data []byte, ends []uint32, from int, v *T, decode func([]byte) error) (int, error) {
 	prev := uint32(0)
 	if from > 0 {
 		prev = ends[from-1]
 	}
-	switch o := any(out).(type) {
-	case []int:
-		for i := from; i < len(ends); i++ {
-			end := ends[i]
-			if end > prev {
-				if n, ok := ParseInt(data[prev:end]); ok && n == int64(int(n)) {
-					o[i] = int(n)
-				} else {
-					var x int
-					if err := Decode(data[prev:end:end], &x); err != nil {
-						return i, err
-					}
-					o[i] = x
-				}
-			}
-			prev = end
-		}
-		return len(ends), nil
-	case []int64:
-		for i := from; i < len(ends); i++ {
-			end := ends[i]
-			if end > prev {
-				if n, ok := ParseInt(data[prev:end]); ok {
-					o[i] = n
-				} else {
-					var x int64
-					if err := Decode(data[prev:end:end], &x); err != nil {
-						return i, err
-					}
-					o[i] = x
-				}
-			}
-			prev = end
-		}
-		return len(ends), nil
-	}
-	v := new(T)
-	decode := Decoder(v)
 	for i := from; i < len(ends); i++ {
 		end := ends[i]
 		if end > prev {
@@ -67,6 +42,31 @@ func DecodeRun[T any](out []T, data []byte, ends []uint32, from int) (int, error
 				return i, err
 			}
 			out[i] = *v
+		}
+		prev = end
+	}
+	return len(ends), nil
+}
+
+// decodeInts is DecodeRun for ints: ParseInt in a loop, and Decode for
+// what it does not take (an exponent, white space, an error to report).
+func decodeInts[I int | int64](out []I, data []byte, ends []uint32, from int) (int, error) {
+	prev := uint32(0)
+	if from > 0 {
+		prev = ends[from-1]
+	}
+	for i := from; i < len(ends); i++ {
+		end := ends[i]
+		if end > prev {
+			if n, ok := ParseInt(data[prev:end]); ok && n == int64(I(n)) {
+				out[i] = I(n)
+			} else {
+				var x I
+				if err := Decode(data[prev:end:end], &x); err != nil {
+					return i, err
+				}
+				out[i] = x
+			}
 		}
 		prev = end
 	}
