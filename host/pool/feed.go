@@ -180,11 +180,11 @@ func (p *Pool) feedRuns(j *job, f *filling, src source) bool {
 			}
 			if !p.publish(f, k, len(data)) {
 				// Claimed meanwhile: the items go into a fresh batch, from
-				// a copy (the claimed batch's buffer is reused once it is
-				// answered).
+				// a copy (the claimed batch's buffers are reused once it
+				// is answered).
 				prev := uint32(f.used)
 				run := append([]byte(nil), data[prev:]...)
-				for _, end := range ends[:k] {
+				for _, end := range append([]uint32(nil), ends[:k]...) {
 					if !p.add(j, f, run[:end-prev]) {
 						return false
 					}
