@@ -42,7 +42,10 @@ type Executor struct {
 	wg        sync.WaitGroup
 }
 
-var _ backend.Executor = (*Executor)(nil)
+var (
+	_ backend.Executor = (*Executor)(nil)
+	_ backend.Batcher  = (*Executor)(nil)
+)
 
 // Starter returns the backend.StartFunc that starts an executor for cfg:
 // a cluster's workers as the back-end of a pipeline stage or a CLI
@@ -338,6 +341,16 @@ func (e *Executor) Imap(ctx context.Context, items iter.Seq[[]byte]) iter.Seq2[i
 // in input order; the index says which item each belongs to.
 func (e *Executor) ImapUnordered(ctx context.Context, items iter.Seq[[]byte]) iter.Seq2[int, backend.Result] {
 	return e.run(ctx, items, false)
+}
+
+// ImapBatches is Imap yielding runs of results instead of single ones
+// (backend.Batcher): each step gives the input index of a run of up to 256
+// items and their results, consecutive and in input order. The slice is
+// valid only until the loop body returns; the Results may be kept.
+func (e *Executor) ImapBatches(ctx context.Context, items iter.Seq[[]byte]) iter.Seq2[int, []backend.Result] {
+	return func(yield func(int, []backend.Result) bool) {
+		e.runs(ctx, items, true, yield)
+	}
 }
 
 // Close stops taking new calls, waits for the calls in progress to finish,

@@ -61,12 +61,25 @@ func TestMapImapApply(t *testing.T) {
 	}
 	testkit.CheckDoubled(t, un)
 
+	// Runs are consecutive, in order, each at most 256 long.
+	var runs []pool.Result
+	for i, rs := range e.ImapBatches(ctx, seq(testkit.Ints(4000))) {
+		if i != len(runs) || len(rs) == 0 || len(rs) > 256 {
+			t.Fatalf("ImapBatches yielded a run of %d at %d after %d results", len(rs), i, len(runs))
+		}
+		runs = append(runs, rs...)
+	}
+	if len(runs) != 4000 {
+		t.Fatalf("ImapBatches yielded %d results for 4000 items", len(runs))
+	}
+	testkit.CheckDoubled(t, runs)
+
 	r, err := e.Apply(ctx, []byte("21"))
 	if err != nil || string(r.Value) != "42" {
 		t.Fatalf("Apply(21) = %q, %v; want 42", r.Value, err)
 	}
 	st := e.Stats()
-	if st.Succeeded != 28001 || st.Failed != 0 || len(st.Workers) != 1 {
+	if st.Succeeded != 32001 || st.Failed != 0 || len(st.Workers) != 1 {
 		t.Fatalf("stats: %+v", st)
 	}
 }

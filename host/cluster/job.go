@@ -122,51 +122,83 @@ type sealed struct {
 // run starts a job over items and returns its results as an iterator.
 func (e *Executor) run(ctx context.Context, items iter.Seq[[]byte], ordered bool) iter.Seq2[int, backend.Result] {
 	return func(yield func(int, backend.Result) bool) {
-		j, err := e.newJob(ctx, ordered)
-		if err != nil {
-			i := 0
-			for range items {
-				if !yield(i, backend.Result{Err: err}) {
-					return
+		e.runs(ctx, items, ordered, func(i0 int, rs []backend.Result) bool {
+			for k := range rs {
+				if !yield(i0+k, rs[k]) {
+					return false
 				}
-				i++
 			}
-			return
-		}
-		j.loops.Add(1)
-		fed := make(chan struct{})
-		go func() {
-			defer close(fed)
-			defer j.loops.Done()
-			j.feed(items)
-		}()
-		defer func() {
-			j.stop(errAbandoned)
-			<-fed
-			j.finish()
-		}()
-		for {
-			b := j.next()
-			if b == nil {
+			return true
+		})
+	}
+}
+
+// runLen is the longest run of results runs hands over at a time.
+const runLen = 256
+
+// runs starts a job over items and hands its results to yield in runs:
+// the job-wide index of a run's first item and the run, consecutive items
+// of one batch, in a slice reused for the next run.
+func (e *Executor) runs(ctx context.Context, items iter.Seq[[]byte], ordered bool, yield func(int, []backend.Result) bool) {
+	j, err := e.newJob(ctx, ordered)
+	if err != nil {
+		i, one := 0, make([]backend.Result, 1)
+		for range items {
+			one[0] = backend.Result{Err: err}
+			if !yield(i, one) {
 				return
 			}
-			for _, s := range b.segs {
-				for k := s.lo; k < s.hi; k++ {
-					r := backend.Result{Err: s.err}
-					if s.a != nil {
-						r = s.a.result(s.off + k - s.lo)
-					}
-					if !yield(b.first+k, r) {
+			i++
+		}
+		return
+	}
+	j.loops.Add(1)
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		defer j.loops.Done()
+		j.feed(items)
+	}()
+	defer func() {
+		j.stop(errAbandoned)
+		<-fed
+		j.finish()
+	}()
+	var run []backend.Result
+	for {
+		b := j.next()
+		if b == nil {
+			return
+		}
+		if run == nil {
+			run = make([]backend.Result, 0, runLen)
+		}
+		at := b.first // index of run[0]
+		for _, s := range b.segs {
+			for k := s.lo; k < s.hi; k++ {
+				r := backend.Result{Err: s.err}
+				if s.a != nil {
+					r = s.a.result(s.off + k - s.lo)
+				}
+				if run = append(run, r); len(run) == runLen {
+					if !yield(at, run) {
 						return
 					}
+					at, run = at+len(run), run[:0]
 				}
 			}
-			j.mu.Lock()
-			j.yielded++
-			j.inWindow--
-			j.room.Broadcast()
-			j.mu.Unlock()
 		}
+		if len(run) > 0 {
+			if !yield(at, run) {
+				return
+			}
+			run = run[:0]
+		}
+		j.mu.Lock()
+		j.yielded++
+		j.inWindow--
+		j.room.Broadcast()
+		j.mu.Unlock()
 	}
 }
 

@@ -555,10 +555,12 @@ func (r *run) items(s int) iter.Seq[[]byte] {
 		}
 	}
 	return func(yield func([]byte) bool) {
-		for i, res := range r.results(s - 1) {
-			v, ok := r.settle(s-1, i, &res)
-			if !ok || v != nil && !yield(v) {
-				return
+		for i, rs := range r.runs(s - 1) {
+			for k := range rs {
+				v, ok := r.settle(s-1, i+k, &rs[k])
+				if !ok || v != nil && !yield(v) {
+					return
+				}
 			}
 		}
 	}

@@ -174,10 +174,10 @@ func TestAllDigits(t *testing.T) {
 // consumer gets them. Positions not resolved hold zero Results.
 func rootResults(b *batch) []Result {
 	var all, buf []Result
-	b.yieldRuns(&buf, func(_ int, rs []Result) bool {
+	b.yieldRuns(&buf, sink{results: func(_ int, rs []Result) bool {
 		all = append(all, rs...)
 		return true
-	})
+	}})
 	return all
 }
 

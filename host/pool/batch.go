@@ -151,12 +151,22 @@ func (b *batch) markRange(from, to int) {
 // consumer (16 KB: they are written and read while in the cache).
 const runLen = 256
 
-// yieldRuns hands the results of the complete root b to yield in order,
-// as the job index of a run and the run, built in *buf (reused across
-// calls; runs are at most runLen long). It reports false when yield did.
-// The caller owns b: it is complete, and nothing writes to it any more.
-func (b *batch) yieldRuns(buf *[]Result, yield func(int, []Result) bool) bool {
-	n := b.len()
+// A sink takes an Imap job's results in runs, in order or as completed:
+// results gets the job index of a run and its Results; values, if set,
+// gets runs of plain values as the plugin sent them (data cut at ends),
+// for a caller that reads them without a Result per item (the typed Map).
+type sink struct {
+	results func(i0 int, rs []Result) bool
+	values  func(i0 int, data []byte, ends []uint32) bool
+}
+
+// yieldRuns hands the results of the complete root b to s in order: its
+// runs of plain values to s.values if it is set, the rest as Results built
+// in *buf (reused across calls; runs are at most runLen long). It reports
+// false when s did. The caller owns b: it is complete, and nothing writes
+// to it any more.
+func (b *batch) yieldRuns(buf *[]Result, s sink) bool {
+	n, yield := b.len(), s.results
 	if len(b.vals) == 0 {
 		return yield(b.index, b.results[:n])
 	}
@@ -182,6 +192,16 @@ func (b *batch) yieldRuns(buf *[]Result, yield func(int, []Result) bool) bool {
 		if v < len(vals) && vals[v].start == at {
 			r := &vals[v]
 			v++
+			if s.values != nil {
+				if k > 0 && !flush() {
+					return false
+				}
+				if !s.values(b.index+at, r.data, r.ends) {
+					return false
+				}
+				at += len(r.ends)
+				continue
+			}
 			prev := uint32(0)
 			for _, end := range r.ends {
 				if k == len(run) && !flush() {

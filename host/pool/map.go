@@ -95,29 +95,30 @@ func (p *Pool) ImapUnordered(ctx context.Context, items iter.Seq[[]byte]) iter.S
 // cancellation are as for Imap.
 func (p *Pool) ImapBatches(ctx context.Context, items iter.Seq[[]byte]) iter.Seq2[int, []Result] {
 	return func(yield func(int, []Result) bool) {
-		p.imapBatches(ctx, items, true, yield)
+		p.imapBatches(ctx, source{items: items}, true, sink{results: yield})
 	}
 }
 
 func (p *Pool) imap(ctx context.Context, items iter.Seq[[]byte], ordered bool) iter.Seq2[int, Result] {
 	return func(yield func(int, Result) bool) {
-		p.imapBatches(ctx, items, ordered, func(index int, rs []Result) bool {
+		p.imapBatches(ctx, source{items: items}, ordered, sink{results: func(index int, rs []Result) bool {
 			for i := range rs {
 				if !yield(index+i, rs[i]) {
 					return false
 				}
 			}
 			return true
-		})
+		}})
 	}
 }
 
-// imapBatches is Imap handing over runs of answered items: yield gets
-// the index of a run of items and their results, which it must not keep
-// after it returns (the array is reused). ImapBatches and the typed
+// imapBatches is Imap handing over runs of answered items to s (see
+// sink): the index of a run of items and their results, which it must not
+// keep after it returns (the array is reused). ImapBatches and the typed
 // caller take them this way: one call per run rather than an iterator's
 // per item.
-func (p *Pool) imapBatches(ctx context.Context, items iter.Seq[[]byte], ordered bool, yield func(int, []Result) bool) {
+func (p *Pool) imapBatches(ctx context.Context, src source, ordered bool, s sink) {
+	yield := s.results
 	j := newJob(ctx)
 	j.ordered = ordered
 	if ordered {
@@ -126,7 +127,7 @@ func (p *Pool) imapBatches(ctx context.Context, items iter.Seq[[]byte], ordered 
 	j.maxWindow = 2*p.cfg.Workers*p.cfg.InFlight + 2
 	if _, err := p.addJob(j); err != nil { // an Imap job: no direct send
 		i, one := 0, []Result{{Err: err}}
-		for range items {
+		for range src.all() {
 			one[0] = Result{Err: err}
 			if !yield(i, one) {
 				return
@@ -138,7 +139,7 @@ func (p *Pool) imapBatches(ctx context.Context, items iter.Seq[[]byte], ordered 
 	fed := make(chan struct{})
 	go func() {
 		defer close(fed)
-		p.feed(j, items)
+		p.feed(j, src)
 	}()
 	defer func() {
 		p.stopJob(j, errAbandoned)
@@ -160,7 +161,7 @@ func (p *Pool) imapBatches(ctx context.Context, items iter.Seq[[]byte], ordered 
 			}
 			return
 		}
-		if !b.yieldRuns(&run, yield) {
+		if !b.yieldRuns(&run, s) {
 			return
 		}
 		p.mu.Lock()

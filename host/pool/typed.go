@@ -145,7 +145,28 @@ func (c *Caller[In, Out]) Map(ctx context.Context, items []In) ([]Out, error) {
 		next    int   // results come in input order: the next one's index
 		lastErr error // the last failure: the executor's stop error, if it stopped
 	)
-	c.each(ctx, nil, items, true, func(i0 int, rs []Result) bool {
+	// values decodes a run of plain values straight into out.
+	values := func(i0 int, data []byte, ends []uint32) bool {
+		o := out[i0 : i0+len(ends)]
+		for from := 0; from < len(ends); {
+			k, derr := c.decodeRun(o, data, ends, from, v, decode)
+			if k == len(ends) {
+				break
+			}
+			start := uint32(0)
+			if k > 0 {
+				start = ends[k-1]
+			}
+			err := c.decodeError(data[start:ends[k]], derr)
+			t.Add(i0+k, err)
+			failed = append(failed, ItemError{Index: i0 + k, Err: err})
+			lastErr = err
+			from = k + 1
+		}
+		next = i0 + len(ends)
+		return true
+	}
+	c.each(ctx, nil, items, true, values, func(i0 int, rs []Result) bool {
 		for k := range rs {
 			i, r := i0+k, &rs[k]
 			if len(r.Output) > 0 {
@@ -224,7 +245,7 @@ func (c *Caller[In, Out]) imap(ctx context.Context, items iter.Seq[In], ordered 
 	return func(yield func(int, TypedResult[Out]) bool) {
 		v := new(Out) // one decode target: a local would escape through the decoder
 		decode := c.decoder(v)
-		c.each(ctx, items, nil, ordered, func(i0 int, rs []Result) bool {
+		c.each(ctx, items, nil, ordered, nil, func(i0 int, rs []Result) bool {
 			for k := range rs {
 				if !yield(i0+k, c.typed(rs[k], v, decode)) {
 					return false
@@ -262,15 +283,16 @@ type skipped struct {
 // each runs items (or list, when it is not nil) through the executor, in
 // input order or as completed, and calls fn with runs of results: the
 // index in items of the first and their results, consecutive in items,
-// until fn returns false. fn must not keep rs. An item that does not
-// encode is not sent; fn gets its *CodecError where it belongs (in order,
-// or at once).
+// until fn returns false. fn must not keep rs. If values is set, runs of
+// plain values may go to it instead, as the plugin sent them (see sink).
+// An item that does not encode is not sent; fn gets its *CodecError where
+// it belongs (in order, or at once).
 //
 // The executor numbers only the items it was sent, so each maps its
 // indices back past the skipped items. They are rare: the common case
 // costs one atomic load per run. A local pool hands over whole answered
 // batches (imapBatches); any other executor's results come one by one.
-func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], list []In, ordered bool, fn func(int, []Result) bool) {
+func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], list []In, ordered bool, values func(int, []byte, []uint32) bool, fn func(int, []Result) bool) {
 	var (
 		mu    sync.Mutex
 		skips []skipped // appended by the executor's reader of encoded, in order
@@ -298,20 +320,28 @@ func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], list []I
 			sent++
 			return yield(b)
 		}
-		if list != nil {
-			// Map's slice, without an iterator's call per item.
-			for k := range list {
-				if *v = list[k]; !put() {
-					return
-				}
-			}
-			return
-		}
 		for x := range items {
 			if *v = x; !put() {
 				return
 			}
 		}
+	}
+	src := source{items: encoded}
+	if list != nil {
+		// Map's slice: encoded a run at a time, straight into the batch.
+		sent := 0
+		src = source{n: len(list), fill: func(from int, data []byte, ends []uint32) (int, []byte, bool) {
+			k, data, err := c.encodeRun(data, ends, list[from:])
+			sent += k
+			if err == nil {
+				return k, data, false
+			}
+			mu.Lock()
+			skips = append(skips, skipped{index: from + k, pos: sent, err: c.encodeError(err)})
+			mu.Unlock()
+			count.Add(1)
+			return k, data, true
+		}}
 	}
 	done := 0 // skips delivered
 	// deliver hands fn the skips not delivered yet whose pos is at most
@@ -356,7 +386,7 @@ func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], list []I
 	}
 	if bp, ok := c.ex.(*Pool); ok {
 		stopped := false
-		bp.imapBatches(ctx, encoded, ordered, func(k0 int, rs []Result) bool {
+		s := sink{results: func(k0 int, rs []Result) bool {
 			if count.Load() == 0 {
 				// No skips so far, and none among these: every item
 				// up to k0+len(rs) was sent before it was answered.
@@ -370,7 +400,29 @@ func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], list []I
 				}
 			}
 			return true
-		})
+		}}
+		if values != nil {
+			s.values = func(k0 int, data []byte, ends []uint32) bool {
+				if count.Load() == 0 {
+					stopped = !values(k0, data, ends)
+					return !stopped
+				}
+				prev := uint32(0)
+				for k, end := range ends {
+					r := Result{}
+					if end > prev {
+						r.Value = data[prev:end:end]
+					}
+					prev = end
+					if !each1(k0+k, r) {
+						stopped = true
+						return false
+					}
+				}
+				return true
+			}
+		}
+		bp.imapBatches(ctx, src, ordered, s)
 		if stopped {
 			return
 		}
@@ -379,7 +431,7 @@ func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], list []I
 		if !ordered {
 			run = c.ex.ImapUnordered
 		}
-		for k, r := range run(ctx, encoded) {
+		for k, r := range run(ctx, src.all()) {
 			if !each1(k, r) {
 				return
 			}
@@ -387,6 +439,26 @@ func (c *Caller[In, Out]) each(ctx context.Context, items iter.Seq[In], list []I
 	}
 	// The executor is done reading: every skip is recorded.
 	deliver(-1)
+}
+
+// encodeRun appends the encodings of items to data while they fit, as
+// codec.EncodeRun does; with WithCodec's encode, through it.
+func (c *Caller[In, Out]) encodeRun(data []byte, ends []uint32, items []In) (int, []byte, error) {
+	if c.encode == nil {
+		return codec.EncodeRun(data, ends, items)
+	}
+	v := new(In) // the encoder's, not the caller's item
+	return codec.EncodeRunFunc(data, ends, items, v, c.encoder(v))
+}
+
+// decodeRun decodes the values of a run into out, from value from on, as
+// codec.DecodeRun does; with WithCodec's decode, through decode, which
+// decodes into v.
+func (c *Caller[In, Out]) decodeRun(out []Out, data []byte, ends []uint32, from int, v *Out, decode func([]byte) error) (int, error) {
+	if c.decode == nil {
+		return codec.DecodeRun(out, data, ends, from)
+	}
+	return codec.DecodeRunFunc(out, data, ends, from, v, decode)
 }
 
 // print writes lines to c.output, each whole with its newline, through buf.

@@ -54,6 +54,91 @@ func TestTypedMap(t *testing.T) {
 	}
 }
 
+// Items of every size go through Map's batches whole, in order: small
+// ones by the thousand, ones larger than a batch's room or than a whole
+// batch, and one over MaxItemBytes, which fails alone.
+func TestTypedMapSizes(t *testing.T) {
+	cfg := fixture(t, "echo")
+	cfg.MaxItemBytes = 3 << 20
+	p := start(t, cfg)
+	xs := make([]string, 20_000)
+	for i := range xs {
+		xs[i] = strconv.Itoa(i)
+		switch i % 5000 {
+		case 1000:
+			xs[i] = strings.Repeat("m", 100_000) // more than a batch's room
+		case 2000:
+			xs[i] = strings.Repeat("l", 2<<20) // more than a whole batch (1 MiB)
+		case 3000:
+			if i == 3000 {
+				xs[i] = strings.Repeat("x", 4<<20) // over MaxItemBytes
+			}
+		}
+	}
+	check := func(p *pool.Pool, tooLarge int) {
+		t.Helper()
+		ys, err := pool.Typed[string, string](p).Map(typedCtx(t), xs)
+		ie, ok := errors.AsType[*pool.ItemsError](err)
+		if !ok || len(ie.Failed) != 1 || ie.Failed[0].Index != tooLarge || !errors.Is(err, pool.ErrTooLarge) {
+			t.Fatalf("Map: %v; want item %d alone to fail with ErrTooLarge", err, tooLarge)
+		}
+		for i, y := range ys {
+			if want := xs[i]; i != tooLarge && y != want {
+				t.Fatalf("item %d: %d bytes %.10q, want %d bytes %.10q", i, len(y), y, len(want), want)
+			}
+		}
+	}
+	check(p, 3000)
+	// An item over the limit that fits in a batch's room.
+	cfg.MaxItemBytes = 50_000
+	for i := range xs {
+		switch {
+		case i == 1000:
+			xs[i] = strings.Repeat("x", 60_000)
+		case i%5000 == 1000, i%5000 == 2000:
+			xs[i] = strings.Repeat("l", 40_000)
+		case i == 3000:
+			xs[i] = "short"
+		}
+	}
+	p = start(t, cfg)
+	check(p, 1000)
+	// Among items of 20 KB, the batches have room for it.
+	xs = xs[:2000]
+	for i := range xs {
+		xs[i] = strconv.Itoa(i) + strings.Repeat("m", 20_000)
+	}
+	xs[1000] = strings.Repeat("x", 60_000)
+	check(p, 1000)
+}
+
+// Items that encode slowly leave workers idle: they take the items
+// published so far from the batch the Map is filling, and the rest go
+// into the next one, none lost or repeated.
+func TestTypedMapSlowEncode(t *testing.T) {
+	p := start(t, fixture(t, "double"))
+	n := 0
+	slow := pool.Typed[int, int](p).WithCodec(func(buf []byte, v *int) ([]byte, error) {
+		if n++; n%300 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		return strconv.AppendInt(buf, int64(*v), 10), nil
+	}, nil)
+	xs := make([]int, 6000)
+	for i := range xs {
+		xs[i] = i
+	}
+	ys, err := slow.Map(typedCtx(t), xs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, y := range ys {
+		if y != 2*i {
+			t.Fatalf("item %d: %d, want %d", i, y, 2*i)
+		}
+	}
+}
+
 // A failed item fails alone: its value is zero, the error lists it with
 // its own error, and says what Map's error says.
 func TestTypedMapErrors(t *testing.T) {
@@ -184,6 +269,43 @@ func TestTypedDecodeError(t *testing.T) {
 	_, err = pool.Typed[int, string](p).Map(typedCtx(t), []int{1, 2})
 	if ie, ok := errors.AsType[*pool.ItemsError](err); !ok || len(ie.Failed) != 2 || !errors.Is(err, pool.ErrCodec) {
 		t.Errorf("Map: %v, want both items failed with ErrCodec", err)
+	}
+
+	// Among many: every third result is not an int; each fails alone,
+	// in place, and the others are all there.
+	echo := start(t, fixture(t, "echo"))
+	xs := make([]float64, 5000)
+	for i := range xs {
+		xs[i] = float64(i)
+		if i%3 == 1 {
+			xs[i] += 0.25
+		}
+	}
+	for _, how := range []string{"JSON", "WithCodec"} {
+		c := pool.Typed[float64, int](echo)
+		if how == "WithCodec" {
+			c = c.WithCodec(nil, func(data []byte, v *int) error { return json.Unmarshal(data, v) })
+		}
+		ys, err := c.Map(typedCtx(t), xs)
+		ie, ok := errors.AsType[*pool.ItemsError](err)
+		if !ok || len(ie.Failed) != 1667 {
+			t.Fatalf("%s: Map: %v, want 1667 items failed", how, err)
+		}
+		for k, f := range ie.Failed {
+			ce, ok := errors.AsType[*pool.CodecError](f.Err)
+			if f.Index != 3*k+1 || !ok || !ce.Result || string(ce.Value) != strconv.Itoa(f.Index)+".25" {
+				t.Fatalf("%s: failure %d: item %d, %v; want item %d failing to decode %d.25", how, k, f.Index, f.Err, 3*k+1, 3*k+1)
+			}
+		}
+		for i, y := range ys {
+			want := i
+			if i%3 == 1 {
+				want = 0 // failed: the zero Out
+			}
+			if y != want {
+				t.Fatalf("%s: item %d = %d, want %d", how, i, y, want)
+			}
+		}
 	}
 }
 
