@@ -173,6 +173,14 @@ func TestVarintsEdges(t *testing.T) {
 			for _, v := range vs {
 				size += varintSize(uint64(v))
 			}
+			if got := endsSize(vs); got != size {
+				t.Fatalf("endsSize(%v) = %d, want %d", vs, got, size)
+			}
+			sorted := slices.Clone(vs)
+			slices.Sort(sorted)
+			if got := endsSize(sorted); got != size {
+				t.Fatalf("endsSize(%v) = %d, want %d", sorted, got, size)
+			}
 			got := appendVarints([]byte("x"), vs, size)
 			if !bytes.Equal(got[1:], want) {
 				t.Fatalf("appendVarints(%v) = %x, want %x", vs, got[1:], want)
@@ -183,6 +191,16 @@ func TestVarintsEdges(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkEndsSize sizes the ends of benchBatch: ns/item.
+func BenchmarkEndsSize(b *testing.B) {
+	ends := benchBatch().Ends
+	n := 0
+	for b.Loop() {
+		n += endsSize(ends)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ends)), "ns/item")
 }
 
 // BenchmarkVarints encodes and decodes the ends of benchBatch (three
