@@ -57,8 +57,29 @@ type StartFunc func(ctx context.Context) (Executor, error)
 // returns; the Results themselves may be kept. A caller that handles
 // results in bulk (the pipeline's writer) checks for it: a loop over a run
 // costs less than an iterator step per item.
+//
+// ImapRuns is ImapBatches taking its items in runs as well: each element
+// of runs is a run of items, valid, with its items, only until the next
+// is asked for (the executor copies them first). Items(runs) is the same
+// input item by item. An input read in bulk (the pipeline's lines) saves
+// the iterator step per item on that side too.
 type Batcher interface {
 	ImapBatches(ctx context.Context, items iter.Seq[[]byte]) iter.Seq2[int, []Result]
+	ImapRuns(ctx context.Context, runs iter.Seq[[][]byte]) iter.Seq2[int, []Result]
+}
+
+// Items yields the items of runs one by one: for an executor that takes
+// items one at a time (see Batcher).
+func Items(runs iter.Seq[[][]byte]) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for run := range runs {
+			for _, it := range run {
+				if !yield(it) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // Bind makes the StartFunc that starts a back-end's executor for cfg with

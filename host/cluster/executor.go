@@ -353,6 +353,12 @@ func (e *Executor) ImapBatches(ctx context.Context, items iter.Seq[[]byte]) iter
 	}
 }
 
+// ImapRuns is ImapBatches over runs of items (backend.Batcher): the
+// cluster takes them one at a time.
+func (e *Executor) ImapRuns(ctx context.Context, runs iter.Seq[[][]byte]) iter.Seq2[int, []backend.Result] {
+	return e.ImapBatches(ctx, backend.Items(runs))
+}
+
 // Close stops taking new calls, waits for the calls in progress to finish,
 // then disconnects. Safe to call more than once and after Terminate.
 func (e *Executor) Close() error {

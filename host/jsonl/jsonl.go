@@ -38,8 +38,9 @@ type Reader struct {
 	// again (see Rest). Touched only by the goroutine iterating.
 	buf     []byte // unread input is buf[start:]
 	start   int
-	items   int  // items yielded so far
-	done    bool // the input ended, or failed
+	items   int      // items read so far
+	pending [][]byte // the rest of the run Items stopped in
+	done    bool     // the input ended, or failed
 	scratch []byte
 	count   atomic.Int64 // items, published once a block and when Items returns
 }
@@ -60,6 +61,38 @@ const blockSize = 1 << 20
 // after the caller stopped early, it goes on with the next item.
 func (r *Reader) Items() iter.Seq[[]byte] {
 	return func(yield func([]byte) bool) {
+		for len(r.pending) > 0 {
+			it := r.pending[0]
+			r.pending = r.pending[1:]
+			if !yield(it) {
+				return
+			}
+		}
+		for run := range r.Runs() {
+			for i, it := range run {
+				if !yield(it) {
+					// The rest of the run stays valid until Runs goes on:
+					// the next call yields it first.
+					r.pending = append(r.pending[:0], run[i+1:]...)
+					return
+				}
+			}
+		}
+	}
+}
+
+// runMax is the most items a run of Runs holds.
+const runMax = 256
+
+// Runs is Items yielding runs of items, up to 256 at a time: every item
+// that is read before the Reader would wait for more input, in one run
+// (so a slow input holds nothing back). The run and its items are valid
+// only until the next is yielded. A caller that handles items in bulk
+// (the pipeline, filling a pool's batches) takes them so: a loop over a
+// run costs less than an iterator step per item. Runs must not be called
+// while items of a run Items stopped in are left (Items yields them).
+func (r *Reader) Runs() iter.Seq[[][]byte] {
+	return func(yield func([][]byte) bool) {
 		if r.done {
 			return
 		}
@@ -67,14 +100,31 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 		if buf == nil {
 			buf = make([]byte, 0, r.block)
 		}
-		items := r.items // yielded so far; r.mu is taken only for the rare blank or long line
+		items := r.items // read so far; r.mu is taken only for the rare blank or long line
+		run := make([][]byte, 0, runMax)
+		// flush yields the run so far, if it has anything: before the
+		// buffer its items are in changes, and when it is full.
+		flush := func() bool {
+			if len(run) == 0 {
+				return true
+			}
+			ok := yield(run)
+			if ok {
+				run, r.scratch = run[:0], r.scratch[:0]
+			}
+			return ok
+		}
 		item := func(line []byte) bool {
 			if r.text {
-				r.scratch = appendString(r.scratch[:0], line)
-				line = r.scratch
+				// Each item of a run has its own part of scratch (an
+				// earlier part stays valid if appending moves it).
+				n := len(r.scratch)
+				r.scratch = appendString(r.scratch, line)
+				line = r.scratch[n:]
 			}
 			items++
-			return yield(line)
+			run = append(run, line)
+			return len(run) < runMax || flush()
 		}
 		emit := func(line []byte) bool {
 			if len(line) > 0 && line[len(line)-1] == '\r' {
@@ -98,7 +148,7 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 					// Not blank, no \r: the common line, without emit's
 					// checks (JSON white space is all at or under ' ').
 					items++
-					if !yield(line) {
+					if run = append(run, line); len(run) == runMax && !flush() {
 						r.save(buf, start, items)
 						return
 					}
@@ -108,6 +158,12 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 					r.save(buf, start, items)
 					return
 				}
+			}
+			// The buffer's lines are about to move, or more input to be
+			// waited for: what was read goes first.
+			if !flush() {
+				r.save(buf, start, items)
+				return
 			}
 			n := copy(buf, buf[start:])
 			buf, start = buf[:n], 0
@@ -137,6 +193,9 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 						r.mu.Unlock()
 						ok = item(buf[:r.limit+1])
 					}
+					if ok {
+						ok = flush() // before buf is reused
+					}
 					buf = append(buf[:0], rest...)
 					if ended == lineAtEOF {
 						r.done = true
@@ -157,7 +216,9 @@ func (r *Reader) Items() iter.Seq[[]byte] {
 				if len(buf) > 0 {
 					last := buf
 					buf = buf[:0]
-					emit(last)
+					if emit(last) {
+						flush()
+					}
 				}
 				r.save(buf, 0, items)
 				return
@@ -179,8 +240,9 @@ func (r *Reader) save(buf []byte, start int, items int) {
 	r.count.Store(int64(items))
 }
 
-// Count returns how many items the Reader has yielded. Once Items has
-// run to the end of the input, that is every item the input holds. Safe
+// Count returns how many items the Reader has read (yielded, or left in
+// a run Items stopped in). Once Items has run to the end of the input,
+// that is every item the input holds. Safe
 // to call from any goroutine; while Items runs it lags by up to a block.
 func (r *Reader) Count() int { return int(r.count.Load()) }
 

@@ -243,9 +243,20 @@ func FuzzReader(f *testing.F) {
 		lim, blk := int(limit)+1, int(block)%64+2
 		r := NewReader(chunkReader{bytes.NewReader(data), int(chunk) + 1}, text, lim)
 		r.block = blk
+		// Stopped every few items and resumed: each call goes on from
+		// where the last stopped, within a run of Runs or not.
 		var items []string
-		for it := range r.Items() {
-			items = append(items, string(it))
+		for every := int(chunk)%7 + 1; ; {
+			n := 0
+			for it := range r.Items() {
+				items = append(items, string(it))
+				if n++; n == every {
+					break
+				}
+			}
+			if n < every {
+				break
+			}
 		}
 		if r.Err() != nil {
 			t.Fatalf("Err = %v", r.Err())

@@ -16,6 +16,8 @@ import (
 type source interface {
 	// Items yields the items; read errors end it (Err).
 	Items() iter.Seq[[]byte]
+	// Runs yields the same items in runs (see jsonl.Reader.Runs).
+	Runs() iter.Seq[[][]byte]
 	// Rest reads the rest, counting its items, and returns them all.
 	Rest() int
 	Err() error
@@ -76,6 +78,7 @@ func ArgItem(s string) []byte {
 }
 
 func (a *args) Items() iter.Seq[[]byte]                           { return slices.Values(a.items) }
+func (a *args) Runs() iter.Seq[[][]byte]                          { return slices.Values([][][]byte{a.items}) }
 func (a *args) Rest() int                                         { return len(a.items) }
 func (a *args) Err() error                                        { return nil }
 func (a *args) Oversize(int) (int, bool)                          { return 0, false }

@@ -472,6 +472,9 @@ func (r *run) results(s int) iter.Seq2[int, backend.Result] {
 // ordered run, else one result at a time.
 func (r *run) runs(s int) iter.Seq2[int, []backend.Result] {
 	if b, ok := r.execs[s].(backend.Batcher); ok && !r.unordered {
+		if s == 0 {
+			return b.ImapRuns(r.ctx, r.inputRuns())
+		}
 		return b.ImapBatches(r.ctx, r.items(s))
 	}
 	return func(yield func(int, []backend.Result) bool) {
@@ -537,6 +540,22 @@ func (r *run) settleRun(s, i0 int, rs []backend.Result) bool {
 		}
 	}
 	return true
+}
+
+// inputRuns is stage 0's items in runs, as the input is read: each goes
+// on as it comes. (A later stage takes its items one by one: holding a run
+// of them back while settling the next could wait forever on a link with
+// no room, which only taking them frees.)
+func (r *run) inputRuns() iter.Seq[[][]byte] {
+	return func(yield func([][]byte) bool) {
+		for run := range r.src.Runs() {
+			// Read but not fed after a stage degraded: Rest counts them
+			// with the items after them (Reader.Count).
+			if r.halted.Load() || !yield(run) {
+				return
+			}
+		}
+	}
 }
 
 // items yields stage s's items: the input's for stage 0, else stage s-1's

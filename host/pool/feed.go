@@ -2,6 +2,8 @@ package pool
 
 import (
 	"iter"
+
+	"github.com/pluginpool/pluginpool/host/backend"
 )
 
 // The Imap feeder copies items from the caller's iterator into the job's
@@ -51,6 +53,7 @@ func (b *batch) claim() int {
 // publishing were ~20% of the host's CPU in a 1M-item typed Map).
 type source struct {
 	items iter.Seq[[]byte]
+	runs  iter.Seq[[][]byte] // or runs of items, copied in a run at a time
 	n     int
 	// fill appends items from.. to data, as codec.EncodeRun does (each
 	// one's end in ends, as many as fit in data's capacity and in ends),
@@ -60,10 +63,13 @@ type source struct {
 	fill func(from int, data []byte, ends []uint32) (k int, out []byte, skipped bool)
 }
 
-// all yields the source's items one by one, in one buffer.
+// all yields the source's items one by one.
 func (s source) all() iter.Seq[[]byte] {
-	if s.items != nil {
+	switch {
+	case s.items != nil:
 		return s.items
+	case s.runs != nil:
+		return backend.Items(s.runs)
 	}
 	return func(yield func([]byte) bool) {
 		var buf []byte
@@ -94,14 +100,23 @@ const fillRun = 256
 // stops, then seals what is left.
 func (p *Pool) feed(j *job, src source) {
 	f := &filling{}
-	if src.items != nil {
+	switch {
+	case src.items != nil:
 		for it := range src.items {
 			if !p.add(j, f, it) {
 				return
 			}
 		}
-	} else if !p.feedRuns(j, f, src) {
-		return
+	case src.runs != nil:
+		for run := range src.runs {
+			if !p.addRun(j, f, run) {
+				return
+			}
+		}
+	default:
+		if !p.feedRuns(j, f, src) {
+			return
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -124,7 +139,7 @@ func (p *Pool) add(j *job, f *filling, it []byte) bool {
 	for {
 		if f.b == nil || f.used+len(it) > len(f.data) || f.n == len(f.ends) {
 			if !p.rotate(j, f, len(it)) {
-				p.strand(j, f, it)
+				p.strand(j, f, 1)
 				return false
 			}
 		}
@@ -137,6 +152,47 @@ func (p *Pool) add(j *job, f *filling, it []byte) bool {
 			return true
 		}
 	}
+}
+
+// addRun copies a run of items into open batches, as many at a time as
+// fit (at most fillRun), publishing them together. It reports false when
+// the job stopped and wants no more input.
+func (p *Pool) addRun(j *job, f *filling, run [][]byte) bool {
+	for len(run) > 0 {
+		if f.b == nil || f.n == len(f.ends) {
+			if !p.rotate(j, f, len(run[0])) {
+				p.strand(j, f, len(run))
+				return false
+			}
+		}
+		k, used, big := 0, f.used, false
+		for limit := min(len(run), len(f.ends)-f.n, fillRun); k < limit; k++ {
+			it := run[k]
+			if used+len(it) > len(f.data) {
+				break
+			}
+			big = big || len(it) > p.cfg.MaxItemBytes
+			used += copy(f.data[used:], it)
+			f.ends[f.n+k] = uint32(used)
+		}
+		if k == 0 {
+			// The next item does not fit in what is left of the batch: a
+			// fresh one has room for it.
+			if !p.rotate(j, f, len(run[0])) {
+				p.strand(j, f, len(run))
+				return false
+			}
+			continue
+		}
+		if big {
+			f.b.tooLarge.Store(true) // before the items are published
+		}
+		// Claimed meanwhile: the same items go into a fresh batch.
+		if p.publish(f, k, used) {
+			run = run[k:]
+		}
+	}
+	return true
 }
 
 // publish publishes the k items the feeder wrote into its open batch past
@@ -231,16 +287,20 @@ func tooLarge(start int, ends []uint32, limit int) bool {
 	return false
 }
 
-// strand gives the item the feeder read but could not place, because the
-// job stopped meanwhile, a batch of its own resolved to the job's stop
-// error: every item read yields exactly one result. Imap yields it after
-// the feeder is done.
-func (p *Pool) strand(j *job, f *filling, it []byte) {
+// strand gives the n items the feeder read but could not place, because
+// the job stopped meanwhile, a batch of their own resolved to the job's
+// stop error: every item read yields exactly one result. Imap yields them
+// after the feeder is done.
+func (p *Pool) strand(j *job, f *filling, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	j.stranded = &batch{job: j, index: f.next, results: []Result{{Err: j.stopErr}}}
+	b := &batch{job: j, index: f.next, results: make([]Result, n)}
+	for i := range b.results {
+		b.results[i].Err = j.stopErr
+	}
+	j.stranded = b
 	if j.degraded {
-		p.stats.addNotRun(1)
+		p.stats.addNotRun(n)
 	}
 }
 

@@ -26,7 +26,7 @@ type job struct {
 	stopped   bool       // failed or abandoned: cut nothing more
 	degraded  bool       // stopped because the pool degraded: items on the wire are retire's to settle
 	stopErr   error      // why the job stopped
-	stranded  *batch     // Imap: the item the feeder held when the job stopped (see strand)
+	stranded  *batch     // Imap: the items the feeder held when the job stopped (see strand)
 
 	// Output side, guarded by mu.
 	mu       sync.Mutex

@@ -99,6 +99,16 @@ func (p *Pool) ImapBatches(ctx context.Context, items iter.Seq[[]byte]) iter.Seq
 	}
 }
 
+// ImapRuns is ImapBatches taking its items in runs too (as
+// backend.Batcher says): each element of runs is a run of items, which
+// the pool copies into its batches a run at a time, before asking for the
+// next run. A run, and its items, may be reused for the next.
+func (p *Pool) ImapRuns(ctx context.Context, runs iter.Seq[[][]byte]) iter.Seq2[int, []Result] {
+	return func(yield func(int, []Result) bool) {
+		p.imapBatches(ctx, source{runs: runs}, true, sink{results: yield})
+	}
+}
+
 func (p *Pool) imap(ctx context.Context, items iter.Seq[[]byte], ordered bool) iter.Seq2[int, Result] {
 	return func(yield func(int, Result) bool) {
 		p.imapBatches(ctx, source{items: items}, ordered, sink{results: func(index int, rs []Result) bool {
@@ -157,7 +167,7 @@ func (p *Pool) imapBatches(ctx context.Context, src source, ordered bool, s sink
 			b, j.stranded = j.stranded, nil
 			p.mu.Unlock()
 			if b != nil {
-				yield(b.index, b.results[:1])
+				yield(b.index, b.results)
 			}
 			return
 		}

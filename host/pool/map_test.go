@@ -348,3 +348,68 @@ func TestImapBatches(t *testing.T) {
 	}
 	t.Logf("%d items in %d runs", n, runs)
 }
+
+// ImapRuns takes its items in runs of any length, each reused for the
+// next (as a reader's buffer would be), and yields every item's result in
+// order; cancelled while it reads, every item it read still gets one.
+func TestImapRuns(t *testing.T) {
+	p := start(t, fixture(t, "echo"))
+	const n = 20_000
+	want := make([]string, n)
+	for i := range want {
+		want[i] = strconv.Itoa(i)
+		if i%3001 == 7 {
+			want[i] = strconv.Quote(strings.Repeat("x", 300_000+i)) // more than a batch's room
+		}
+	}
+	// runs yields want in runs of 1, 2, ... 300, 1, ..., in one reused
+	// buffer, and counts what it handed over.
+	var read atomic.Int64
+	runs := func(yield func([][]byte) bool) {
+		var buf []byte
+		var run [][]byte
+		for i, size := 0, 1; i < n; size = size%300 + 1 {
+			buf, run = buf[:0], run[:0]
+			for k := i; k < min(n, i+size); k++ {
+				buf = append(buf, want[k]...)
+			}
+			start := 0
+			for k := i; k < min(n, i+size); k++ {
+				run = append(run, buf[start:start+len(want[k])])
+				start += len(want[k])
+			}
+			i += len(run)
+			read.Add(int64(len(run)))
+			if !yield(run) {
+				return
+			}
+			clear(buf) // the pool copied them
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
+	defer cancel()
+	got := 0
+	for i, rs := range p.ImapRuns(ctx, runs) {
+		for k, r := range rs {
+			if i+k != got || r.Err != nil || string(r.Value) != want[got] {
+				t.Fatalf("result %d at %d: %.20q, %v; want %.20q", got, i+k, r.Value, r.Err, want[got])
+			}
+			got++
+		}
+	}
+	if got != n {
+		t.Fatalf("%d results for %d items", got, n)
+	}
+
+	cctx, stop := context.WithCancel(ctx)
+	read.Store(0)
+	got = 0
+	for _, rs := range p.ImapRuns(cctx, runs) {
+		if got += len(rs); got > 1000 {
+			stop()
+		}
+	}
+	if int64(got) != read.Load() || got >= n {
+		t.Fatalf("cancelled: %d results for %d items read (of %d)", got, read.Load(), n)
+	}
+}
