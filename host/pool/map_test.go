@@ -402,6 +402,7 @@ func TestImapRuns(t *testing.T) {
 	}
 
 	cctx, stop := context.WithCancel(ctx)
+	defer stop()
 	read.Store(0)
 	got = 0
 	for _, rs := range p.ImapRuns(cctx, runs) {
