@@ -31,16 +31,26 @@ type filling struct {
 
 // claim takes the open batch b's published items, if there are any, and
 // shapes b to hold exactly them. It returns how many it took.
-func (b *batch) claim() int {
+func (b *batch) claim() int { return b.take(false) }
+
+// shut claims the open batch b for good, as claim does, but even with
+// nothing published: the feeder's next publish then fails. A job that
+// stops shuts its open batch: left unclaimed while empty, it took the
+// feeder's next items, and no one ever sent or resolved them.
+func (b *batch) shut() int { return b.take(true) }
+
+func (b *batch) take(empty bool) int {
 	for {
 		s := b.fill.Load()
-		if s&claimed != 0 || s == 0 {
+		if s&claimed != 0 || s == 0 && !empty {
 			return 0
 		}
 		if b.fill.CompareAndSwap(s, s|claimed) {
 			n := int(s)
-			b.ends = b.ends[:n]
-			b.data = b.data[:b.ends[n-1]]
+			if n > 0 {
+				b.ends = b.ends[:n]
+				b.data = b.data[:b.ends[n-1]]
+			}
 			return n
 		}
 	}

@@ -224,7 +224,7 @@ func (p *Pool) endJob(j *job, err error, degraded bool) {
 	p.dropJob(j)
 	// Sealed and open batches were never sent: they resolve below with the
 	// rest of the live roots.
-	if j.open != nil && j.open.claim() > 0 {
+	if j.open != nil && j.open.shut() > 0 {
 		j.seal(p, j.open)
 	}
 	j.open, j.ready = nil, nil

@@ -365,6 +365,8 @@ func TestImapRuns(t *testing.T) {
 	// runs yields want in runs of 1, 2, ... 300, 1, ..., in one reused
 	// buffer, and counts what it handed over.
 	var read atomic.Int64
+	var cancelAt atomic.Int64        // once this many items are read (if set),
+	var interrupt context.CancelFunc // the input calls this
 	runs := func(yield func([][]byte) bool) {
 		var buf []byte
 		var run [][]byte
@@ -379,7 +381,9 @@ func TestImapRuns(t *testing.T) {
 				start += len(want[k])
 			}
 			i += len(run)
-			read.Add(int64(len(run)))
+			if at := cancelAt.Load(); read.Add(int64(len(run))) >= at && at > 0 {
+				interrupt()
+			}
 			if !yield(run) {
 				return
 			}
@@ -404,13 +408,30 @@ func TestImapRuns(t *testing.T) {
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
 	read.Store(0)
+	interrupt = stop
+	cancelAt.Store(5000)
 	got = 0
 	for _, rs := range p.ImapRuns(cctx, runs) {
-		if got += len(rs); got > 1000 {
-			stop()
-		}
+		got += len(rs)
 	}
 	if int64(got) != read.Load() || got >= n {
-		t.Fatalf("cancelled: %d results for %d items read (of %d)", got, read.Load(), n)
+		t.Fatalf("cancelled while reading: %d results for %d items read (of %d)", got, read.Load(), n)
+	}
+
+	// Cancelled by the caller (by then the pool may have read them all).
+	cancelAt.Store(0)
+	for range 5 {
+		cctx, stop := context.WithCancel(ctx)
+		read.Store(0)
+		got = 0
+		for _, rs := range p.ImapRuns(cctx, runs) {
+			if got += len(rs); got > 1000 {
+				stop()
+			}
+		}
+		stop()
+		if int64(got) != read.Load() {
+			t.Fatalf("cancelled: %d results for %d items read (of %d)", got, read.Load(), n)
+		}
 	}
 }
