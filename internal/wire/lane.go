@@ -87,7 +87,10 @@ func (l *Lane) Send(b *workerpb.Batch) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	buf := append(l.wbuf[:0], 0, 0, 0, 0)
-	var tail []byte // written after buf and b.Data, when gathered
+	// Gathered: the frame is buf, b.Data and tail (which may be empty: a
+	// batch with no ends or ids).
+	gather := false
+	var tail []byte
 	switch size, ends, ids := batchSize(b); {
 	case !plainBatch(b):
 		var err error
@@ -95,6 +98,7 @@ func (l *Lane) Send(b *workerpb.Batch) error {
 			return err
 		}
 	case len(b.Data) >= laneGather:
+		gather = true
 		buf = appendHead(buf, b)
 		tail = appendTail(l.tbuf[:0], b, ends, ids)
 		l.tbuf = tail[:0]
@@ -106,7 +110,7 @@ func (l *Lane) Send(b *workerpb.Batch) error {
 		l.wbuf = nil
 	}
 	size := len(buf) - 4
-	if tail != nil {
+	if gather {
 		size += len(b.Data) + len(tail)
 	}
 	if int64(size) > math.MaxUint32 {
@@ -114,12 +118,12 @@ func (l *Lane) Send(b *workerpb.Batch) error {
 	}
 	binary.LittleEndian.PutUint32(buf, uint32(size))
 	if l.raw != nil {
-		if tail == nil {
+		if !gather {
 			return l.raw.write(buf, nil, nil)
 		}
 		return l.raw.write(buf, b.Data, tail)
 	}
-	if tail == nil {
+	if !gather {
 		_, err := l.conn.Write(buf)
 		return err
 	}

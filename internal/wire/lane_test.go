@@ -63,6 +63,7 @@ func laneRoundTrip(t *testing.T, raw, reuse bool) {
 	big := bytes.Repeat([]byte("7,"), 100_000) // gathered: written from the caller's slice
 	msgs := []*workerpb.Batch{
 		{Seq: 1, Data: []byte("123"), Ends: []uint32{1, 3}, BaseId: 9, Attempt: 1},
+		{Seq: 5, Data: big}, // gathered, nothing after its data, the lane's first such
 		{Seq: 2, Data: big, Ends: []uint32{100_000, 200_000}, Ids: []uint64{5, 1 << 40}, Attempt: 2},
 		{Seq: 2, Cancel: true},
 		{Seq: 3, First: 4, Data: []byte("x"), Ends: []uint32{1},
