@@ -9,9 +9,22 @@ import (
 )
 
 // rawSocket reads and writes a lane's socket with raw system calls on the
-// descriptor the runtime's poller watches (see Lane.RawSyscalls).
+// descriptor the runtime's poller watches (see Lane.RawSyscalls). One read
+// and one write at a time: the lane reads from one goroutine and writes
+// under its lock. The functions handed to the poller are made once, with
+// their state in the socket: made per call, they were three allocations
+// an Apply.
 type rawSocket struct {
 	rc syscall.RawConn
+
+	rbuf    []byte // the read in progress
+	rn      int
+	rerrno  syscall.Errno
+	readFn  func(fd uintptr) bool
+	wbufs   [3][]byte // the write in progress: what is left of it
+	wiov    [3]syscall.Iovec
+	werrno  syscall.Errno
+	writeFn func(fd uintptr) bool
 }
 
 // newRawSocket returns c's raw socket, or nil if c has none.
@@ -24,7 +37,9 @@ func newRawSocket(c net.Conn) *rawSocket {
 	if err != nil {
 		return nil
 	}
-	return &rawSocket{rc: rc}
+	s := &rawSocket{rc: rc}
+	s.readFn, s.writeFn = s.readOnce, s.writeAll
+	return s
 }
 
 // Read reads as net.Conn's Read does: io.EOF at the end, the poller's
@@ -33,20 +48,10 @@ func (s *rawSocket) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var (
-		n     int
-		errno syscall.Errno
-	)
-	err := s.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			if e == syscall.EINTR {
-				continue
-			}
-			n, errno = int(r), e
-			return e != syscall.EAGAIN // not ready: the poller waits, then calls again
-		}
-	})
+	s.rbuf, s.rn, s.rerrno = p, 0, 0
+	err := s.rc.Read(s.readFn)
+	n, errno := s.rn, s.rerrno
+	s.rbuf = nil
 	switch {
 	case err != nil:
 		return 0, err
@@ -58,45 +63,27 @@ func (s *rawSocket) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// readOnce reads into s.rbuf; it reports false when the socket has
+// nothing yet (the poller waits, then calls again).
+func (s *rawSocket) readOnce(fd uintptr) bool {
+	p := s.rbuf
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if e == syscall.EINTR {
+			continue
+		}
+		s.rn, s.rerrno = int(r), e
+		return e != syscall.EAGAIN
+	}
+}
+
 // write writes all of a, b and c, in one writev when the socket takes
 // them.
 func (s *rawSocket) write(a, b, c []byte) error {
-	bufs := [3][]byte{a, b, c}
-	var (
-		iov   [3]syscall.Iovec
-		errno syscall.Errno
-	)
-	err := s.rc.Write(func(fd uintptr) bool {
-		for {
-			k := 0
-			for _, buf := range bufs {
-				if len(buf) > 0 {
-					iov[k] = syscall.Iovec{Base: &buf[0]}
-					iov[k].SetLen(len(buf))
-					k++
-				}
-			}
-			if k == 0 {
-				return true
-			}
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
-			switch e {
-			case 0:
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // the socket is full: the poller waits, then calls again
-			default:
-				errno = e
-				return true
-			}
-			n := int(r)
-			for i := range bufs {
-				m := min(n, len(bufs[i]))
-				bufs[i], n = bufs[i][m:], n-m
-			}
-		}
-	})
+	s.wbufs, s.werrno = [3][]byte{a, b, c}, 0
+	err := s.rc.Write(s.writeFn)
+	errno := s.werrno
+	s.wbufs, s.wiov = [3][]byte{}, [3]syscall.Iovec{} // keep nothing of the caller's
 	if err != nil {
 		return err
 	}
@@ -104,4 +91,38 @@ func (s *rawSocket) write(a, b, c []byte) error {
 		return &net.OpError{Op: "write", Net: "unix", Err: os.NewSyscallError("writev", errno)}
 	}
 	return nil
+}
+
+// writeAll writes what is left of s.wbufs; it reports false when the
+// socket is full (the poller waits, then calls again).
+func (s *rawSocket) writeAll(fd uintptr) bool {
+	for {
+		k := 0
+		for _, buf := range s.wbufs {
+			if len(buf) > 0 {
+				s.wiov[k] = syscall.Iovec{Base: &buf[0]}
+				s.wiov[k].SetLen(len(buf))
+				k++
+			}
+		}
+		if k == 0 {
+			return true
+		}
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&s.wiov[0])), uintptr(k))
+		switch e {
+		case 0:
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		default:
+			s.werrno = e
+			return true
+		}
+		n := int(r)
+		for i := range s.wbufs {
+			m := min(n, len(s.wbufs[i]))
+			s.wbufs[i], n = s.wbufs[i][m:], n-m
+		}
+	}
 }
