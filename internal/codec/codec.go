@@ -548,15 +548,7 @@ func AppendInt(out []byte, n int64) []byte {
 	if u := uint64(n); u-100 < 1e8-100 {
 		// 100 <= n < 10^8, the common case, with appendDigits8 written
 		// out here, a call less.
-		var k int // digits, 3 to 8
-		switch {
-		case u < 1e4:
-			k = 3 + b2i(u >= 1e3)
-		case u < 1e6:
-			k = 5 + b2i(u >= 1e5)
-		default:
-			k = 7 + b2i(u >= 1e7)
-		}
+		k := digits3to8(u)
 		w := digitsWord(u) >> (8 * (8 - k) & 63)
 		l := len(out)
 		out = slices.Grow(out, 8)
@@ -591,16 +583,18 @@ func appendInt(out []byte, n int64) []byte {
 
 // appendDigits appends u (100 <= u < 10^8), 3 to 8 digits.
 func appendDigits(out []byte, u uint64) []byte {
-	var k int
+	return appendDigits8(out, u, digits3to8(u))
+}
+
+// digits3to8 returns how many digits u has, for 100 <= u < 10^8.
+func digits3to8(u uint64) int {
 	switch {
 	case u < 1e4:
-		k = 3 + b2i(u >= 1e3)
+		return 3 + b2i(u >= 1e3)
 	case u < 1e6:
-		k = 5 + b2i(u >= 1e5)
-	default:
-		k = 7 + b2i(u >= 1e7)
+		return 5 + b2i(u >= 1e5)
 	}
-	return appendDigits8(out, u, k)
+	return 7 + b2i(u >= 1e7)
 }
 
 func b2i(b bool) int {

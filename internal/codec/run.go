@@ -29,10 +29,7 @@ func DecodeRun[T any](out []T, data []byte, ends []uint32, from int) (int, error
 // DecodeRunFunc is DecodeRun through decode, which decodes a value into
 // *v: it is zeroed before each, and copied to out after.
 func DecodeRunFunc[T any](out []T, data []byte, ends []uint32, from int, v *T, decode func([]byte) error) (int, error) {
-	prev := uint32(0)
-	if from > 0 {
-		prev = ends[from-1]
-	}
+	prev := valueStart(ends, from)
 	for i := from; i < len(ends); i++ {
 		end := ends[i]
 		if end > prev {
@@ -51,10 +48,7 @@ func DecodeRunFunc[T any](out []T, data []byte, ends []uint32, from int, v *T, d
 // decodeInts is DecodeRun for ints: ParseInt in a loop, and Decode for
 // what it does not take (an exponent, white space, an error to report).
 func decodeInts[I int | int64](out []I, data []byte, ends []uint32, from int) (int, error) {
-	prev := uint32(0)
-	if from > 0 {
-		prev = ends[from-1]
-	}
+	prev := valueStart(ends, from)
 	for i := from; i < len(ends); i++ {
 		end := ends[i]
 		if end > prev {
@@ -71,4 +65,12 @@ func decodeInts[I int | int64](out []I, data []byte, ends []uint32, from int) (i
 		prev = end
 	}
 	return len(ends), nil
+}
+
+// valueStart returns where value i of a run (data cut at ends) begins.
+func valueStart(ends []uint32, i int) uint32 {
+	if i == 0 {
+		return 0
+	}
+	return ends[i-1]
 }

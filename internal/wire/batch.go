@@ -161,24 +161,23 @@ func appendVarints[T uint32 | uint64](out []byte, vs []T, size int) []byte {
 			k++
 			continue
 		}
-		for v >= 0x80 {
-			buf[p] = byte(v) | 0x80
-			v >>= 7
-			p++
-		}
-		buf[p] = byte(v)
-		p++
+		p = putVarint(buf, p, v)
 	}
 	for _, v := range vs[k:] {
-		for v >= 0x80 {
-			buf[p] = byte(v) | 0x80
-			v >>= 7
-			p++
-		}
-		buf[p] = byte(v)
-		p++
+		p = putVarint(buf, p, v)
 	}
 	return out[:p]
+}
+
+// putVarint writes v as a varint at buf[p:] and returns where it ends.
+func putVarint[T uint32 | uint64](buf []byte, p int, v T) int {
+	for v >= 0x80 {
+		buf[p] = byte(v) | 0x80
+		v >>= 7
+		p++
+	}
+	buf[p] = byte(v)
+	return p + 1
 }
 
 // ErrMalformed is a lane frame that does not hold a Batch.
