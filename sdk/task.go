@@ -1,7 +1,6 @@
 package sdk
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -71,7 +70,7 @@ func (t *funcTask[In, Out]) run(ctx context.Context, in, out []byte) ([]byte, er
 		if err := t.decode(in); err != nil {
 			return out, err
 		}
-	} else if err := decodeSelf(t.self, in, t.in); err != nil {
+	} else if err := codec.DecodeSelf(t.self, in, t.in); err != nil {
 		return out, err
 	}
 	r, err := t.f(ctx, *t.in)
@@ -89,18 +88,6 @@ func (t *funcTask[In, Out]) run(ctx context.Context, in, out []byte) ([]byte, er
 		return out, fmt.Errorf("cannot encode the result: %w", err)
 	}
 	return res, nil
-}
-
-// decodeSelf has u, which is v, decode data without the JSON white space
-// around it, as codec.Decoder does, and reports a failure as it does.
-func decodeSelf(u json.Unmarshaler, data []byte, v any) error {
-	if len(data) == 0 || data[0] <= ' ' || data[len(data)-1] <= ' ' {
-		data = bytes.Trim(data, " \t\r\n")
-	}
-	if err := u.UnmarshalJSON(data); err != nil {
-		return codec.NewDecodeError(data, v, err)
-	}
-	return nil
 }
 
 // Sink adapts a function that returns no value, only an error: a task run

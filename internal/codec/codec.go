@@ -63,7 +63,7 @@ func Decode[T any](data []byte, v *T) error {
 			return nil
 		}
 	case json.Unmarshaler:
-		return decodeSelf(data, v, p)
+		return DecodeSelf(p, data, v)
 	}
 	return decodeSlow(data, v)
 }
@@ -110,15 +110,7 @@ func Decoder[T any](v *T) func(data []byte) error {
 	case *json.RawMessage:
 		return fast(func(data []byte) bool { return decodeRaw(data, p) })
 	case json.Unmarshaler:
-		return func(data []byte) error {
-			if len(data) == 0 || data[0] <= ' ' || data[len(data)-1] <= ' ' {
-				data = trimSpace(data)
-			}
-			if err := p.UnmarshalJSON(data); err != nil {
-				return NewDecodeError(data, v, err)
-			}
-			return nil
-		}
+		return func(data []byte) error { return DecodeSelf(p, data, v) }
 	}
 	return func(data []byte) error { return decodeSlow(data, v) }
 }
@@ -202,11 +194,16 @@ func decodeRaw(data []byte, p *json.RawMessage) bool {
 	return true
 }
 
-// decodeSelf has a type that decodes itself do so, skipping
-// encoding/json's scan of the input: it must reject what is not valid for
-// it. u is v as a json.Unmarshaler.
-func decodeSelf[T any](data []byte, v *T, u json.Unmarshaler) error {
-	if err := u.UnmarshalJSON(trimSpace(data)); err != nil {
+// DecodeSelf has a type that decodes itself do so, without the JSON
+// white space around data, skipping encoding/json's scan of the input: it
+// must reject what is not valid for it. u is v as a json.Unmarshaler. A
+// failure is a *DecodeError. (The SDK calls it for a task's input that
+// decodes itself, without Decoder's function around it.)
+func DecodeSelf(u json.Unmarshaler, data []byte, v any) error {
+	if len(data) == 0 || data[0] <= ' ' || data[len(data)-1] <= ' ' {
+		data = trimSpace(data)
+	}
+	if err := u.UnmarshalJSON(data); err != nil {
 		return NewDecodeError(data, v, err)
 	}
 	return nil
