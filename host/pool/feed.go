@@ -143,8 +143,10 @@ func (p *Pool) feed(j *job, src source) {
 	j.signal()
 }
 
-// add appends one item to the open batch. It reports false when the job
-// stopped and wants no more input.
+// add appends one item to the open batch: addRun for a run of one,
+// without its loop (as a run of one, the per-item Imap's feeder spent ~10
+// ns an item more). It reports false when the job stopped and wants no
+// more input.
 func (p *Pool) add(j *job, f *filling, it []byte) bool {
 	for {
 		if f.b == nil || f.used+len(it) > len(f.data) || f.n == len(f.ends) {
@@ -248,13 +250,15 @@ func (p *Pool) feedRuns(j *job, f *filling, src source) bool {
 				// Claimed meanwhile: the items go into a fresh batch, from
 				// a copy (the claimed batch's buffers are reused once it
 				// is answered).
-				prev := uint32(f.used)
-				run := append([]byte(nil), data[prev:]...)
-				for _, end := range append([]uint32(nil), ends[:k]...) {
-					if !p.add(j, f, run[:end-prev]) {
-						return false
-					}
-					run, prev = run[end-prev:], end
+				base := uint32(f.used)
+				copied := append([]byte(nil), data[base:]...)
+				run, prev := make([][]byte, k), base
+				for i, end := range ends[:k] {
+					run[i] = copied[prev-base : end-base]
+					prev = end
+				}
+				if !p.addRun(j, f, run) {
+					return false
 				}
 			}
 		}
