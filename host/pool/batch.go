@@ -168,7 +168,7 @@ type sink struct {
 func (b *batch) yieldRuns(buf *[]Result, s sink) bool {
 	n, yield := b.len(), s.results
 	if len(b.vals) == 0 {
-		return yield(b.index, b.results[:n])
+		return yieldChunks(b.index, b.results[:n], yield)
 	}
 	if cap(*buf) == 0 {
 		*buf = make([]Result, min(n, runLen))
@@ -226,4 +226,15 @@ func (b *batch) yieldRuns(buf *[]Result, s sink) bool {
 		at++
 	}
 	return k == 0 || flush()
+}
+
+// yieldChunks hands rs, the results of items i0.., to yield in runs of at
+// most runLen. It reports false when yield did.
+func yieldChunks(i0 int, rs []Result, yield func(int, []Result) bool) bool {
+	for k := 0; k < len(rs); k += runLen {
+		if !yield(i0+k, rs[k:min(len(rs), k+runLen)]) {
+			return false
+		}
+	}
+	return true
 }

@@ -167,7 +167,7 @@ func (p *Pool) imapBatches(ctx context.Context, src source, ordered bool, s sink
 			b, j.stranded = j.stranded, nil
 			p.mu.Unlock()
 			if b != nil {
-				yield(b.index, b.results)
+				yieldChunks(b.index, b.results, yield)
 			}
 			return
 		}
