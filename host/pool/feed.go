@@ -83,21 +83,29 @@ func (s source) all() iter.Seq[[]byte] {
 	}
 	return func(yield func([]byte) bool) {
 		var buf []byte
-		var end [1]uint32
-		for i := 0; i < s.n; {
-			k, b, skipped := s.fill(i, buf[:0], end[:])
-			switch {
-			case k == 1:
+		for i := range s.n {
+			if b, ok := s.one(i, buf); ok {
 				if buf = b; !yield(b) {
 					return
 				}
-				i++
-			case skipped:
-				i++
-			default:
-				buf = make([]byte, 0, 2*cap(buf)+64) // item i did not fit
 			}
 		}
+	}
+}
+
+// one encodes item i alone, in buf or, if it does not fit, in a buffer of
+// its own as large as it takes. It reports false if item i is skipped.
+func (s source) one(i int, buf []byte) ([]byte, bool) {
+	var end [1]uint32
+	for {
+		k, b, skipped := s.fill(i, buf[:0], end[:])
+		switch {
+		case k == 1:
+			return b, true
+		case skipped:
+			return nil, false
+		}
+		buf = make([]byte, 0, 2*cap(buf)+64)
 	}
 }
 
@@ -275,12 +283,8 @@ func (p *Pool) feedRuns(j *job, f *filling, src source) bool {
 		case k == 0:
 			// Nor in a whole fresh batch: encoded alone, then copied into
 			// a batch of its size.
-			for it := range (source{n: 1, fill: func(_ int, data []byte, ends []uint32) (int, []byte, bool) {
-				return src.fill(i, data, ends)
-			}}).all() {
-				if !p.add(j, f, it) {
-					return false
-				}
+			if it, ok := src.one(i, nil); ok && !p.add(j, f, it) {
+				return false
 			}
 			i++
 		}

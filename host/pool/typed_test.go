@@ -227,6 +227,23 @@ func TestTypedEncodeError(t *testing.T) {
 		for i := range n {
 			check("Map", i, ys[i], failed[i])
 		}
+		// Through an executor that is not a *Pool, results come one by
+		// one: the same.
+		if n <= 5000 {
+			ys, err := pool.Typed[json.Number, int](executorOnly{p}).Map(typedCtx(t), xs)
+			ie, _ := errors.AsType[*pool.ItemsError](err)
+			if ie == nil || len(ie.Failed) != len(bad) {
+				t.Fatalf("n=%d: Map through an Executor: error %v, want %d items failed", n, err, len(bad))
+			}
+			for _, f := range ie.Failed {
+				check("Map through an Executor", f.Index, 0, f.Err)
+			}
+			for i := range n {
+				if !bad[i] {
+					check("Map through an Executor", i, ys[i], nil)
+				}
+			}
+		}
 		for how, seq := range map[string]func(context.Context, iter.Seq[json.Number]) iter.Seq2[int, pool.TypedResult[int]]{
 			"Imap": caller.Imap, "ImapUnordered": caller.ImapUnordered,
 		} {
@@ -251,6 +268,32 @@ func TestTypedEncodeError(t *testing.T) {
 	// Apply does not run what does not encode.
 	if _, err := pool.Typed[float64, float64](p).Apply(typedCtx(t), math.NaN()); !errors.Is(err, pool.ErrCodec) {
 		t.Errorf("Apply(NaN): %v, want ErrCodec", err)
+	}
+}
+
+// executorOnly is a pool seen only as an Executor: a typed caller takes
+// its results one by one, as it would a cluster's.
+type executorOnly struct{ pool.Executor }
+
+// On a closed pool every item of a typed Map fails: those that encode
+// with ErrClosed, the others with their *CodecError.
+func TestTypedMapClosed(t *testing.T) {
+	p := start(t, fixture(t, "double"))
+	p.Close()
+	xs := []json.Number{"1", "x", "3", "y"}
+	_, err := pool.Typed[json.Number, int](p).Map(typedCtx(t), xs)
+	ie, ok := errors.AsType[*pool.ItemsError](err)
+	if !ok || len(ie.Failed) != 4 {
+		t.Fatalf("Map on a closed pool: %v, want all 4 items failed", err)
+	}
+	for _, f := range ie.Failed {
+		want := pool.ErrClosed
+		if xs[f.Index] == "x" || xs[f.Index] == "y" {
+			want = pool.ErrCodec
+		}
+		if !errors.Is(f.Err, want) {
+			t.Errorf("item %d: %v, want %v", f.Index, f.Err, want)
+		}
 	}
 }
 
